@@ -1,0 +1,434 @@
+"""Kanava's messages: one frozen dataclass per message type.
+
+A message on the wire is an object whose ``type`` names its class, e.g.
+``{"type": "message.send", "conversation_id": "c_x", "msg_id": "m1", "text": "Hei"}``.
+
+Messages a connection *sends to the server* are listed in :data:`INBOUND`, each with the roles
+that may send it (``senders``); messages the server sends are in :data:`OUTBOUND`. A type is in
+exactly one of the two, so a decoder always knows which fields to expect.
+
+Timestamps are integers: milliseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from .errors import ErrorCode
+from .schema import Limit, compile_schema
+from .states import ConversationState
+
+__all__ = [
+    "INBOUND",
+    "MAX_TEXT_LENGTH",
+    "MESSAGE_TYPES",
+    "OUTBOUND",
+    "PROTOCOL_VERSION",
+    "Auth",
+    "AvailabilitySet",
+    "ChatMessage",
+    "ConversationClose",
+    "ConversationOpen",
+    "ConversationOpened",
+    "ConversationResume",
+    "ConversationStateChanged",
+    "ConversationSync",
+    "ConversationTransfer",
+    "ConversationView",
+    "Error",
+    "Message",
+    "MessageAck",
+    "MessageHistory",
+    "MessageNew",
+    "MessageSend",
+    "Ping",
+    "Pong",
+    "ProfessionalRef",
+    "QueueEntry",
+    "QueueSnapshot",
+    "QueueTake",
+    "Read",
+    "ReadMark",
+    "Role",
+    "Typing",
+    "TypingSet",
+    "Welcome",
+]
+
+PROTOCOL_VERSION = 1
+MAX_TEXT_LENGTH = 4000
+
+
+class Role(StrEnum):
+    """Who is at the other end of a connection."""
+
+    CLIENT = "client"  # a citizen, on /ws/client
+    PROFESSIONAL = "professional"  # a nurse or doctor, on /ws/pro
+
+
+CLIENT_ONLY = frozenset({Role.CLIENT})
+PRO_ONLY = frozenset({Role.PROFESSIONAL})
+BOTH = frozenset({Role.CLIENT, Role.PROFESSIONAL})
+
+Id = Annotated[str, Limit(64, min_len=1)]
+Name = Annotated[str, Limit(100)]
+Reason = Annotated[str, Limit(500)]
+Text = Annotated[str, Limit(MAX_TEXT_LENGTH, min_len=1, too_long=ErrorCode.TEXT_TOO_LONG)]
+Token = Annotated[str, Limit(200, min_len=1)]
+Code = Annotated[str, Limit(40)]
+Secret = Annotated[str, Limit(200, min_len=1)]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Base of all messages; ``type`` is the wire name, ``senders`` who may send it."""
+
+    type: ClassVar[str] = ""
+    senders: ClassVar[frozenset[Role]] = frozenset()
+
+
+# --- Nested values ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProfessionalRef:
+    """A professional as the other party sees them."""
+
+    id: Id
+    name: Name
+    title: Name | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    """Everything a party needs to show one conversation, sent whenever it changes."""
+
+    conversation_id: Id
+    state: Code  # a ConversationState value
+    team: Id
+    created_at: int
+    last_seq: int
+    client_name: Name | None = None
+    topic: Name | None = None
+    language: Annotated[str, Limit(8)] | None = None
+    queue_position: int | None = None  # 1 = next in line; only while queued
+    queue_length: int | None = None
+    professional: ProfessionalRef | None = None
+    read_client_seq: int = 0
+    read_professional_seq: int = 0
+    reason: Reason | None = None  # why the last change happened, e.g. "professional_disconnected"
+    closed_by: Code | None = None  # "client" or "professional" once closed
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One stored chat message of a conversation."""
+
+    conversation_id: Id
+    seq: int
+    msg_id: Id
+    sender_role: Code
+    sender_name: Name
+    text: Text
+    sent_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A waiting conversation as professionals see it in the queue."""
+
+    conversation_id: Id
+    position: int
+    waiting_since: int
+    client_name: Name | None = None
+    topic: Name | None = None
+    language: Annotated[str, Limit(8)] | None = None
+
+
+# --- Sent to the server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationOpen(Message):
+    """A client starts a new conversation (first message on /ws/client)."""
+
+    type: ClassVar[str] = "conversation.open"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    client_name: Name | None = None
+    topic: Name | None = None
+    language: Annotated[str, Limit(8)] | None = None
+    team: Id | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationResume(Message):
+    """A client comes back to its conversation with its token and the last seq it saw."""
+
+    type: ClassVar[str] = "conversation.resume"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    token: Token
+    last_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Auth(Message):
+    """A professional authenticates with the token from ``POST /api/login``.
+
+    ``cursors`` maps a conversation id to the last seq this console has of it; the server then
+    sends exactly the missing messages of each assigned conversation.
+    """
+
+    type: ClassVar[str] = "auth"
+    senders: ClassVar[frozenset[Role]] = PRO_ONLY
+    token: Token
+    cursors: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilitySet(Message):
+    """A professional pauses or resumes receiving auto-assigned chats."""
+
+    type: ClassVar[str] = "availability.set"
+    senders: ClassVar[frozenset[Role]] = PRO_ONLY
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueTake(Message):
+    """A professional takes a waiting conversation, or the longest-waiting one if none named."""
+
+    type: ClassVar[str] = "queue.take"
+    senders: ClassVar[frozenset[Role]] = PRO_ONLY
+    conversation_id: Id | None = None
+    team: Id | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSync(Message):
+    """Ask for the messages of a conversation after ``after_seq``."""
+
+    type: ClassVar[str] = "conversation.sync"
+    senders: ClassVar[frozenset[Role]] = BOTH
+    conversation_id: Id
+    after_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSend(Message):
+    """Send a chat message. ``msg_id`` is chosen by the sender and makes retries safe."""
+
+    type: ClassVar[str] = "message.send"
+    senders: ClassVar[frozenset[Role]] = BOTH
+    conversation_id: Id
+    msg_id: Id
+    text: Text
+
+
+@dataclass(frozen=True, slots=True)
+class TypingSet(Message):
+    """The sender started or stopped typing."""
+
+    type: ClassVar[str] = "typing.set"
+    senders: ClassVar[frozenset[Role]] = BOTH
+    conversation_id: Id
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMark(Message):
+    """The sender has read the conversation up to and including ``seq``."""
+
+    type: ClassVar[str] = "read.mark"
+    senders: ClassVar[frozenset[Role]] = BOTH
+    conversation_id: Id
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationTransfer(Message):
+    """Hand a conversation to another professional, with an optional note."""
+
+    type: ClassVar[str] = "conversation.transfer"
+    senders: ClassVar[frozenset[Role]] = PRO_ONLY
+    conversation_id: Id
+    to_professional: Id
+    note: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationClose(Message):
+    """End a conversation (either party)."""
+
+    type: ClassVar[str] = "conversation.close"
+    senders: ClassVar[frozenset[Role]] = BOTH
+    conversation_id: Id
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    """Application-level liveness check (browsers cannot send websocket pings)."""
+
+    type: ClassVar[str] = "ping"
+    senders: ClassVar[frozenset[Role]] = BOTH
+    nonce: Id | None = None
+
+
+# --- Sent by the server ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationOpened(Message):
+    """Answer to ``conversation.open``: keep ``token`` to resume the conversation later."""
+
+    type: ClassVar[str] = "conversation.opened"
+    token: Token
+    conversation: ConversationView
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationStateChanged(Message):
+    """The state of a conversation: after a resume and whenever it changes."""
+
+    type: ClassVar[str] = "conversation.state"
+    conversation: ConversationView
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Answer to ``auth``: who the professional is, their conversations and their queues."""
+
+    type: ClassVar[str] = "welcome"
+    professional: ProfessionalRef
+    capacity: int
+    available: bool
+    teams: tuple[Id, ...]
+    conversations: tuple[ConversationView, ...]
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class MessageNew(Message):
+    """A chat message was stored; delivered to every party of the conversation."""
+
+    type: ClassVar[str] = "message.new"
+    message: ChatMessage
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAck(Message):
+    """The sender's message is durably stored as ``seq``. ``duplicate`` marks a retry."""
+
+    type: ClassVar[str] = "message.ack"
+    conversation_id: Id
+    msg_id: Id
+    seq: int
+    sent_at: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHistory(Message):
+    """A page of stored messages, in seq order; ``up_to_date`` on the last page of a sync."""
+
+    type: ClassVar[str] = "message.history"
+    conversation_id: Id
+    messages: tuple[ChatMessage, ...]
+    up_to_date: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Typing(Message):
+    """The other party started or stopped typing."""
+
+    type: ClassVar[str] = "typing"
+    conversation_id: Id
+    role: Code
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Message):
+    """The other party has read up to ``seq``."""
+
+    type: ClassVar[str] = "read"
+    conversation_id: Id
+    role: Code
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot(Message):
+    """The head of a team's queue (at most 50 entries) and its full length."""
+
+    type: ClassVar[str] = "queue.snapshot"
+    team: Id
+    entries: tuple[QueueEntry, ...]
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """Something the connection sent was refused; the connection stays open.
+
+    ``ref`` names what was refused: the ``msg_id`` of a send, else the message type.
+    """
+
+    type: ClassVar[str] = "error"
+    code: Code
+    reason: Reason
+    ref: Id | None = None
+    retry_after_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Message):
+    """Answer to ``ping``."""
+
+    type: ClassVar[str] = "pong"
+    nonce: Id | None = None
+
+
+INBOUND: dict[str, type[Message]] = {
+    cls.type: cls
+    for cls in (
+        ConversationOpen,
+        ConversationResume,
+        Auth,
+        AvailabilitySet,
+        QueueTake,
+        ConversationSync,
+        MessageSend,
+        TypingSet,
+        ReadMark,
+        ConversationTransfer,
+        ConversationClose,
+        Ping,
+    )
+}
+OUTBOUND: dict[str, type[Message]] = {
+    cls.type: cls
+    for cls in (
+        ConversationOpened,
+        ConversationStateChanged,
+        Welcome,
+        MessageNew,
+        MessageAck,
+        MessageHistory,
+        Typing,
+        Read,
+        QueueSnapshot,
+        Error,
+        Pong,
+    )
+}
+MESSAGE_TYPES: dict[str, type[Message]] = {**INBOUND, **OUTBOUND}
+assert len(MESSAGE_TYPES) == len(INBOUND) + len(OUTBOUND), "a type is both in and out"
+
+for _cls in MESSAGE_TYPES.values():
+    compile_schema(_cls)
+
+# A state's wire value must be one of these.
+STATE_VALUES = frozenset(s.value for s in ConversationState)

@@ -1,0 +1,183 @@
+"""The aiohttp application: websocket endpoints, sign-in, static pages, start-up and shutdown.
+
+Resources live in ``cleanup_ctx`` generators (storage, then hub); state is kept in typed
+``AppKey``\\s. On shutdown every tracked websocket is closed with ``GOING_AWAY`` (clients
+reconnect and resume), then storage flushes what is pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import hdrs, web
+
+from protocol import CODECS, DEFAULT_SUBPROTOCOL, SUBPROTOCOLS, ErrorCode, Role
+from protocol.errors import CloseCode
+
+from .auth import hash_token, new_token, verify_password
+from .bus import LocalBus
+from .clock import Clock, SystemClock
+from .connection import Connection
+from .demo import seed_demo
+from .hub import Hub
+from .settings import Settings
+from .storage import Storage
+
+__all__ = ["CLOCK", "CONNECTIONS", "HUB", "SETTINGS", "STORAGE", "build_app"]
+
+log = logging.getLogger("kanava.app")
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+STORAGE = web.AppKey("storage", Storage)
+HUB = web.AppKey("hub", Hub)
+CONNECTIONS = web.AppKey("connections", set[Connection])
+
+STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[CONNECTIONS] = set()
+    app.cleanup_ctx.append(_storage_and_hub)
+    app.on_shutdown.append(_close_websockets)
+    app.router.add_get("/ws/client", client_websocket)
+    app.router.add_get("/ws/pro", pro_websocket)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/healthz", healthz)
+    static = settings.static_dir or STATIC_ROOT
+    app.router.add_get("/", _page(static / "index.html"))
+    app.router.add_get("/client", _page(static / "client.html"))
+    app.router.add_get("/pro", _page(static / "pro.html"))
+    app.router.add_get("/demo", _page(static / "demo.html"))
+    app.router.add_static("/static/", static, show_index=False)
+    return app
+
+
+async def _storage_and_hub(app: web.Application) -> AsyncIterator[None]:
+    settings, clock = app[SETTINGS], app[CLOCK]
+    storage = await Storage.open(settings.database, clock, settings.sqlite_synchronous)
+    if settings.demo:
+        await seed_demo(storage, settings)
+    hub = Hub(storage, LocalBus(), clock, settings)
+    await hub.start()
+    app[STORAGE], app[HUB] = storage, hub
+    try:
+        yield
+    finally:
+        await hub.stop()
+        await storage.close()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    connections: set[Connection] = app[CONNECTIONS]
+    for conn in list(connections):
+        await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
+
+
+def _page(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return handler
+
+
+def _json_error(status: int, code: ErrorCode, reason: str) -> web.Response:
+    return web.json_response({"error": {"code": code.value, "reason": reason}}, status=status)
+
+
+async def client_websocket(request: web.Request) -> web.StreamResponse:
+    return await _websocket(request, Role.CLIENT)
+
+
+async def pro_websocket(request: web.Request) -> web.StreamResponse:
+    return await _websocket(request, Role.PROFESSIONAL)
+
+
+async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        if not settings.allow_missing_origin:
+            return _json_error(403, ErrorCode.FORBIDDEN, "an Origin header is required")
+    elif origin not in settings.allowed_origins:
+        # Cross-site websocket hijacking: a page from another site must not use our sockets.
+        log.warning("refused websocket from origin %r", origin[:200])
+        return _json_error(403, ErrorCode.FORBIDDEN, "this origin may not connect")
+    offered = [
+        p.strip()
+        for p in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(",")
+        if p.strip()
+    ]
+    if offered and not any(p in SUBPROTOCOLS for p in offered):
+        return _json_error(
+            400,
+            ErrorCode.MALFORMED,
+            f"unsupported subprotocol; offer one of: {', '.join(SUBPROTOCOLS)}",
+        )
+    ws = web.WebSocketResponse(
+        protocols=SUBPROTOCOLS,
+        compress=False,
+        max_msg_size=settings.max_frame_bytes,
+        heartbeat=settings.heartbeat_seconds or None,
+        decode_text=False,
+    )
+    await ws.prepare(request)
+    codec = CODECS[ws.ws_protocol or DEFAULT_SUBPROTOCOL]
+    conn = Connection(ws, request, codec, role, request.app[HUB], settings, request.app[CLOCK])
+    request.app[CONNECTIONS].add(conn)
+    try:
+        await conn.run()
+    finally:
+        request.app[CONNECTIONS].discard(conn)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /api/login`` with ``{"username", "password"}`` → a session token."""
+    try:
+        body = await request.json()
+        username, password = body["username"], body["password"]
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return _json_error(400, ErrorCode.MALFORMED, "send JSON with username and password")
+    hub, settings, clock = request.app[HUB], request.app[SETTINGS], request.app[CLOCK]
+    pro = next((p for p in hub.professionals.values() if p.username == username), None)
+    if pro is None or not verify_password(password, pro.password_hash):
+        return _json_error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
+    token = new_token()
+    expires_at = clock.now_ms() + int(settings.session_hours * 3_600_000)
+    await request.app[STORAGE].create_session(hash_token(token), pro.id, expires_at)
+    return web.json_response(
+        {
+            "token": token,
+            "expires_at": expires_at,
+            "professional": {"id": pro.id, "name": pro.display_name, "title": pro.title},
+        }
+    )
+
+
+async def logout(request: web.Request) -> web.Response:
+    """``POST /api/logout`` with ``Authorization: Bearer <token>``: ends the session."""
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    if not header.startswith("Bearer "):
+        return _json_error(400, ErrorCode.MALFORMED, "send Authorization: Bearer <token>")
+    token_hash = hash_token(header.removeprefix("Bearer ").strip())
+    await request.app[STORAGE].delete_session(token_hash)
+    connections: set[Connection] = request.app[CONNECTIONS]
+    for conn in list(connections):
+        if conn.session_hash == token_hash:
+            await conn.close(CloseCode.SESSION_ENDED, "signed out")
+    return web.json_response({"signed_out": True})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

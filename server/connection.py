@@ -1,0 +1,406 @@
+"""One websocket connection: read, decode, dispatch to the hub, encode, send.
+
+Sending
+-------
+Frames for a connection go into its own bounded queue, drained by one writer task. A
+publisher never waits for a receiver: when a receiver stops reading, its queue fills and it
+is disconnected (close code 4001, ``slow_consumer``) instead of slowing anyone else. It can
+reconnect and resume without losing anything, because every message is in storage.
+
+Ordering and resume
+-------------------
+Per conversation the connection remembers the highest ``seq`` it has delivered (its cursor)
+and drops any ``message.new`` at or below it, so nothing is delivered twice. While it is
+sending history (after a resume, an ``auth`` with cursors, an assignment or an explicit
+``conversation.sync``), live messages of that conversation are held back and released after
+the history, each only if newer than what the history contained. The receiver thus sees every
+message exactly once and in ``seq`` order, whatever the timing of commits and reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from protocol import Codec, ErrorCode, KanavaError, ProtocolError, Role
+from protocol.errors import CloseCode
+from protocol.messages import (
+    Auth,
+    AvailabilitySet,
+    ConversationClose,
+    ConversationOpen,
+    ConversationOpened,
+    ConversationResume,
+    ConversationStateChanged,
+    ConversationSync,
+    ConversationTransfer,
+    Error,
+    Message,
+    MessageHistory,
+    MessageNew,
+    MessageSend,
+    Ping,
+    Pong,
+    QueueTake,
+    ReadMark,
+    TypingSet,
+    Welcome,
+)
+
+from .auth import hash_token
+from .bus import Envelope
+from .clock import Clock
+from .errors import HubError, error_message, internal_error
+from .hub import Actor, Hub
+from .ratelimit import TokenBucket
+from .settings import Settings
+
+__all__ = ["Connection"]
+
+log = logging.getLogger("kanava.connection")
+
+
+@dataclass(slots=True)
+class _Sync:
+    """Live messages held back while history of a conversation is being sent."""
+
+    pending: int = 0
+    held: list[Envelope] = field(default_factory=list)
+
+
+class Connection:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        codec: Codec,
+        role: Role,
+        hub: Hub,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.ws = ws
+        self.request = request
+        self.codec = codec
+        self.role = role
+        self.hub = hub
+        self.settings = settings
+        self.clock = clock
+        self.actor: Actor | None = None
+        self.session_hash: str | None = None
+        self.closed = False
+        self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
+        self._frames: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._cursors: dict[str, int] = {}
+        self._syncs: dict[str, _Sync] = {}
+        self._sync_lock = asyncio.Lock()
+        self._auth_cursors: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._close_task: asyncio.Task[None] | None = None
+        if role is Role.CLIENT:
+            rate, burst = settings.client_rate_per_second, settings.client_rate_burst
+        else:
+            rate, burst = settings.pro_rate_per_second, settings.pro_rate_burst
+        self._bucket = TokenBucket(rate, burst, clock.monotonic())
+        handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
+            ConversationOpen: self._on_open,
+            ConversationResume: self._on_resume,
+            Auth: self._on_auth,
+            AvailabilitySet: self._on_availability,
+            QueueTake: self._on_take,
+            ConversationTransfer: self._on_transfer,
+            ConversationClose: self._on_close,
+            ConversationSync: self._on_sync,
+            ReadMark: self._on_read,
+        }
+        self._handlers = handlers
+
+    # --- the read side --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop())
+        try:
+            async for frame in self.ws:
+                if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
+                    data = frame.data
+                    await self.receive(data, frame.type is WSMsgType.BINARY)
+                    if self.closed:
+                        break
+                elif frame.type is WSMsgType.ERROR:
+                    log.info("connection error: %r", self.ws.exception())
+                    break
+        finally:
+            self._cleanup()
+
+    async def receive(self, data: bytes | str, binary: bool) -> None:
+        """Handle one frame; every refusal is answered with an ``error`` message."""
+        wait = self._bucket.take(self.clock.monotonic())
+        if wait:
+            self.send(
+                Error(
+                    code=ErrorCode.RATE_LIMITED.value,
+                    reason="too many messages: slow down and send this again",
+                    ref=_peek_ref(self.codec, data, binary),
+                    retry_after_ms=max(1, math.ceil(wait * 1000)),
+                )
+            )
+            return
+        try:
+            msg = self.codec.decode_inbound(data, self.role, binary)
+        except ProtocolError as exc:
+            self.send(error_message(exc, ref=_peek_ref(self.codec, data, binary)))
+            return
+        ref = msg.msg_id if type(msg) is MessageSend else msg.type
+        try:
+            await self._dispatch(msg)
+        except KanavaError as exc:
+            self.send(error_message(exc, ref=ref))
+        except Exception:
+            log.exception("could not handle %s", msg.type)
+            self.send(internal_error(ref))
+
+    async def _dispatch(self, msg: Message) -> None:
+        kind = type(msg)
+        # The hot path first: chat messages and typing need no task switch.
+        if kind is MessageSend:
+            assert isinstance(msg, MessageSend)
+            self.hub.send_message(
+                self._actor(), msg.conversation_id, msg.msg_id, msg.text, self.send, self
+            )
+        elif kind is TypingSet:
+            assert isinstance(msg, TypingSet)
+            self.hub.typing(self._actor(), msg.conversation_id, msg.typing, self)
+        elif kind is Ping:
+            assert isinstance(msg, Ping)
+            self.send(Pong(nonce=msg.nonce))
+        else:
+            await self._handlers[kind](msg)
+
+    def _actor(self) -> Actor:
+        if self.actor is None:
+            if self.role is Role.CLIENT:
+                raise HubError(
+                    ErrorCode.NO_CONVERSATION,
+                    "open a conversation (conversation.open) or resume one first",
+                )
+            raise HubError(ErrorCode.AUTH_REQUIRED, "authenticate first (auth)")
+        return self.actor
+
+    def _not_bound(self) -> None:
+        if self.actor is not None:
+            raise HubError(ErrorCode.ALREADY_OPEN, "this connection already has its party")
+
+    async def _on_open(self, msg: ConversationOpen) -> None:
+        self._not_bound()
+        conv = await self.hub.open_conversation(msg, self)
+        self.actor = Actor.for_client(conv)
+
+    async def _on_resume(self, msg: ConversationResume) -> None:
+        self._not_bound()
+        conv = await self.hub.resume_conversation(msg.token, self)
+        self.actor = Actor.for_client(conv)
+        self._request_sync(conv.id, msg.last_seq)
+
+    async def _on_auth(self, msg: Auth) -> None:
+        self._not_bound()
+        pro = await self.hub.professional_for_session(msg.token)
+        self.actor = Actor.for_professional(pro)
+        self.session_hash = hash_token(msg.token)
+        self._auth_cursors = dict(msg.cursors or {})
+        await self.hub.connect_professional(pro, self)
+
+    async def _on_availability(self, msg: AvailabilitySet) -> None:
+        actor = self._actor()
+        assert actor.professional is not None
+        await self.hub.set_availability(actor.professional, msg.available)
+
+    async def _on_take(self, msg: QueueTake) -> None:
+        await self.hub.take(self._actor(), msg.conversation_id, msg.team)
+
+    async def _on_transfer(self, msg: ConversationTransfer) -> None:
+        await self.hub.transfer(self._actor(), msg.conversation_id, msg.to_professional, msg.note)
+
+    async def _on_close(self, msg: ConversationClose) -> None:
+        await self.hub.close(self._actor(), msg.conversation_id, msg.reason)
+
+    async def _on_read(self, msg: ReadMark) -> None:
+        await self.hub.mark_read(self._actor(), msg.conversation_id, msg.seq, self)
+
+    async def _on_sync(self, msg: ConversationSync) -> None:
+        cid = self.hub.readable_conversation(self._actor(), msg.conversation_id)
+        self._request_sync(cid, msg.after_seq)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Called by the bus (and the hub) with an event for this connection."""
+        if self.closed:
+            return
+        msg = envelope.message
+        kind = type(msg)
+        if kind is MessageNew:
+            assert isinstance(msg, MessageNew)
+            cid, seq = msg.message.conversation_id, msg.message.seq
+            sync = self._syncs.get(cid)
+            if sync is not None:
+                sync.held.append(envelope)
+                return
+            if seq <= self._cursors.get(cid, 0):
+                return
+            self._cursors[cid] = seq
+        elif kind is ConversationStateChanged and self.role is Role.PROFESSIONAL:
+            assert isinstance(msg, ConversationStateChanged)
+            self._follow_assignment(msg)
+        elif kind is Welcome:
+            assert isinstance(msg, Welcome)
+            for view in msg.conversations:
+                cid = view.conversation_id
+                self._request_sync(cid, self._auth_cursors.get(cid, 0))
+        elif kind is ConversationOpened:
+            assert isinstance(msg, ConversationOpened)
+            self._cursors[msg.conversation.conversation_id] = 0
+        self._enqueue(envelope.encoded(self.codec))
+
+    def _follow_assignment(self, msg: ConversationStateChanged) -> None:
+        view = msg.conversation
+        cid = view.conversation_id
+        mine = (
+            self.actor is not None
+            and view.professional is not None
+            and view.professional.id == self.actor.id
+            and view.state == "assigned"
+        )
+        if mine and cid not in self._cursors and cid not in self._syncs:
+            # Newly assigned (taken, auto-assigned or transferred here): send the history.
+            self._request_sync(cid, 0)
+        elif not mine and view.state != "closed":
+            self._cursors.pop(cid, None)
+
+    def send(self, msg: Message) -> None:
+        """Send a message to this connection only."""
+        if not self.closed:
+            self._enqueue(self.codec.encode(msg))
+
+    def _enqueue(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if len(self._frames) >= self.settings.send_queue_frames:
+            self._drop_slow_consumer()
+            return
+        self._frames.append(data)
+        self._wakeup.set()
+
+    async def _write_loop(self) -> None:
+        frames, ws, opcode = self._frames, self.ws, self._opcode
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while frames:
+                    await ws.send_frame(frames.popleft(), opcode)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("send failed: %r", exc)
+            self.closed = True
+
+    # --- history --------------------------------------------------------------------------
+
+    def _request_sync(self, cid: str, after_seq: int) -> None:
+        sync = self._syncs.get(cid)
+        if sync is None:
+            sync = self._syncs[cid] = _Sync()
+        sync.pending += 1
+        self._spawn(self._run_sync(cid, after_seq, sync))
+
+    async def _run_sync(self, cid: str, after_seq: int, sync: _Sync) -> None:
+        try:
+            async with self._sync_lock:
+                last = after_seq
+                page_size = self.settings.history_page
+                while not self.closed:
+                    page = await self.hub.storage.history(cid, last, page_size)
+                    up_to_date = len(page) < page_size
+                    if page:
+                        last = page[-1].seq
+                    self.send(MessageHistory(cid, tuple(page), up_to_date))
+                    if up_to_date:
+                        break
+                if last > self._cursors.get(cid, 0):
+                    self._cursors[cid] = last
+                elif cid not in self._cursors:
+                    self._cursors[cid] = last
+        finally:
+            sync.pending -= 1
+            if sync.pending == 0:
+                del self._syncs[cid]
+                for envelope in sync.held:
+                    self.deliver(envelope)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("connection task failed: %r", exc)
+
+    # --- closing --------------------------------------------------------------------------
+
+    def _drop_slow_consumer(self) -> None:
+        log.warning("closing a connection that does not read its messages (slow consumer)")
+        self._frames.clear()
+        self._close_task = asyncio.get_running_loop().create_task(
+            self.close(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect and resume")
+        )
+        self.closed = True
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``code``; if the peer does not let the close frame through, abort."""
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=code, message=reason.encode("utf-8")), timeout=2.0
+            )
+        except (TimeoutError, ConnectionError, RuntimeError):
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+
+    def _cleanup(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        actor = self.actor
+        if actor is None:
+            return
+        if actor.professional is not None:
+            self.hub.disconnect_professional(actor.professional, self)
+        elif actor.conversation_id is not None:
+            self.hub.bus.unsubscribe("conv:" + actor.conversation_id, self)
+
+
+def _peek_ref(codec: Codec, data: bytes | str, binary: bool) -> str | None:
+    """The msg_id or type of a refused frame, if it can be read at all (for ``error.ref``)."""
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        value = codec.loads(raw)
+    except Exception:
+        return None
+    if type(value) is not dict:
+        return None
+    ref = value.get("msg_id") if value.get("type") == "message.send" else value.get("type")
+    return ref[:64] if type(ref) is str and ref else None

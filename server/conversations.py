@@ -1,0 +1,105 @@
+"""The hub's in-memory model: teams, professionals and conversations.
+
+These are plain records. The hub owns and mutates them; storage persists them; the protocol
+sees them only as :class:`~protocol.messages.ConversationView` snapshots built by
+:meth:`Conversation.view`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from protocol import ConversationEvent, ConversationState, next_state
+from protocol.messages import ConversationView, ProfessionalRef
+
+__all__ = ["AssignMode", "Conversation", "Professional", "Team"]
+
+
+class AssignMode(StrEnum):
+    PICK = "pick"  # professionals choose from the queue
+    AUTO = "auto"  # the hub gives the longest-waiting chat to the least busy professional
+
+
+@dataclass(slots=True)
+class Team:
+    id: str
+    name: str
+    assign_mode: AssignMode = AssignMode.PICK
+
+
+@dataclass(slots=True)
+class Professional:
+    id: str
+    username: str
+    display_name: str
+    title: str | None
+    capacity: int
+    teams: tuple[str, ...]
+    password_hash: str = ""
+    # Runtime state, not stored:
+    connections: int = 0
+    available: bool = True
+    offline_since_ms: int | None = None
+    conversation_ids: set[str] = field(default_factory=set)
+
+    @property
+    def online(self) -> bool:
+        return self.connections > 0
+
+    @property
+    def free_slots(self) -> int:
+        return self.capacity - len(self.conversation_ids)
+
+    def ref(self) -> ProfessionalRef:
+        return ProfessionalRef(id=self.id, name=self.display_name, title=self.title)
+
+
+@dataclass(slots=True)
+class Conversation:
+    id: str
+    token_hash: str
+    team_id: str
+    state: ConversationState
+    created_at: int
+    updated_at: int
+    client_name: str | None = None
+    topic: str | None = None
+    language: str | None = None
+    professional_id: str | None = None
+    queue_rank: float | None = None
+    queued_at: int | None = None
+    closed_at: int | None = None
+    closed_by: str | None = None
+    reason: str | None = None
+    read_client_seq: int = 0
+    read_professional_seq: int = 0
+    last_seq: int = 0
+
+    def apply(self, event: ConversationEvent) -> None:
+        """Move along the lifecycle table; raises InvalidTransition for a wrong step."""
+        self.state = next_state(self.state, event)
+
+    def view(
+        self,
+        professional: ProfessionalRef | None = None,
+        queue_position: int | None = None,
+        queue_length: int | None = None,
+    ) -> ConversationView:
+        return ConversationView(
+            conversation_id=self.id,
+            state=self.state.value,
+            team=self.team_id,
+            created_at=self.created_at,
+            last_seq=self.last_seq,
+            client_name=self.client_name,
+            topic=self.topic,
+            language=self.language,
+            queue_position=queue_position,
+            queue_length=queue_length,
+            professional=professional,
+            read_client_seq=self.read_client_seq,
+            read_professional_seq=self.read_professional_seq,
+            reason=self.reason,
+            closed_by=self.closed_by,
+        )

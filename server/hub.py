@@ -1,0 +1,686 @@
+"""The hub: who may do what to which conversation, and who hears about it.
+
+How one request is handled
+--------------------------
+Every operation has the same three steps, and the order is what makes it safe:
+
+1. **Decide and change memory, without awaiting.** Access, state (``protocol.states``),
+   capacity and queue checks run synchronously, so two professionals taking the same chat
+   cannot both succeed: the second sees the first's change. Auto-assignment and queue
+   position updates triggered by the change are worked out in the same step, and every
+   event is built now, from the state as it is now.
+2. **Persist in one transaction**, awaiting the storage writer's commit. The writer resolves
+   commits in order, so operations resume in the order they changed memory.
+3. **Publish** the events to the bus. Nobody hears of a change that is not stored.
+
+Chat messages take a faster path (:meth:`Hub.send_message`): they are submitted to the writer
+without a task of their own, and acknowledged and delivered from the commit's callback.
+
+Whom an event reaches is decided here, at publish time: a conversation's events go to its
+client connections (``conv:<id>``) and to the professional it is assigned to *now*
+(``pro:<id>``). A professional therefore never receives another professional's
+conversation, whatever their browser asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol import ConversationEvent, ConversationState, ErrorCode, InvalidTransition, Role
+from protocol.messages import (
+    ChatMessage,
+    ConversationOpen,
+    ConversationOpened,
+    ConversationStateChanged,
+    ConversationView,
+    Message,
+    MessageAck,
+    MessageNew,
+    QueueEntry,
+    QueueSnapshot,
+    Read,
+    Typing,
+    Welcome,
+)
+
+from .auth import hash_token, new_id, new_token
+from .bus import Bus, Envelope, Subscriber
+from .clock import Clock
+from .conversations import AssignMode, Conversation, Professional, Team
+from .errors import HubError, internal_error
+from .routing import Queue, choose_professional
+from .settings import Settings
+from .storage import Statement, Storage
+
+__all__ = ["Actor", "Hub"]
+
+log = logging.getLogger("kanava.hub")
+
+QUEUE_SNAPSHOT_ENTRIES = 50
+RECENTLY_CLOSED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The party behind a connection, as the hub knows it."""
+
+    role: Role
+    id: str  # the professional's id, or "client" for the citizen of a conversation
+    name: str
+    conversation_id: str | None = None  # a client's own conversation
+    professional: Professional | None = None
+
+    @classmethod
+    def for_client(cls, conv: Conversation) -> Actor:
+        return cls(Role.CLIENT, "client", conv.client_name or "Client", conversation_id=conv.id)
+
+    @classmethod
+    def for_professional(cls, pro: Professional) -> Actor:
+        return cls(Role.PROFESSIONAL, pro.id, pro.display_name, professional=pro)
+
+
+@dataclass(slots=True)
+class _Event:
+    message: Message
+    topics: tuple[str, ...] = ()
+    to: Subscriber | None = None  # delivered to this subscriber only
+    exclude: Subscriber | None = None
+
+
+@dataclass(slots=True)
+class _Changes:
+    """What one operation changed: stored in one transaction, then published."""
+
+    new: list[Conversation] = field(default_factory=list)
+    updated: dict[str, Conversation] = field(default_factory=dict)
+    audit: list[Statement] = field(default_factory=list)
+    events: list[_Event] = field(default_factory=list)
+    teams: set[str] = field(default_factory=set)
+    closed: list[str] = field(default_factory=list)
+
+
+class Hub:
+    def __init__(self, storage: Storage, bus: Bus, clock: Clock, settings: Settings) -> None:
+        self.storage = storage
+        self.bus = bus
+        self.clock = clock
+        self.settings = settings
+        self.teams: dict[str, Team] = {}
+        self.professionals: dict[str, Professional] = {}
+        self.conversations: dict[str, Conversation] = {}  # open ones
+        self.queues: dict[str, Queue] = {}
+        self._by_token: dict[str, Conversation] = {}
+        self._recently_closed: OrderedDict[str, Conversation] = OrderedDict()
+        self._last_position: dict[str, int] = {}
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- start and stop -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load teams, professionals and every open conversation from storage."""
+        self.teams = {t.id: t for t in await self.storage.teams()}
+        self.queues = {t: Queue() for t in self.teams}
+        self.professionals = {p.id: p for p in await self.storage.professionals()}
+        convs = await self.storage.open_conversations()
+        await self.storage.load_logs([c.id for c in convs])
+        orphans: list[Conversation] = []
+        for conv in sorted(convs, key=lambda c: c.created_at):
+            self._index(conv)
+            if conv.state is ConversationState.QUEUED:
+                self.queues[conv.team_id].add(conv)
+            elif conv.professional_id in self.professionals:
+                self.professionals[conv.professional_id].conversation_ids.add(conv.id)
+            else:
+                orphans.append(conv)
+        now = self.clock.now_ms()
+        for pro in self.professionals.values():
+            if pro.conversation_ids:
+                # Nobody is connected after a restart: the grace period starts now.
+                pro.offline_since_ms = now
+                self._schedule_expiry()
+        if orphans:
+            changes = _Changes()
+            for conv in orphans:
+                self._requeue(conv, "professional_removed", changes)
+            await self._apply(changes)
+        for team_id, queue in self.queues.items():
+            for position, conv in enumerate(queue, 1):
+                self._last_position[conv.id] = position
+            log.info("team %s: %d waiting", team_id, len(queue))
+        log.info(
+            "hub started: %d open conversations, %d professionals",
+            len(self.conversations),
+            len(self.professionals),
+        )
+
+    async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def add_team(self, team: Team) -> None:
+        self.teams[team.id] = team
+        self.queues.setdefault(team.id, Queue())
+
+    def add_professional(self, pro: Professional) -> None:
+        known = self.professionals.get(pro.id)
+        if known is not None:
+            pro.conversation_ids = known.conversation_ids
+            pro.connections = known.connections
+        self.professionals[pro.id] = pro
+
+    # --- views ----------------------------------------------------------------------------
+
+    def view(self, conv: Conversation) -> ConversationView:
+        pro = self.professionals.get(conv.professional_id) if conv.professional_id else None
+        position = length = None
+        if conv.state is ConversationState.QUEUED:
+            queue = self.queues[conv.team_id]
+            position, length = queue.position(conv), len(queue)
+        return conv.view(pro.ref() if pro else None, position, length)
+
+    def _state_event(self, conv: Conversation, *extra_pros: str | None) -> _Event:
+        return _Event(ConversationStateChanged(self.view(conv)), self._topics(conv, *extra_pros))
+
+    @staticmethod
+    def _topics(conv: Conversation, *extra_pros: str | None) -> tuple[str, ...]:
+        topics = ["conv:" + conv.id]
+        for pro_id in (conv.professional_id, *extra_pros):
+            if pro_id is not None and "pro:" + pro_id not in topics:
+                topics.append("pro:" + pro_id)
+        return tuple(topics)
+
+    def queue_snapshot(self, team_id: str) -> QueueSnapshot:
+        queue = self.queues[team_id]
+        entries = []
+        for position, conv in enumerate(queue, 1):
+            if position > QUEUE_SNAPSHOT_ENTRIES:
+                break
+            entries.append(
+                QueueEntry(
+                    conversation_id=conv.id,
+                    position=position,
+                    waiting_since=conv.queued_at or conv.created_at,
+                    client_name=conv.client_name,
+                    topic=conv.topic,
+                    language=conv.language,
+                )
+            )
+        return QueueSnapshot(team=team_id, entries=tuple(entries), length=len(queue))
+
+    # --- clients --------------------------------------------------------------------------
+
+    @property
+    def default_team(self) -> str:
+        if not self.teams:
+            raise HubError(ErrorCode.UNKNOWN_TEAM, "no team is configured")
+        return next(iter(sorted(self.teams)))
+
+    async def open_conversation(
+        self, cmd: ConversationOpen, subscriber: Subscriber
+    ) -> Conversation:
+        """A client starts a conversation; it is queued in its team's queue."""
+        team_id = cmd.team or self.default_team
+        if team_id not in self.teams:
+            raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
+        token = new_token()
+        now = self.clock.now_ms()
+        conv = Conversation(
+            id=new_id("c"),
+            token_hash=hash_token(token),
+            team_id=team_id,
+            state=ConversationState.QUEUED,
+            created_at=now,
+            updated_at=now,
+            client_name=cmd.client_name or None,
+            topic=cmd.topic or None,
+            language=cmd.language or None,
+            queue_rank=float(now),
+            queued_at=now,
+        )
+        self._index(conv)
+        queue = self.queues[team_id]
+        queue.add(conv)
+        self._last_position[conv.id] = len(queue)
+        self.bus.subscribe("conv:" + conv.id, subscriber)
+        changes = _Changes()
+        changes.new.append(conv)
+        changes.teams.add(team_id)
+        changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "opened"))
+        changes.events.append(_Event(ConversationOpened(token, self.view(conv)), to=subscriber))
+        await self._apply(changes)
+        return conv
+
+    async def resume_conversation(self, token: str, subscriber: Subscriber) -> Conversation:
+        """A client returns with its token; subscribes it and sends the current state."""
+        token_hash = hash_token(token)
+        conv = self._by_token.get(token_hash)
+        if conv is None:
+            conv = await self.storage.conversation_by_token(token_hash)
+            if conv is None:
+                raise HubError(ErrorCode.INVALID_TOKEN, "no conversation has this token")
+            live = self.conversations.get(conv.id)
+            if live is not None:
+                conv = live
+            elif conv.closed_at is not None:
+                age_hours = (self.clock.now_ms() - conv.closed_at) / 3_600_000
+                if age_hours > self.settings.closed_token_hours:
+                    raise HubError(
+                        ErrorCode.SESSION_EXPIRED,
+                        "this conversation ended too long ago to be opened again",
+                    )
+        self.bus.subscribe("conv:" + conv.id, subscriber)
+        subscriber.deliver(Envelope(ConversationStateChanged(self.view(conv))))
+        return conv
+
+    # --- professionals --------------------------------------------------------------------
+
+    async def professional_for_session(self, token: str) -> Professional:
+        session = await self.storage.session(hash_token(token))
+        if session is None:
+            raise HubError(ErrorCode.AUTH_FAILED, "unknown session: sign in again")
+        pro_id, expires_at = session
+        if expires_at <= self.clock.now_ms():
+            raise HubError(ErrorCode.SESSION_EXPIRED, "the session has expired: sign in again")
+        pro = self.professionals.get(pro_id)
+        if pro is None:
+            raise HubError(ErrorCode.AUTH_FAILED, "this account no longer exists")
+        return pro
+
+    async def connect_professional(self, pro: Professional, subscriber: Subscriber) -> None:
+        """A professional's connection authenticated: welcome it, maybe assign chats."""
+        pro.connections += 1
+        pro.offline_since_ms = None
+        self.bus.subscribe("pro:" + pro.id, subscriber)
+        for team_id in pro.teams:
+            self.bus.subscribe("team:" + team_id, subscriber)
+        changes = _Changes()
+        mine = sorted(
+            (self.conversations[cid] for cid in pro.conversation_ids),
+            key=lambda c: c.created_at,
+        )
+        welcome = Welcome(
+            professional=pro.ref(),
+            capacity=pro.capacity,
+            available=pro.available,
+            teams=pro.teams,
+            conversations=tuple(self.view(c) for c in mine),
+        )
+        changes.events.append(_Event(welcome, to=subscriber))
+        # Queue snapshots go to the team topics, which this connection is now subscribed to;
+        # coming online may also auto-assign waiting chats to this professional.
+        changes.teams.update(t for t in pro.teams if t in self.queues)
+        await self._apply(changes)
+
+    def disconnect_professional(self, pro: Professional, subscriber: Subscriber) -> None:
+        self.bus.unsubscribe("pro:" + pro.id, subscriber)
+        for team_id in pro.teams:
+            self.bus.unsubscribe("team:" + team_id, subscriber)
+        pro.connections = max(0, pro.connections - 1)
+        if pro.connections == 0:
+            pro.offline_since_ms = self.clock.now_ms()
+            if pro.conversation_ids:
+                self._schedule_expiry()
+
+    async def set_availability(self, pro: Professional, available: bool) -> None:
+        pro.available = available
+        changes = _Changes()
+        changes.teams.update(pro.teams)
+        await self._apply(changes)
+
+    async def take(
+        self, actor: Actor, conversation_id: str | None, team_id: str | None = None
+    ) -> Conversation:
+        """A professional takes a named waiting conversation, or the longest-waiting one."""
+        pro = self._pro(actor)
+        if pro.free_slots <= 0:
+            raise HubError(
+                ErrorCode.CAPACITY_REACHED,
+                f"you already have {len(pro.conversation_ids)} chats (capacity {pro.capacity})",
+            )
+        if conversation_id is not None:
+            conv = self.conversations.get(conversation_id)
+            if conv is None or conv.state is not ConversationState.QUEUED:
+                raise HubError(ErrorCode.INVALID_STATE, "this conversation is no longer waiting")
+            if conv.team_id not in pro.teams:
+                raise HubError(ErrorCode.FORBIDDEN, "this conversation is in another team's queue")
+        else:
+            teams = [team_id] if team_id is not None else list(pro.teams)
+            if team_id is not None and team_id not in pro.teams:
+                raise HubError(ErrorCode.FORBIDDEN, f"you are not in team '{team_id}'")
+            heads = [h for t in teams if t in self.queues if (h := self.queues[t].head())]
+            if not heads:
+                raise HubError(ErrorCode.QUEUE_EMPTY, "nobody is waiting")
+            conv = min(heads, key=lambda c: (c.queue_rank or 0.0, c.id))
+        changes = _Changes()
+        self._assign(conv, pro, "taken", changes)
+        await self._apply(changes)
+        return conv
+
+    async def transfer(
+        self, actor: Actor, conversation_id: str, to_professional: str, note: str | None
+    ) -> None:
+        pro = self._pro(actor)
+        conv = self._open_conversation_of(actor, conversation_id)
+        target = self.professionals.get(to_professional)
+        if target is None or target is pro:
+            raise HubError(ErrorCode.TARGET_UNAVAILABLE, "choose another professional")
+        if not target.online:
+            raise HubError(ErrorCode.TARGET_UNAVAILABLE, f"{target.display_name} is not online")
+        if target.free_slots <= 0:
+            raise HubError(ErrorCode.TARGET_UNAVAILABLE, f"{target.display_name} has no free slot")
+        self._transition(conv, ConversationEvent.TRANSFER)
+        pro.conversation_ids.discard(conv.id)
+        target.conversation_ids.add(conv.id)
+        conv.professional_id = target.id
+        conv.reason = "transferred"
+        changes = _Changes()
+        self._touch(conv, changes)
+        changes.audit.append(
+            self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, "transferred", target.id)
+        )
+        if note:
+            changes.audit.append(
+                self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, "transfer_note", note)
+            )
+        changes.events.append(self._state_event(conv, pro.id))
+        changes.teams.update(pro.teams)
+        await self._apply(changes)
+
+    # --- both parties ---------------------------------------------------------------------
+
+    def send_message(
+        self,
+        actor: Actor,
+        conversation_id: str,
+        msg_id: str,
+        text: str,
+        reply: Callable[[Message], None],
+        exclude: Subscriber | None = None,
+    ) -> None:
+        """Store a chat message; ``reply`` gets the ack (or an error) after the commit.
+
+        Does not wait: the read loop goes on with the next frame while this one commits, and
+        messages are stored, acknowledged and delivered in the order they were sent.
+        """
+        conv = self._open_conversation_of(actor, conversation_id)
+        future, duplicate = self.storage.submit_message(
+            conv.id, actor.role.value, actor.id, actor.name, msg_id, text
+        )
+        future.add_done_callback(
+            functools.partial(self._message_stored, conv, msg_id, duplicate, reply, exclude)
+        )
+
+    def _message_stored(
+        self,
+        conv: Conversation,
+        msg_id: str,
+        duplicate: bool,
+        reply: Callable[[Message], None],
+        exclude: Subscriber | None,
+        future: asyncio.Future[ChatMessage],
+    ) -> None:
+        if future.cancelled() or future.exception() is not None:
+            reply(internal_error(ref=msg_id))
+            return
+        message = future.result()
+        reply(MessageAck(conv.id, msg_id, message.seq, message.sent_at, duplicate))
+        if duplicate:
+            return
+        if message.seq > conv.last_seq:
+            conv.last_seq = message.seq
+        self.bus.publish(self._topics(conv), Envelope(MessageNew(message)), exclude)
+
+    def typing(
+        self, actor: Actor, conversation_id: str, typing: bool, exclude: Subscriber | None
+    ) -> None:
+        conv = self._open_conversation_of(actor, conversation_id)
+        event = Typing(conversation_id=conv.id, role=actor.role.value, typing=typing)
+        self.bus.publish(self._topics(conv), Envelope(event), exclude)
+
+    async def mark_read(
+        self, actor: Actor, conversation_id: str, seq: int, exclude: Subscriber | None
+    ) -> None:
+        conv = self._open_conversation_of(actor, conversation_id)
+        seq = min(seq, conv.last_seq)
+        if actor.role is Role.CLIENT:
+            if seq <= conv.read_client_seq:
+                return
+            conv.read_client_seq = seq
+        else:
+            if seq <= conv.read_professional_seq:
+                return
+            conv.read_professional_seq = seq
+        event = Read(conversation_id=conv.id, role=actor.role.value, seq=seq)
+        changes = _Changes()
+        self._touch(conv, changes)
+        changes.events.append(_Event(event, self._topics(conv), exclude=exclude))
+        await self._apply(changes)
+
+    async def close(self, actor: Actor, conversation_id: str, reason: str | None) -> None:
+        conv = self._open_conversation_of(actor, conversation_id)
+        self._transition(conv, ConversationEvent.CLOSE)
+        changes = _Changes()
+        if conv.team_id in self.queues and conv.id in self.queues[conv.team_id]:
+            self._dequeue(conv)
+            changes.teams.add(conv.team_id)
+        if conv.professional_id is not None:
+            pro = self.professionals.get(conv.professional_id)
+            if pro is not None:
+                pro.conversation_ids.discard(conv.id)
+                changes.teams.update(pro.teams)
+        conv.closed_at = self.clock.now_ms()
+        conv.closed_by = actor.role.value
+        conv.reason = reason or f"closed_by_{actor.role.value}"
+        self._touch(conv, changes)
+        changes.audit.append(self._audit(conv.id, actor.role.value, actor.id, "closed", reason))
+        changes.events.append(self._state_event(conv))
+        changes.closed.append(conv.id)
+        self._unindex(conv)
+        await self._apply(changes)
+
+    def readable_conversation(self, actor: Actor, conversation_id: str) -> str:
+        """The id of a conversation whose history ``actor`` may read, or HubError."""
+        if actor.role is Role.CLIENT:
+            if conversation_id != actor.conversation_id:
+                raise HubError(ErrorCode.FORBIDDEN, "this is not your conversation")
+            return conversation_id
+        conv = self.conversations.get(conversation_id) or self._recently_closed.get(conversation_id)
+        if conv is None or conv.professional_id != actor.id:
+            raise HubError(ErrorCode.NOT_ASSIGNED, "this conversation is not assigned to you")
+        return conversation_id
+
+    # --- the grace period -----------------------------------------------------------------
+
+    def _schedule_expiry(self) -> None:
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if handle is not None:
+                self._timers.discard(handle)
+            self._spawn(self.expire_offline())
+
+        handle = loop.call_later(self.settings.grace_seconds + 0.01, fire)
+        self._timers.add(handle)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def expire_offline(self) -> list[str]:
+        """Requeue the chats of professionals offline for longer than the grace period."""
+        now = self.clock.now_ms()
+        grace_ms = self.settings.grace_seconds * 1000
+        changes = _Changes()
+        requeued: list[str] = []
+        for pro in self.professionals.values():
+            if pro.online or pro.offline_since_ms is None or not pro.conversation_ids:
+                continue
+            if now - pro.offline_since_ms < grace_ms:
+                continue
+            # Newest first, each to the front: the oldest ends up first in line.
+            mine = sorted(
+                (self.conversations[c] for c in pro.conversation_ids),
+                key=lambda c: c.created_at,
+                reverse=True,
+            )
+            for conv in mine:
+                self._requeue(conv, "professional_disconnected", changes, previous=pro)
+                requeued.append(conv.id)
+        if requeued:
+            log.info("grace period over: %d conversations back in the queue", len(requeued))
+            await self._apply(changes)
+        return requeued
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _pro(self, actor: Actor) -> Professional:
+        if actor.professional is None:
+            raise HubError(ErrorCode.ROLE_FORBIDDEN, "only professionals may do this")
+        return actor.professional
+
+    def _open_conversation_of(self, actor: Actor, conversation_id: str) -> Conversation:
+        conv = self.conversations.get(conversation_id)
+        if actor.role is Role.CLIENT:
+            if conversation_id != actor.conversation_id:
+                raise HubError(ErrorCode.FORBIDDEN, "this is not your conversation")
+            if conv is None:
+                raise HubError(ErrorCode.CONVERSATION_CLOSED, "this conversation has ended")
+            return conv
+        if conv is None:
+            closed = self._recently_closed.get(conversation_id)
+            if closed is not None and closed.professional_id == actor.id:
+                raise HubError(ErrorCode.CONVERSATION_CLOSED, "this conversation has ended")
+            raise HubError(ErrorCode.NOT_ASSIGNED, "this conversation is not assigned to you")
+        if conv.professional_id != actor.id or conv.state is not ConversationState.ASSIGNED:
+            raise HubError(ErrorCode.NOT_ASSIGNED, "this conversation is not assigned to you")
+        return conv
+
+    @staticmethod
+    def _transition(conv: Conversation, event: ConversationEvent) -> None:
+        try:
+            conv.apply(event)
+        except InvalidTransition as exc:
+            raise HubError(ErrorCode.INVALID_STATE, str(exc)) from None
+
+    def _index(self, conv: Conversation) -> None:
+        self.conversations[conv.id] = conv
+        self._by_token[conv.token_hash] = conv
+
+    def _unindex(self, conv: Conversation) -> None:
+        self.conversations.pop(conv.id, None)
+        self._by_token.pop(conv.token_hash, None)
+        self._recently_closed[conv.id] = conv
+        while len(self._recently_closed) > RECENTLY_CLOSED:
+            self._recently_closed.popitem(last=False)
+
+    def _dequeue(self, conv: Conversation) -> None:
+        self.queues[conv.team_id].remove(conv)
+        self._last_position.pop(conv.id, None)
+        conv.queue_rank = None
+
+    def _touch(self, conv: Conversation, changes: _Changes) -> None:
+        conv.updated_at = self.clock.now_ms()
+        changes.updated[conv.id] = conv
+
+    def _audit(
+        self, conversation_id: str, role: str, actor_id: str, action: str, detail: str | None = None
+    ) -> Statement:
+        return Storage.audit_statement(
+            self.clock.now_ms(), conversation_id, role, actor_id, action, detail
+        )
+
+    def _assign(self, conv: Conversation, pro: Professional, how: str, changes: _Changes) -> None:
+        self._transition(conv, ConversationEvent.ASSIGN)
+        self._dequeue(conv)
+        conv.professional_id = pro.id
+        conv.reason = how
+        pro.conversation_ids.add(conv.id)
+        self._touch(conv, changes)
+        changes.teams.add(conv.team_id)
+        changes.audit.append(self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, how))
+        changes.events.append(self._state_event(conv))
+
+    def _requeue(
+        self,
+        conv: Conversation,
+        reason: str,
+        changes: _Changes,
+        previous: Professional | None = None,
+    ) -> None:
+        self._transition(conv, ConversationEvent.REQUEUE)
+        if previous is not None:
+            previous.conversation_ids.discard(conv.id)
+        old_pro = conv.professional_id
+        conv.professional_id = None
+        queue = self.queues[conv.team_id]
+        conv.queue_rank = queue.front_rank(self.clock.now_ms())
+        conv.queued_at = self.clock.now_ms()
+        conv.reason = reason
+        queue.add(conv)
+        self._last_position[conv.id] = queue.position(conv) or 1
+        self._touch(conv, changes)
+        changes.teams.add(conv.team_id)
+        changes.audit.append(self._audit(conv.id, "system", "hub", "requeued", reason))
+        changes.events.append(self._state_event(conv, old_pro))
+
+    def _auto_assign(self, team_id: str, changes: _Changes) -> None:
+        team = self.teams.get(team_id)
+        if team is None or team.assign_mode is not AssignMode.AUTO:
+            return
+        queue = self.queues[team_id]
+        members = [p for p in self.professionals.values() if team_id in p.teams]
+        while (conv := queue.head()) is not None:
+            pro = choose_professional(members)
+            if pro is None:
+                return
+            self._assign(conv, pro, "auto", changes)
+
+    def _queue_events(self, team_id: str, changes: _Changes) -> None:
+        """Tell waiting clients whose position moved, and the team its new queue."""
+        queue = self.queues[team_id]
+        length = len(queue)
+        for position, conv in enumerate(queue, 1):
+            if self._last_position.get(conv.id) != position:
+                self._last_position[conv.id] = position
+                view = conv.view(None, position, length)
+                changes.events.append(_Event(ConversationStateChanged(view), ("conv:" + conv.id,)))
+        changes.events.append(_Event(self.queue_snapshot(team_id), ("team:" + team_id,)))
+
+    async def _apply(self, changes: _Changes) -> None:
+        for team_id in sorted(changes.teams):
+            self._auto_assign(team_id, changes)
+        for team_id in sorted(changes.teams):
+            self._queue_events(team_id, changes)
+        new_ids = {c.id for c in changes.new}
+        updated = [c for c in changes.updated.values() if c.id not in new_ids]
+        if changes.new or updated or changes.audit:
+            try:
+                await self.storage.save_changes(changes.new, updated, changes.audit)
+            except Exception:
+                log.exception("could not store a change")
+                raise HubError(ErrorCode.INTERNAL, "the change could not be stored") from None
+        for cid in changes.closed:
+            self.storage.forget_log(cid)
+        for event in changes.events:
+            envelope = Envelope(event.message)
+            if event.to is not None:
+                event.to.deliver(envelope)
+            else:
+                self.bus.publish(event.topics, envelope, event.exclude)
+
+    def conversations_of(self, pro: Professional) -> Iterable[Conversation]:
+        return (self.conversations[c] for c in pro.conversation_ids)

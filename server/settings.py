@@ -1,0 +1,89 @@
+"""Settings of a Kanava server.
+
+Every setting has a default that suits the embedded single-machine setup, can be given as an
+environment variable ``KANAVA_<NAME>`` (upper case), and the most common ones as options of
+``kanava serve``. ``docs/settings.md`` documents each one; a test checks it stays complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+__all__ = ["Settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database: Path = Path("var/kanava.sqlite3")
+    # "normal" loses nothing when only the process crashes; "full" also survives power loss.
+    sqlite_synchronous: str = "full"
+    demo: bool = False
+    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8080", "http://localhost:8080")
+    allow_missing_origin: bool = True
+    max_frame_bytes: int = 64 * 1024
+    heartbeat_seconds: float = 20.0
+    client_rate_per_second: float = 5.0
+    client_rate_burst: int = 30
+    pro_rate_per_second: float = 20.0
+    pro_rate_burst: int = 100
+    send_queue_frames: int = 512
+    grace_seconds: float = 60.0
+    default_capacity: int = 4
+    session_hours: float = 12.0
+    closed_token_hours: float = 24.0
+    history_page: int = 100
+    static_dir: Path | None = None
+    log_level: str = "info"
+    uvloop: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``KANAVA_*`` variables, then explicit ``overrides``."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get(f"KANAVA_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(hints[f.name], raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
+
+
+def _parse(hint: Any, raw: str, name: str) -> Any:
+    text = str(hint)
+    try:
+        if hint is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if "tuple" in text:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if "Path" in text:
+            return Path(raw) if raw else None
+        return raw
+    except ValueError:
+        raise SystemExit(f"KANAVA_{name.upper()}: cannot read {raw!r} as {text}") from None

@@ -1,0 +1,650 @@
+"""SQLite storage: the only module that speaks SQL.
+
+Durability model
+----------------
+There is exactly one writer. Every write — a chat message, a state change, a session — is put
+on the writer's queue and its caller awaits a future. The writer takes *everything* pending,
+runs it in one ``BEGIN IMMEDIATE … COMMIT`` transaction and then resolves the futures, so a
+caller learns of success only after the commit returned (with ``synchronous=FULL`` the WAL has
+been fsynced). While one transaction commits, new writes pile up and go together in the next:
+this is group commit without a timer, so a quiet server answers at once and a busy one pays
+one transaction for many messages.
+
+Sequence numbers are handed out by that same writer when it forms a batch, inside the
+transaction that stores the messages; ``PRIMARY KEY (conversation_id, seq)`` backs them. If
+a transaction fails, its numbers are taken back before the next batch is formed, so a
+conversation's sequence never has gaps.
+
+Idempotency: each conversation's log remembers ``(sender_role, sender_id, msg_id) -> seq``. A
+retry of a stored message answers with the original ``seq``; a retry of one still in flight
+waits for it. The unique index ``messages_idempotency`` backs this.
+
+Reads go through a second connection; WAL lets them run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from protocol import ConversationState
+from protocol.messages import ChatMessage
+
+from .clock import Clock, SystemClock
+from .conversations import AssignMode, Conversation, Professional, Team
+
+__all__ = ["Appended", "Storage", "StorageClosed"]
+
+log = logging.getLogger("kanava.storage")
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class StorageClosed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The result of storing a chat message."""
+
+    message: ChatMessage
+    duplicate: bool
+
+
+@dataclass(slots=True)
+class _Log:
+    """What the writer knows about one conversation's messages."""
+
+    next_seq: int
+    ids: dict[tuple[str, str, str], tuple[int, int] | asyncio.Future[ChatMessage]]
+
+
+@dataclass(slots=True)
+class _MessageOp:
+    conversation_id: str
+    key: tuple[str, str, str]
+    sender_name: str
+    text: str
+    future: asyncio.Future[ChatMessage]
+    message: ChatMessage | None = None
+
+
+@dataclass(slots=True)
+class _StatementsOp:
+    statements: list[Statement]
+    future: asyncio.Future[None]
+
+
+_CONVERSATION_COLUMNS = (
+    "id, token_hash, team_id, state, created_at, updated_at, client_name, topic, language, "
+    "professional_id, queue_rank, queued_at, closed_at, closed_by, reason, read_client_seq, "
+    "read_professional_seq"
+)
+_MUTABLE_CONVERSATION_FIELDS = (
+    "state",
+    "professional_id",
+    "queue_rank",
+    "queued_at",
+    "closed_at",
+    "closed_by",
+    "reason",
+    "read_client_seq",
+    "read_professional_seq",
+    "updated_at",
+    "team_id",
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (conversation_id, seq, msg_id, sender_role, sender_id, sender_name, "
+    "text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class Storage:
+    """Kanava's SQLite database. Create with :meth:`open`, end with :meth:`close`."""
+
+    def __init__(self, path: Path, clock: Clock | None = None, synchronous: str = "full") -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("sqlite_synchronous must be full, normal or extra")
+        self.path = path
+        self.clock = clock or SystemClock()
+        self.synchronous = synchronous.upper()
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[_MessageOp | _StatementsOp] = []
+        self._wakeup = asyncio.Event()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._logs: dict[str, _Log] = {}
+        self._loading: dict[str, asyncio.Future[_Log]] = {}
+        self._closing = False
+        self.transactions = 0  # committed write transactions, for tests and metrics
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, path: Path, clock: Clock | None = None, synchronous: str = "full"
+    ) -> Storage:
+        storage = cls(path, clock, synchronous)
+        await storage._open()
+        return storage
+
+    async def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._writer.execute("PRAGMA journal_mode=WAL")
+        await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._writer.execute("PRAGMA foreign_keys=ON")
+        await self._writer.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        self._reader.row_factory = aiosqlite.Row
+        self._writer_task = asyncio.create_task(self._write_loop(), name="kanava-storage-writer")
+
+    async def close(self) -> None:
+        """Flush every pending write, then close the connections."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wakeup.set()
+        if self._writer_task is not None:
+            await self._writer_task
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _migrate(self) -> None:
+        assert self._writer is not None
+        db = self._writer
+        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+        current = rows[0][0] or 0
+        for version, name, sql in self.migrations():
+            if version <= current:
+                continue
+            log.info("applying migration %03d %s", version, name)
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                await db.execute("COMMIT")
+            except Exception:
+                await db.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def migrations() -> list[tuple[int, str, str]]:
+        """The numbered SQL files, in order."""
+        found = []
+        folder = resources.files("server") / "migrations"
+        for entry in folder.iterdir():
+            match = re.fullmatch(r"(\d+)_(\w+)\.sql", entry.name)
+            if match:
+                found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+        return sorted(found)
+
+    async def schema_version(self) -> int:
+        rows = await self._read("SELECT MAX(version) FROM schema_version")
+        return int(rows[0][0] or 0)
+
+    # --- the writer -----------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self._closing and self._writer_task is not None and self._writer_task.done():
+            raise StorageClosed("storage is closed")
+        self._wakeup.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # a bug here must not leave callers waiting forever
+                    log.exception("storage writer failed")
+                    for op in batch:
+                        if not op.future.done():
+                            op.future.set_exception(exc)
+            if self._closing:
+                return
+
+    async def _commit(self, ops: list[_MessageOp | _StatementsOp]) -> None:
+        assert self._writer is not None
+        db = self._writer
+        now = self.clock.now_ms()
+        groups: list[tuple[str, list[Sequence[Any]]]] = []
+        first_seq: dict[str, int] = {}
+        message_rows: list[Sequence[Any]] = []
+        for op in ops:
+            if isinstance(op, _MessageOp):
+                seq_log = self._logs[op.conversation_id]
+                seq = seq_log.next_seq
+                first_seq.setdefault(op.conversation_id, seq)
+                seq_log.next_seq = seq + 1
+                role, sender_id, msg_id = op.key
+                op.message = ChatMessage(
+                    conversation_id=op.conversation_id,
+                    seq=seq,
+                    msg_id=msg_id,
+                    sender_role=role,
+                    sender_name=op.sender_name,
+                    text=op.text,
+                    sent_at=now,
+                )
+                message_rows.append(
+                    (op.conversation_id, seq, msg_id, role, sender_id, op.sender_name, op.text, now)
+                )
+            else:
+                if message_rows:
+                    groups.append((_INSERT_MESSAGE, message_rows))
+                    message_rows = []
+                for sql, params in op.statements:
+                    if groups and groups[-1][0] == sql:
+                        groups[-1][1].append(params)
+                    else:
+                        groups.append((sql, [params]))
+        if message_rows:
+            groups.append((_INSERT_MESSAGE, message_rows))
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in groups:
+                    if len(rows) == 1:
+                        await db.execute(sql, rows[0])
+                    else:
+                        await db.executemany(sql, rows)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            log.error("write transaction of %d operations failed: %r", len(ops), exc)
+            for cid, seq in first_seq.items():
+                self._logs[cid].next_seq = seq
+            for op in ops:
+                if isinstance(op, _MessageOp):
+                    self._logs[op.conversation_id].ids.pop(op.key, None)
+                if not op.future.done():
+                    op.future.set_exception(exc)
+            return
+        self.transactions += 1
+        for op in ops:
+            if isinstance(op, _MessageOp):
+                assert op.message is not None
+                self._logs[op.conversation_id].ids[op.key] = (op.message.seq, op.message.sent_at)
+                if not op.future.done():
+                    op.future.set_result(op.message)
+            elif not op.future.done():
+                op.future.set_result(None)
+
+    async def _execute(self, statements: list[Statement]) -> None:
+        """Run statements in the writer's next transaction and wait for its commit."""
+        if self._closing:
+            raise StorageClosed("storage is closing")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_StatementsOp(statements, future))
+        self._wake()
+        await future
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._reader is None:
+            raise StorageClosed("storage is closed")
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    # --- messages -------------------------------------------------------------------------
+
+    def submit_message(
+        self,
+        conversation_id: str,
+        sender_role: str,
+        sender_id: str,
+        sender_name: str,
+        msg_id: str,
+        text: str,
+    ) -> tuple[asyncio.Future[ChatMessage], bool]:
+        """Queue a chat message for the next commit, without waiting.
+
+        Returns a future of the stored message (with its seq, once committed) and whether this
+        is a retry of a message already sent by the same sender with the same ``msg_id``; then
+        nothing new is stored and the future gives the original seq. The conversation's log
+        must be loaded (:meth:`load_logs`, or created by :meth:`save_changes`).
+        """
+        if self._closing:
+            raise StorageClosed("storage is closing")
+        seq_log = self._logs[conversation_id]
+        key = (sender_role, sender_id, msg_id)
+        known = seq_log.ids.get(key)
+        loop = asyncio.get_running_loop()
+        if known is not None:
+            future: asyncio.Future[ChatMessage] = loop.create_future()
+            if isinstance(known, tuple):
+                future.set_result(
+                    ChatMessage(
+                        conversation_id, known[0], msg_id, sender_role, sender_name, text, known[1]
+                    )
+                )
+            else:
+                known.add_done_callback(functools.partial(_copy_outcome, future))
+            return future, True
+        future = loop.create_future()
+        seq_log.ids[key] = future
+        self._pending.append(_MessageOp(conversation_id, key, sender_name, text, future))
+        self._wake()
+        return future, False
+
+    async def append_message(
+        self,
+        conversation_id: str,
+        sender_role: str,
+        sender_id: str,
+        sender_name: str,
+        msg_id: str,
+        text: str,
+    ) -> Appended:
+        """Store a chat message and wait until it is durably committed."""
+        if conversation_id not in self._logs:
+            await self._load_log(conversation_id)
+        future, duplicate = self.submit_message(
+            conversation_id, sender_role, sender_id, sender_name, msg_id, text
+        )
+        return Appended(await asyncio.shield(future), duplicate)
+
+    async def load_logs(self, conversation_ids: Iterable[str]) -> None:
+        """Load what the writer needs to know about these conversations' messages."""
+        for cid in conversation_ids:
+            if cid not in self._logs:
+                await self._load_log(cid)
+
+    async def _load_log(self, conversation_id: str) -> _Log:
+        loading = self._loading.get(conversation_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[_Log] = asyncio.get_running_loop().create_future()
+        self._loading[conversation_id] = future
+        try:
+            rows = await self._read(
+                "SELECT sender_role, sender_id, msg_id, seq, sent_at FROM messages "
+                "WHERE conversation_id = ?",
+                (conversation_id,),
+            )
+            # A write may have created the log while we read; keep the newer one.
+            seq_log = self._logs.get(conversation_id)
+            if seq_log is None:
+                ids: dict[tuple[str, str, str], tuple[int, int] | asyncio.Future[ChatMessage]]
+                ids = {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+                next_seq = max((r[3] for r in rows), default=0) + 1
+                seq_log = self._logs[conversation_id] = _Log(next_seq, ids)
+            future.set_result(seq_log)
+            return seq_log
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._loading[conversation_id]
+
+    def forget_log(self, conversation_id: str) -> None:
+        """Drop the idempotency memory of a conversation that takes no more messages."""
+        seq_log = self._logs.get(conversation_id)
+        if seq_log is not None and not any(
+            isinstance(v, asyncio.Future) for v in seq_log.ids.values()
+        ):
+            del self._logs[conversation_id]
+
+    async def history(self, conversation_id: str, after_seq: int, limit: int) -> list[ChatMessage]:
+        rows = await self._read(
+            "SELECT seq, msg_id, sender_role, sender_name, text, sent_at FROM messages "
+            "WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (conversation_id, after_seq, limit),
+        )
+        return [
+            ChatMessage(
+                conversation_id=conversation_id,
+                seq=r[0],
+                msg_id=r[1],
+                sender_role=r[2],
+                sender_name=r[3],
+                text=r[4],
+                sent_at=r[5],
+            )
+            for r in rows
+        ]
+
+    async def count_messages(self, conversation_id: str | None = None) -> int:
+        if conversation_id is None:
+            rows = await self._read("SELECT COUNT(*) FROM messages")
+        else:
+            rows = await self._read(
+                "SELECT COUNT(*) FROM messages WHERE conversation_id = ?", (conversation_id,)
+            )
+        return int(rows[0][0])
+
+    # --- conversations --------------------------------------------------------------------
+
+    async def save_changes(
+        self,
+        new: Iterable[Conversation] = (),
+        updated: Iterable[Conversation] = (),
+        audit: Iterable[Statement] = (),
+    ) -> None:
+        """Insert new conversations, update changed ones and add audit rows: one transaction."""
+        statements: list[Statement] = []
+        for conv in new:
+            self._logs.setdefault(conv.id, _Log(next_seq=conv.last_seq + 1, ids={}))
+            statements.append(
+                (
+                    f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        conv.id,
+                        conv.token_hash,
+                        conv.team_id,
+                        conv.state.value,
+                        conv.created_at,
+                        conv.updated_at,
+                        conv.client_name,
+                        conv.topic,
+                        conv.language,
+                        conv.professional_id,
+                        conv.queue_rank,
+                        conv.queued_at,
+                        conv.closed_at,
+                        conv.closed_by,
+                        conv.reason,
+                        conv.read_client_seq,
+                        conv.read_professional_seq,
+                    ),
+                )
+            )
+        update_sql = (
+            "UPDATE conversations SET "
+            + ", ".join(f"{name} = ?" for name in _MUTABLE_CONVERSATION_FIELDS)
+            + " WHERE id = ?"
+        )
+        for conv in updated:
+            values = [getattr(conv, name) for name in _MUTABLE_CONVERSATION_FIELDS]
+            values[0] = conv.state.value
+            statements.append((update_sql, (*values, conv.id)))
+        statements.extend(audit)
+        if statements:
+            await self._execute(statements)
+
+    @staticmethod
+    def audit_statement(
+        at: int,
+        conversation_id: str | None,
+        actor_role: str,
+        actor_id: str,
+        action: str,
+        detail: str | None = None,
+    ) -> Statement:
+        """An audit row to pass along with the write it describes (same transaction)."""
+        return (
+            "INSERT INTO audit_events (at, conversation_id, actor_role, actor_id, action, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (at, conversation_id, actor_role, actor_id, action, detail),
+        )
+
+    async def audit_events(self, conversation_id: str) -> list[tuple[str, str, str, str | None]]:
+        rows = await self._read(
+            "SELECT actor_role, actor_id, action, detail FROM audit_events "
+            "WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def _conversation(self, row: Any) -> Conversation:
+        return Conversation(
+            id=row["id"],
+            token_hash=row["token_hash"],
+            team_id=row["team_id"],
+            state=ConversationState(row["state"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            client_name=row["client_name"],
+            topic=row["topic"],
+            language=row["language"],
+            professional_id=row["professional_id"],
+            queue_rank=row["queue_rank"],
+            queued_at=row["queued_at"],
+            closed_at=row["closed_at"],
+            closed_by=row["closed_by"],
+            reason=row["reason"],
+            read_client_seq=row["read_client_seq"],
+            read_professional_seq=row["read_professional_seq"],
+            last_seq=row["last_seq"] or 0,
+        )
+
+    _SELECT_CONVERSATION = (
+        f"SELECT {_CONVERSATION_COLUMNS}, "
+        "(SELECT MAX(seq) FROM messages m WHERE m.conversation_id = c.id) AS last_seq "
+        "FROM conversations c "
+    )
+
+    async def open_conversations(self) -> list[Conversation]:
+        """Every conversation that is not closed, for restoring the hub after a restart."""
+        rows = await self._read(self._SELECT_CONVERSATION + "WHERE state != 'closed'")
+        return [self._conversation(r) for r in rows]
+
+    async def conversation_by_token(self, token_hash: str) -> Conversation | None:
+        rows = await self._read(self._SELECT_CONVERSATION + "WHERE token_hash = ?", (token_hash,))
+        return self._conversation(rows[0]) if rows else None
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        rows = await self._read(self._SELECT_CONVERSATION + "WHERE id = ?", (conversation_id,))
+        return self._conversation(rows[0]) if rows else None
+
+    # --- teams, professionals, sessions ---------------------------------------------------
+
+    async def save_team(self, team: Team) -> None:
+        await self._execute(
+            [
+                (
+                    "INSERT INTO teams (id, name, assign_mode) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                    "assign_mode = excluded.assign_mode",
+                    (team.id, team.name, team.assign_mode.value),
+                )
+            ]
+        )
+
+    async def teams(self) -> list[Team]:
+        rows = await self._read("SELECT id, name, assign_mode FROM teams ORDER BY id")
+        return [Team(r[0], r[1], AssignMode(r[2])) for r in rows]
+
+    async def save_professional(self, pro: Professional) -> None:
+        statements: list[Statement] = [
+            (
+                "INSERT INTO professionals (id, username, display_name, title, password_hash, "
+                "capacity) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "username = excluded.username, display_name = excluded.display_name, "
+                "title = excluded.title, password_hash = excluded.password_hash, "
+                "capacity = excluded.capacity",
+                (
+                    pro.id,
+                    pro.username,
+                    pro.display_name,
+                    pro.title,
+                    pro.password_hash,
+                    pro.capacity,
+                ),
+            ),
+            ("DELETE FROM professional_teams WHERE professional_id = ?", (pro.id,)),
+        ]
+        statements += [
+            ("INSERT INTO professional_teams (professional_id, team_id) VALUES (?, ?)", (pro.id, t))
+            for t in pro.teams
+        ]
+        await self._execute(statements)
+
+    async def professionals(self) -> list[Professional]:
+        rows = await self._read(
+            "SELECT p.id, p.username, p.display_name, p.title, p.capacity, p.password_hash, "
+            "GROUP_CONCAT(t.team_id) FROM professionals p "
+            "LEFT JOIN professional_teams t ON t.professional_id = p.id "
+            "GROUP BY p.id ORDER BY p.id"
+        )
+        return [
+            Professional(
+                id=r[0],
+                username=r[1],
+                display_name=r[2],
+                title=r[3],
+                capacity=r[4],
+                password_hash=r[5],
+                teams=tuple(sorted(r[6].split(","))) if r[6] else (),
+            )
+            for r in rows
+        ]
+
+    async def create_session(self, token_hash: str, professional_id: str, expires_at: int) -> None:
+        await self._execute(
+            [
+                (
+                    "INSERT INTO sessions (token_hash, professional_id, created_at, expires_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (token_hash, professional_id, self.clock.now_ms(), expires_at),
+                )
+            ]
+        )
+
+    async def session(self, token_hash: str) -> tuple[str, int] | None:
+        """``(professional_id, expires_at)`` of a session, or None."""
+        rows = await self._read(
+            "SELECT professional_id, expires_at FROM sessions WHERE token_hash = ?", (token_hash,)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self._execute([("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))])
+
+
+def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration file (no semicolons inside string literals there)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
