@@ -1,0 +1,264 @@
+"""A conversation from opening to closing, over real websockets, in both codecs."""
+
+from __future__ import annotations
+
+from kanava_testing import Chat, texts
+
+from protocol.messages import (
+    ConversationClose,
+    ConversationStateChanged,
+    ConversationTransfer,
+    MessageAck,
+    MessageHistory,
+    MessageNew,
+    MessageSend,
+    QueueSnapshot,
+    QueueTake,
+    Read,
+    ReadMark,
+    Typing,
+    TypingSet,
+)
+
+
+def assigned_to(pro_id: str):  # type: ignore[no-untyped-def]
+    return lambda m: m.conversation.professional is not None and (
+        m.conversation.professional.id == pro_id
+    )
+
+
+async def test_client_opens_a_queued_conversation_with_a_resume_token(chat: Chat) -> None:
+    """A new conversation is queued, first in line, and comes with a secret token."""
+    client = await chat.open_client("Matti")
+    assert client.view.state == "queued"
+    assert client.view.queue_position == 1
+    assert client.view.client_name == "Matti"
+    assert len(client.token) >= 40
+
+
+async def test_professional_takes_and_both_chat(chat: Chat) -> None:
+    """Messages flow both ways, each acknowledged with its sequence number."""
+    client = await chat.open_client("Matti")
+    waiting = await client.say("Minulla on kuumetta")
+    assert waiting.seq == 1
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake())
+    state = await client.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
+    assert state.conversation.professional is not None
+    assert state.conversation.professional.name == "Hanna Hoitaja"
+    # The professional gets what the client wrote while waiting.
+    assert texts(await pro.history(client.conversation_id)) == ["Minulla on kuumetta"]
+    ack = await pro.say(client.conversation_id, "Hei Matti, kuinka korkea kuume?")
+    assert ack.seq == 2
+    got = await client.expect(MessageNew)
+    assert got.message.text == "Hei Matti, kuinka korkea kuume?"
+    assert got.message.sender_role == "professional"
+    assert got.message.sender_name == "Hanna Hoitaja"
+    assert got.message.seq == 2
+    await client.say("39 astetta")
+    got = await pro.expect(MessageNew)
+    assert (got.message.conversation_id, got.message.seq, got.message.text) == (
+        client.conversation_id,
+        3,
+        "39 astetta",
+    )
+
+
+async def test_a_retried_send_is_stored_once_and_answers_the_first_seq(chat: Chat) -> None:
+    """The sender's msg_id makes a retry safe: same seq, marked duplicate, nothing new."""
+    client = await chat.open_client()
+    first = await client.say("Hei", msg_id="retry-1")
+    again = await client.say("Hei", msg_id="retry-1")
+    assert (again.seq, again.sent_at, again.duplicate) == (first.seq, first.sent_at, True)
+    assert not first.duplicate
+    count = await chat.server.acall(
+        lambda: chat.server.storage.count_messages(client.conversation_id)
+    )
+    assert count == 1
+
+
+async def test_many_messages_sent_without_waiting_keep_their_order(chat: Chat) -> None:
+    """A burst of sends is stored in order, with consecutive sequence numbers."""
+    client = await chat.open_client()
+    for i in range(25):
+        await client.send(MessageSend(client.conversation_id, f"b{i}", f"viesti {i}"))
+    acks = [await client.expect(MessageAck) for _ in range(25)]
+    assert [a.msg_id for a in acks] == [f"b{i}" for i in range(25)]
+    assert [a.seq for a in acks] == list(range(1, 26))
+
+
+async def test_typing_reaches_the_other_party_and_is_not_stored(chat: Chat) -> None:
+    client = await chat.open_client()
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake(conversation_id=client.conversation_id))
+    await pro.history(client.conversation_id)
+    await client.send(TypingSet(client.conversation_id, True))
+    typing = await pro.expect(Typing)
+    assert (typing.conversation_id, typing.role, typing.typing) == (
+        client.conversation_id,
+        "client",
+        True,
+    )
+    await pro.send(TypingSet(client.conversation_id, True))
+    typing = await client.expect(Typing)
+    assert typing.role == "professional"
+    count = await chat.server.acall(lambda: chat.server.storage.count_messages())
+    assert count == 0
+
+
+async def test_read_receipts_reach_the_sender_and_survive_a_resume(chat: Chat) -> None:
+    client = await chat.open_client()
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake(conversation_id=client.conversation_id))
+    await pro.history(client.conversation_id)
+    await pro.say(client.conversation_id, "Hei")
+    await pro.say(client.conversation_id, "Miten voin auttaa?")
+    await client.send(ReadMark(client.conversation_id, 2))
+    read = await pro.expect(Read)
+    assert (read.role, read.seq) == ("client", 2)
+    await client.close()
+    again = await chat.resume_client(client.token, last_seq=2)
+    state = await again.expect(ConversationStateChanged)
+    assert state.conversation.read_client_seq == 2
+
+
+async def test_professional_in_pick_mode_sees_the_queue_and_picks(chat: Chat) -> None:
+    first = await chat.open_client("Eka")
+    second = await chat.open_client("Toka")
+    pro = await chat.open_pro("hoitaja1")
+    snapshot = await pro.expect(QueueSnapshot, lambda s: s.team == "kallio")
+    assert [e.client_name for e in snapshot.entries] == ["Eka", "Toka"]
+    assert snapshot.length == 2
+    await pro.send(QueueTake(conversation_id=second.conversation_id))
+    await second.expect(ConversationStateChanged, assigned_to(pro.id))
+    # The first client is still first in line; the queue shrank.
+    snapshot = await pro.expect(QueueSnapshot, lambda s: s.length == 1)
+    assert [e.conversation_id for e in snapshot.entries] == [first.conversation_id]
+
+
+async def test_waiting_clients_see_their_position_move(chat: Chat) -> None:
+    first = await chat.open_client("Eka")
+    second = await chat.open_client("Toka")
+    assert second.view.queue_position == 2
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake())
+    await first.expect(ConversationStateChanged, assigned_to(pro.id))
+    moved = await second.expect(ConversationStateChanged)
+    assert moved.conversation.queue_position == 1
+
+
+async def test_take_without_a_name_takes_the_longest_waiting(chat: Chat) -> None:
+    first = await chat.open_client("Eka")
+    await chat.open_client("Toka")
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake())
+    taken = await pro.expect(ConversationStateChanged, assigned_to(pro.id))
+    assert taken.conversation.conversation_id == first.conversation_id
+
+
+async def test_auto_mode_gives_the_longest_waiting_to_the_least_busy(chat: Chat) -> None:
+    """Vuosaari auto-assigns: each new chat goes to the professional with fewest chats."""
+    doctor = await chat.open_pro("laakari1")  # vuosaari only
+    nurse = await chat.open_pro("hoitaja2")  # kallio and vuosaari
+    clients = [await chat.open_client(f"Asiakas {i}", team="vuosaari") for i in range(4)]
+    owners = []
+    for client in clients:
+        state = await client.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+        )
+        assert state.conversation.professional is not None
+        owners.append(state.conversation.professional.id)
+    assert sorted(owners) == sorted([doctor.id, doctor.id, nurse.id, nurse.id])
+    # Ties go by id, so the doctor (p_hoitaja2 < p_laakari1 is false) order is stable.
+    assert owners[0] == "p_hoitaja2"
+
+
+async def test_capacity_limits_how_many_chats_a_professional_takes(chat: Chat) -> None:
+    await chat.server.add_professional("pieni", capacity=1)
+    await chat.open_client("Eka")
+    await chat.open_client("Toka")
+    pro = await chat.open_pro("pieni")
+    await pro.send(QueueTake())
+    await pro.expect(ConversationStateChanged, assigned_to(pro.id))
+    await pro.send(QueueTake())
+    err = await pro.expect_error("capacity_reached")
+    assert err.ref == "queue.take"
+
+
+async def test_transfer_moves_the_chat_and_the_client_is_told(chat: Chat) -> None:
+    client = await chat.open_client("Matti")
+    nurse = await chat.open_pro("hoitaja1")
+    colleague = await chat.open_pro("hoitaja2")
+    await nurse.send(QueueTake(conversation_id=client.conversation_id))
+    await nurse.history(client.conversation_id)
+    await client.say("Tarvitsen reseptin")
+    assert (await nurse.expect(MessageNew)).message.text == "Tarvitsen reseptin"
+    await nurse.send(
+        ConversationTransfer(client.conversation_id, colleague.id, note="Reseptiasia")
+    )
+    told = await client.expect(ConversationStateChanged, assigned_to(colleague.id))
+    assert told.conversation.reason == "transferred"
+    assert told.conversation.professional is not None
+    assert told.conversation.professional.name == "Ville Virtanen"
+    # The colleague gets the whole history; the first nurse can no longer write.
+    assert texts(await colleague.history(client.conversation_id)) == ["Tarvitsen reseptin"]
+    await nurse.send(MessageSend(client.conversation_id, "late", "Vielä yksi asia"))
+    await nurse.expect_error("not_assigned")
+    await client.say("Kiitos")
+    assert (await colleague.expect(MessageNew)).message.text == "Kiitos"
+    await nurse.nothing_more(cls=MessageNew)
+
+
+async def test_closing_tells_the_client_and_refuses_further_messages(chat: Chat) -> None:
+    client = await chat.open_client()
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake(conversation_id=client.conversation_id))
+    await pro.history(client.conversation_id)
+    await pro.send(ConversationClose(client.conversation_id, reason="Ohjattu ajanvaraukseen"))
+    closed = await client.expect(
+        ConversationStateChanged, lambda m: m.conversation.state == "closed"
+    )
+    assert closed.conversation.reason == "Ohjattu ajanvaraukseen"
+    assert closed.conversation.closed_by == "professional"
+    await client.send(MessageSend(client.conversation_id, "x", "Hei?"))
+    err = await client.expect_error("conversation_closed")
+    assert err.ref == "x"
+    await pro.send(MessageSend(client.conversation_id, "y", "Hei?"))
+    await pro.expect_error("conversation_closed")
+    # The professional's slot is free again.
+    another = await chat.open_client("Toinen")
+    await pro.send(QueueTake())
+    await another.expect(ConversationStateChanged, assigned_to(pro.id))
+
+
+async def test_client_can_end_the_chat_while_waiting(chat: Chat) -> None:
+    client = await chat.open_client()
+    pro = await chat.open_pro("hoitaja1")
+    await client.send(ConversationClose(client.conversation_id))
+    closed = await client.expect(
+        ConversationStateChanged, lambda m: m.conversation.state == "closed"
+    )
+    assert closed.conversation.closed_by == "client"
+    await pro.expect(QueueSnapshot, lambda s: s.length == 0)
+    await pro.send(QueueTake())
+    await pro.expect_error("queue_empty")
+
+
+async def test_history_sync_pages_through_long_conversations(chat: Chat) -> None:
+    """More messages than a page: a sync sends every one, in order, in several pages."""
+    client = await chat.open_client()
+    for i in range(230):
+        await client.send(MessageSend(client.conversation_id, f"h{i}", f"rivi {i}"))
+    for _ in range(230):
+        await client.expect(MessageAck)
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake())
+    pages = []
+    while True:
+        page = await pro.expect(MessageHistory)
+        pages.append(page)
+        if page.up_to_date:
+            break
+    assert len(pages) == 3
+    seqs = [m.seq for p in pages for m in p.messages]
+    assert seqs == list(range(1, 231))
