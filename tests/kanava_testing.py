@@ -245,12 +245,17 @@ class Peer:
         return err
 
     async def nothing_more(self, wait: float = 0.2, cls: type[Message] = Message) -> None:
-        """Assert no message of ``cls`` arrives within ``wait`` seconds."""
-        try:
-            msg = await self.expect(cls, timeout=wait)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected {msg}")
+        """Assert that no new message of ``cls`` arrives within ``wait`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                msg = await self._read(remaining)
+            except TimeoutError:
+                return
+            if isinstance(msg, cls):
+                raise AssertionError(f"unexpected {msg}")
+            self._unread.append(msg)
 
     def next_msg_id(self) -> str:
         return f"m{next(self._ids)}"
@@ -304,6 +309,8 @@ class Chat:
         codec = codec or self.codec
         kwargs.setdefault("subprotocols", [codec.subprotocol])
         kwargs.setdefault("open_timeout", TIMEOUT)
+        # Unbounded: a test that leaves messages unread must still close promptly.
+        kwargs.setdefault("max_queue", None)
         return await websockets.connect(self.server.ws_base + path, **kwargs)
 
     async def open_client(
