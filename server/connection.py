@@ -3,9 +3,10 @@
 Sending
 -------
 Frames for a connection go into its own bounded queue, drained by one writer task. A
-publisher never waits for a receiver: when a receiver stops reading, its queue fills and it
-is disconnected (close code 4001, ``slow_consumer``) instead of slowing anyone else. It can
-reconnect and resume without losing anything, because every message is in storage.
+publisher never waits for a receiver: when a receiver stops reading, its socket buffer stops
+draining, its queue fills and it is disconnected (close code 4001, ``slow_consumer``)
+instead of slowing anyone else. It can reconnect and resume without losing anything,
+because every message is in storage.
 
 Ordering and resume
 -------------------
@@ -293,11 +294,24 @@ class Connection:
     def _enqueue(self, data: bytes) -> None:
         if self.closed:
             return
-        if len(self._frames) >= self.settings.send_queue_frames:
+        queued = len(self._frames)
+        if queued >= self.settings.send_queue_frames and (
+            queued >= 8 * self.settings.send_queue_frames or self._transport_backed_up()
+        ):
             self._drop_slow_consumer()
             return
         self._frames.append(data)
         self._wakeup.set()
+
+    def _transport_backed_up(self) -> bool:
+        """Whether the kernel stopped taking our bytes: the peer is not reading.
+
+        A full queue alone is not enough: one group commit can acknowledge hundreds of
+        messages in one go, queued before the writer task even runs. A peer is slow when
+        frames pile up *and* the socket's own buffer is not draining.
+        """
+        transport = self.request.transport
+        return transport is None or transport.get_write_buffer_size() > 0
 
     async def _write_loop(self) -> None:
         frames, ws, opcode = self._frames, self.ws, self._opcode

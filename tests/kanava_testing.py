@@ -62,16 +62,16 @@ class KanavaServer:
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            host="127.0.0.1",
-            port=self.port,
-            database=self.database,
-            demo=True,
-            heartbeat_seconds=20.0,
-            uvloop=False,
-            allowed_origins=("http://127.0.0.1", "http://localhost"),
+        values: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "demo": True,
+            "uvloop": False,
+            "allowed_origins": ("http://127.0.0.1", "http://localhost"),
             **self.settings_overrides,
-        )
+            "port": self.port,
+            "database": self.database,
+        }
+        return Settings(**values)
 
     @property
     def base(self) -> str:
@@ -312,6 +312,18 @@ class Chat:
         # Unbounded: a test that leaves messages unread must still close promptly.
         kwargs.setdefault("max_queue", None)
         return await websockets.connect(self.server.ws_base + path, **kwargs)
+
+    async def raw_client(self, **kwargs: Any) -> ClientPeer:
+        """A connected client that has not opened or resumed anything yet."""
+        peer = ClientPeer(await self.connect("/ws/client", **kwargs), self.codec)
+        self.peers.append(peer)
+        return peer
+
+    async def raw_pro(self) -> ProPeer:
+        """A connected professional socket that has not authenticated yet."""
+        peer = ProPeer(await self.connect("/ws/pro"), self.codec)
+        self.peers.append(peer)
+        return peer
 
     async def open_client(
         self, name: str | None = "Matti Meikäläinen", team: str | None = None, **fields: Any

@@ -22,8 +22,8 @@ from protocol.messages import (
 
 
 def assigned_to(pro_id: str):  # type: ignore[no-untyped-def]
-    return lambda m: m.conversation.professional is not None and (
-        m.conversation.professional.id == pro_id
+    return lambda m: (
+        m.conversation.professional is not None and (m.conversation.professional.id == pro_id)
     )
 
 
@@ -43,7 +43,9 @@ async def test_professional_takes_and_both_chat(chat: Chat) -> None:
     assert waiting.seq == 1
     pro = await chat.open_pro("hoitaja1")
     await pro.send(QueueTake())
-    state = await client.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
+    state = await client.expect(
+        ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+    )
     assert state.conversation.professional is not None
     assert state.conversation.professional.name == "Hanna Hoitaja"
     # The professional gets what the client wrote while waiting.
@@ -193,9 +195,7 @@ async def test_transfer_moves_the_chat_and_the_client_is_told(chat: Chat) -> Non
     await nurse.history(client.conversation_id)
     await client.say("Tarvitsen reseptin")
     assert (await nurse.expect(MessageNew)).message.text == "Tarvitsen reseptin"
-    await nurse.send(
-        ConversationTransfer(client.conversation_id, colleague.id, note="Reseptiasia")
-    )
+    await nurse.send(ConversationTransfer(client.conversation_id, colleague.id, note="Reseptiasia"))
     told = await client.expect(ConversationStateChanged, assigned_to(colleague.id))
     assert told.conversation.reason == "transferred"
     assert told.conversation.professional is not None
