@@ -1,0 +1,281 @@
+"""The protocol package alone: messages, codecs, validation, states. No sockets here."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import (
+    CODECS,
+    INBOUND,
+    JSON,
+    MAX_TEXT_LENGTH,
+    MESSAGE_TYPES,
+    MSGPACK,
+    OUTBOUND,
+    ConversationEvent,
+    ConversationState,
+    ErrorCode,
+    InvalidTransition,
+    Message,
+    ProtocolError,
+    Role,
+    next_state,
+    to_wire,
+)
+from protocol.messages import (
+    Auth,
+    AvailabilitySet,
+    ChatMessage,
+    ConversationClose,
+    ConversationOpen,
+    ConversationOpened,
+    ConversationResume,
+    ConversationStateChanged,
+    ConversationSync,
+    ConversationTransfer,
+    ConversationView,
+    Error,
+    MessageAck,
+    MessageHistory,
+    MessageNew,
+    MessageSend,
+    Ping,
+    Pong,
+    ProfessionalRef,
+    QueueEntry,
+    QueueSnapshot,
+    QueueTake,
+    Read,
+    ReadMark,
+    Typing,
+    TypingSet,
+    Welcome,
+)
+
+VIEW = ConversationView(
+    conversation_id="c_1",
+    state="assigned",
+    team="kallio",
+    created_at=1_767_225_600_000,
+    last_seq=3,
+    client_name="Åsa Öberg",
+    topic="Flunssa",
+    language="sv",
+    professional=ProfessionalRef(id="p_1", name="Hanna Hoitaja", title="nurse"),
+    read_client_seq=2,
+    reason="taken",
+)
+CHAT = ChatMessage("c_1", 3, "m-3", "client", "Åsa", "Hej! 🌡️ 39,2 °C", 1_767_225_600_123)
+
+EXAMPLES: list[Message] = [
+    ConversationOpen(client_name="Matti", topic="Kuume", language="fi", team="kallio"),
+    ConversationOpen(),
+    ConversationResume(token="t" * 43, last_seq=7),
+    Auth(token="s" * 43, cursors={"c_1": 3, "c_2": 0}),
+    Auth(token="s" * 43),
+    AvailabilitySet(available=False),
+    QueueTake(),
+    QueueTake(conversation_id="c_1", team="kallio"),
+    ConversationSync(conversation_id="c_1", after_seq=2),
+    MessageSend(conversation_id="c_1", msg_id="m-1", text="Hei"),
+    TypingSet(conversation_id="c_1", typing=True),
+    ReadMark(conversation_id="c_1", seq=3),
+    ConversationTransfer(conversation_id="c_1", to_professional="p_2", note="Lääkärille"),
+    ConversationClose(conversation_id="c_1", reason="Ohjattu"),
+    Ping(nonce="n"),
+    ConversationOpened(token="t" * 43, conversation=VIEW),
+    ConversationStateChanged(conversation=VIEW),
+    Welcome(
+        professional=ProfessionalRef(id="p_1", name="Hanna"),
+        capacity=4,
+        available=True,
+        teams=("kallio", "vuosaari"),
+        conversations=(VIEW,),
+    ),
+    MessageNew(message=CHAT),
+    MessageAck(conversation_id="c_1", msg_id="m-1", seq=1, sent_at=5, duplicate=True),
+    MessageHistory(conversation_id="c_1", messages=(CHAT, CHAT), up_to_date=False),
+    MessageHistory(conversation_id="c_1", messages=(), up_to_date=True),
+    Typing(conversation_id="c_1", role="client", typing=False),
+    Read(conversation_id="c_1", role="professional", seq=3),
+    QueueSnapshot(
+        team="kallio",
+        entries=(QueueEntry("c_1", 1, 5, client_name="Matti", topic="Kuume", language="fi"),),
+        length=1,
+    ),
+    Error(code="rate_limited", reason="slow down", ref="m-1", retry_after_ms=200),
+    Pong(),
+]
+
+
+def test_every_message_type_has_an_example() -> None:
+    """The examples above cover the whole registry, so the round-trip test covers it too."""
+    assert {type(m).type for m in EXAMPLES} == set(MESSAGE_TYPES)
+
+
+@pytest.mark.parametrize("codec", [JSON, MSGPACK], ids=["json", "msgpack"])
+@pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: m.type)
+def test_every_message_round_trips_identically_through_both_codecs(
+    codec: Any, msg: Message
+) -> None:
+    data = codec.encode(msg)
+    registry = INBOUND if msg.type in INBOUND else OUTBOUND
+    assert codec.decode(data, registry=registry, binary=codec.binary) == msg
+
+
+@pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: m.type)
+def test_both_codecs_carry_the_same_dictionary(msg: Message) -> None:
+    assert JSON.loads(JSON.encode(msg)) == MSGPACK.loads(MSGPACK.encode(msg)) == to_wire(msg)
+
+
+def test_json_frames_are_text_and_msgpack_frames_binary() -> None:
+    assert (JSON.binary, MSGPACK.binary) == (False, True)
+    assert set(CODECS) == {"kanava.v1.json", "kanava.v1.msgpack"}
+    JSON.encode(Ping()).decode("utf-8")  # valid UTF-8 text
+
+
+def test_each_type_is_either_sent_to_or_by_the_server() -> None:
+    assert not set(INBOUND) & set(OUTBOUND)
+    for cls in INBOUND.values():
+        assert cls.senders, f"{cls.type} says who may send it"
+    for cls in OUTBOUND.values():
+        assert not cls.senders, f"{cls.type} is the server's"
+
+
+@pytest.mark.parametrize(
+    ("role", "msg"),
+    [
+        (Role.CLIENT, QueueTake()),
+        (Role.CLIENT, Auth(token="x")),
+        (Role.CLIENT, ConversationTransfer("c", "p")),
+        (Role.PROFESSIONAL, ConversationOpen()),
+        (Role.PROFESSIONAL, ConversationResume(token="x")),
+    ],
+)
+def test_a_role_cannot_send_what_is_not_its_own(role: Role, msg: Message) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        JSON.decode_inbound(JSON.encode(msg), role)
+    assert refused.value.code is ErrorCode.ROLE_FORBIDDEN
+
+
+def test_the_server_refuses_to_decode_its_own_messages_as_input() -> None:
+    with pytest.raises(ProtocolError) as refused:
+        JSON.decode_inbound(JSON.encode(Pong()), Role.CLIENT)
+    assert refused.value.code is ErrorCode.UNKNOWN_TYPE
+
+
+def wire(**fields: Any) -> dict[str, Any]:
+    return {"type": "message.send", "conversation_id": "c", "msg_id": "m", "text": "a", **fields}
+
+
+@pytest.mark.parametrize("codec", [JSON, MSGPACK], ids=["json", "msgpack"])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (wire(text="x" * (MAX_TEXT_LENGTH + 1)), ErrorCode.TEXT_TOO_LONG),
+        (wire(text=""), ErrorCode.INVALID_FIELD),
+        (wire(text=None), ErrorCode.MISSING_FIELD),
+        (wire(text=5), ErrorCode.INVALID_FIELD),
+        (wire(msg_id="m" * 65), ErrorCode.INVALID_FIELD),
+        (wire(conversation_id=["c"]), ErrorCode.INVALID_FIELD),
+        ({"type": "read.mark", "conversation_id": "c", "seq": 1.5}, ErrorCode.INVALID_FIELD),
+        ({"type": "read.mark", "conversation_id": "c", "seq": 2**60}, ErrorCode.INVALID_FIELD),
+        ({"type": "typing.set", "conversation_id": "c", "typing": 1}, ErrorCode.INVALID_FIELD),
+        ({"type": "auth", "token": "t", "cursors": {"c": "1"}}, ErrorCode.INVALID_FIELD),
+        ({"type": "auth", "token": "t", "cursors": [1]}, ErrorCode.INVALID_FIELD),
+        ({"type": 7}, ErrorCode.MISSING_FIELD),
+        ({"type": "x" * 1000}, ErrorCode.UNKNOWN_TYPE),
+        ({}, ErrorCode.MISSING_FIELD),
+    ],
+)
+def test_invalid_fields_raise_protocol_errors_with_a_code(
+    codec: Any, data: dict[str, Any], code: ErrorCode
+) -> None:
+    role = Role.PROFESSIONAL if data.get("type") == "auth" else Role.CLIENT
+    with pytest.raises(ProtocolError) as refused:
+        codec.decode_inbound(codec.dumps(data), role)
+    assert refused.value.code is code
+    assert refused.value.reason
+
+
+def test_exactly_4000_characters_is_allowed() -> None:
+    msg = MessageSend("c", "m", "ä" * MAX_TEXT_LENGTH)
+    assert JSON.decode_inbound(JSON.encode(msg), Role.CLIENT) == msg
+
+
+def test_unknown_extra_fields_are_ignored_for_forward_compatibility() -> None:
+    data = JSON.dumps(wire(future_field={"x": 1}))
+    assert JSON.decode_inbound(data, Role.CLIENT) == MessageSend("c", "m", "a")
+
+
+@pytest.mark.parametrize("codec", [JSON, MSGPACK], ids=["json", "msgpack"])
+def test_the_frame_type_must_match_the_codec(codec: Any) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        codec.decode_inbound(codec.encode(Ping()), Role.CLIENT, binary=not codec.binary)
+    assert refused.value.code is ErrorCode.FRAME_TYPE
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_only_ever_raise_protocol_errors(data: bytes) -> None:
+    for codec in (JSON, MSGPACK):
+        try:
+            msg = codec.decode_inbound(data, Role.CLIENT)
+        except ProtocolError as exc:
+            assert isinstance(exc.code, ErrorCode)
+        else:
+            assert isinstance(msg, Message)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(min_size=1, max_size=MAX_TEXT_LENGTH), msg_id=st.text(min_size=1, max_size=64))
+def test_any_valid_chat_text_round_trips(text: str, msg_id: str) -> None:
+    msg = MessageSend("c_1", msg_id, text)
+    for codec in (JSON, MSGPACK):
+        try:
+            encoded = codec.encode(msg)
+        except Exception:
+            # Lone surrogates cannot be encoded as UTF-8 by any codec; they never arrive.
+            assert any(0xD800 <= ord(ch) <= 0xDFFF for ch in text + msg_id)
+            continue
+        assert codec.decode_inbound(encoded, Role.CLIENT) == msg
+
+
+def test_the_state_table_allows_exactly_the_lifecycle() -> None:
+    s, e = ConversationState, ConversationEvent
+    assert next_state(s.QUEUED, e.ASSIGN) is s.ASSIGNED
+    assert next_state(s.ASSIGNED, e.TRANSFER) is s.ASSIGNED
+    assert next_state(s.ASSIGNED, e.REQUEUE) is s.QUEUED
+    assert next_state(s.QUEUED, e.CLOSE) is s.CLOSED
+    assert next_state(s.ASSIGNED, e.CLOSE) is s.CLOSED
+    for state, event in [
+        (s.QUEUED, e.TRANSFER),
+        (s.QUEUED, e.REQUEUE),
+        (s.CLOSED, e.ASSIGN),
+        (s.CLOSED, e.CLOSE),
+        (s.CLOSED, e.REQUEUE),
+    ]:
+        with pytest.raises(InvalidTransition):
+            next_state(state, event)
+
+
+def test_protocol_is_sans_io() -> None:
+    """No module of protocol/ imports an I/O or event-loop library."""
+    forbidden = {"asyncio", "aiohttp", "aiosqlite", "socket", "sqlite3", "websockets", "server"}
+    root = Path(__file__).resolve().parents[2] / "protocol"
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
