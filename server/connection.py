@@ -74,6 +74,7 @@ class _Sync:
 
     pending: int = 0
     held: list[Envelope] = field(default_factory=list)
+    revoked: bool = False  # the conversation left this professional meanwhile
 
 
 class Connection:
@@ -280,11 +281,17 @@ class Connection:
             and view.professional.id == self.actor.id
             and view.state == "assigned"
         )
-        if mine and cid not in self._cursors and cid not in self._syncs:
+        sync = self._syncs.get(cid)
+        if mine and cid not in self._cursors and (sync is None or sync.revoked):
             # Newly assigned (taken, auto-assigned or transferred here): send the history.
             self._request_sync(cid, 0)
         elif not mine and view.state != "closed":
+            # No longer ours: forget it, including history still being sent, so that nothing
+            # of this conversation reaches this professional after they were told.
             self._cursors.pop(cid, None)
+            if sync is not None:
+                sync.revoked = True
+                sync.held.clear()
 
     def send(self, msg: Message) -> None:
         """Send a message to this connection only."""
@@ -329,7 +336,7 @@ class Connection:
 
     def _request_sync(self, cid: str, after_seq: int) -> None:
         sync = self._syncs.get(cid)
-        if sync is None:
+        if sync is None or sync.revoked:
             sync = self._syncs[cid] = _Sync()
         sync.pending += 1
         self._spawn(self._run_sync(cid, after_seq, sync))
@@ -339,24 +346,27 @@ class Connection:
             async with self._sync_lock:
                 last = after_seq
                 page_size = self.settings.history_page
-                while not self.closed:
+                while True:
+                    if self.closed or sync.revoked:
+                        return
                     page = await self.hub.storage.history(cid, last, page_size)
+                    if self.closed or sync.revoked:
+                        return
                     up_to_date = len(page) < page_size
                     if page:
                         last = page[-1].seq
                     self.send(MessageHistory(cid, tuple(page), up_to_date))
                     if up_to_date:
                         break
-                if last > self._cursors.get(cid, 0):
-                    self._cursors[cid] = last
-                elif cid not in self._cursors:
+                if last > self._cursors.get(cid, -1):
                     self._cursors[cid] = last
         finally:
             sync.pending -= 1
-            if sync.pending == 0:
+            if sync.pending == 0 and self._syncs.get(cid) is sync:
                 del self._syncs[cid]
-                for envelope in sync.held:
-                    self.deliver(envelope)
+                if not sync.revoked:
+                    for envelope in sync.held:
+                        self.deliver(envelope)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

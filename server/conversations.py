@@ -75,6 +75,10 @@ class Conversation:
     read_client_seq: int = 0
     read_professional_seq: int = 0
     last_seq: int = 0
+    # Runtime only: the professional the last *published* state event named. Live messages
+    # follow this, not professional_id, so a professional never gets a chat's messages
+    # before the event that gives them the chat (and its history).
+    announced_professional_id: str | None = None
 
     def apply(self, event: ConversationEvent) -> None:
         """Move along the lifecycle table; raises InvalidTransition for a wrong step."""

@@ -137,6 +137,7 @@ class Hub:
                 self.queues[conv.team_id].add(conv)
             elif conv.professional_id in self.professionals:
                 self.professionals[conv.professional_id].conversation_ids.add(conv.id)
+                conv.announced_professional_id = conv.professional_id
             else:
                 orphans.append(conv)
         now = self.clock.now_ms()
@@ -192,6 +193,13 @@ class Hub:
 
     def _state_event(self, conv: Conversation, *extra_pros: str | None) -> _Event:
         return _Event(ConversationStateChanged(self.view(conv)), self._topics(conv, *extra_pros))
+
+    @staticmethod
+    def _live_topics(conv: Conversation) -> tuple[str, ...]:
+        """Where a chat message, typing or read event goes: the client and the announced pro."""
+        if conv.announced_professional_id is None:
+            return ("conv:" + conv.id,)
+        return ("conv:" + conv.id, "pro:" + conv.announced_professional_id)
 
     @staticmethod
     def _topics(conv: Conversation, *extra_pros: str | None) -> tuple[str, ...]:
@@ -440,14 +448,14 @@ class Hub:
             return
         if message.seq > conv.last_seq:
             conv.last_seq = message.seq
-        self.bus.publish(self._topics(conv), Envelope(MessageNew(message)), exclude)
+        self.bus.publish(self._live_topics(conv), Envelope(MessageNew(message)), exclude)
 
     def typing(
         self, actor: Actor, conversation_id: str, typing: bool, exclude: Subscriber | None
     ) -> None:
         conv = self._open_conversation_of(actor, conversation_id)
         event = Typing(conversation_id=conv.id, role=actor.role.value, typing=typing)
-        self.bus.publish(self._topics(conv), Envelope(event), exclude)
+        self.bus.publish(self._live_topics(conv), Envelope(event), exclude)
 
     async def mark_read(
         self, actor: Actor, conversation_id: str, seq: int, exclude: Subscriber | None
@@ -465,7 +473,7 @@ class Hub:
         event = Read(conversation_id=conv.id, role=actor.role.value, seq=seq)
         changes = _Changes()
         self._touch(conv, changes)
-        changes.events.append(_Event(event, self._topics(conv), exclude=exclude))
+        changes.events.append(_Event(event, self._live_topics(conv), exclude=exclude))
         await self._apply(changes)
 
     async def close(self, actor: Actor, conversation_id: str, reason: str | None) -> None:
@@ -677,10 +685,23 @@ class Hub:
             self.storage.forget_log(cid)
         for event in changes.events:
             envelope = Envelope(event.message)
+            if type(event.message) is ConversationStateChanged:
+                self._announce(event.message.conversation)
             if event.to is not None:
                 event.to.deliver(envelope)
             else:
                 self.bus.publish(event.topics, envelope, event.exclude)
+
+    def _announce(self, view: ConversationView) -> None:
+        conv = self.conversations.get(view.conversation_id) or self._recently_closed.get(
+            view.conversation_id
+        )
+        if conv is None:
+            return
+        if view.state == ConversationState.ASSIGNED.value and view.professional is not None:
+            conv.announced_professional_id = view.professional.id
+        elif view.state == ConversationState.QUEUED.value:
+            conv.announced_professional_id = None
 
     def conversations_of(self, pro: Professional) -> Iterable[Conversation]:
         return (self.conversations[c] for c in pro.conversation_ids)
