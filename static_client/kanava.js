@@ -57,9 +57,12 @@ export class Connection {
     clearTimeout(this.retryTimer);
     clearInterval(this.pingTimer);
     this.pingTimer = null;
-    if (this.ws) this.ws.close(1000, "bye");
+    const ws = this.ws;
     this.ws = null;
     this.isReady = false;
+    this.everReady = false;
+    this.attempt = 0;
+    if (ws) ws.close(1000, "bye");
   }
 
   open() {

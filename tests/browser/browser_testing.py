@@ -1,0 +1,96 @@
+"""Helpers of the browser tests: a server that accepts its own pages, and browser pages.
+
+A page served from ``http://127.0.0.1:<port>`` opens its websockets with that origin, port
+included, so the server must list it in ``allowed_origins``. The port is chosen before the
+server starts (bind to port 0, read it, release it), because settings are fixed at start.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from kanava_testing import KanavaServer
+from playwright.async_api import Browser, BrowserContext, Page
+
+from server.settings import Settings
+
+CHROMIUM = os.environ.get("KANAVA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Set KANAVA_SCREENSHOTS=docs/screenshots to refresh the screenshots kept in the repository.
+SCREENSHOTS = os.environ.get("KANAVA_SCREENSHOTS")
+
+
+class PageServer(KanavaServer):
+    """A test server whose allowed origins are its own address, port included."""
+
+    @property
+    def settings(self) -> Settings:
+        base = super().settings
+        return base.replace(
+            allowed_origins=(f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}")
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Pages:
+    """Opens each user in their own browser context (own sessionStorage, own cookies)."""
+
+    def __init__(self, browser: Browser, server: PageServer, tmp_path: Path) -> None:
+        self.browser = browser
+        self.server = server
+        self.tmp_path = tmp_path
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.expected_console: tuple[str, ...] = ()  # console errors a test causes on purpose
+
+    async def new(self, path: str, width: int = 1000, height: int = 800) -> Page:
+        context = await self.browser.new_context(viewport={"width": width, "height": height})
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))
+
+        def on_console(msg: Any) -> None:
+            if msg.type == "error" and not any(e in msg.text for e in self.expected_console):
+                self.errors.append(f"{path}: console {msg.text}")
+
+        page.on("console", on_console)
+
+        async def on_dialog(dialog: Any) -> None:
+            self.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        await page.goto(self.server.base + path)
+        return page
+
+    async def screenshot(self, page: Page, name: str, full_page: bool = False) -> Path:
+        path = self.tmp_path / name
+        await page.screenshot(path=str(path), full_page=full_page)
+        if SCREENSHOTS:
+            target = Path(SCREENSHOTS)
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target / name)
+        return path
+
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
