@@ -53,7 +53,7 @@ from .auth import hash_token, new_id, new_token
 from .bus import Bus, Envelope, Subscriber
 from .clock import Clock
 from .conversations import AssignMode, Conversation, Professional, Team
-from .errors import HubError, internal_error
+from .errors import HubError, error_message, internal_error
 from .routing import Queue, choose_professional
 from .settings import Settings
 from .storage import Statement, Storage
@@ -314,8 +314,11 @@ class Hub:
         for team_id in pro.teams:
             self.bus.subscribe("team:" + team_id, subscriber)
         changes = _Changes()
+        # The chats *announced* as theirs: one decided but not yet announced (a transfer
+        # still committing) arrives with its own state event, and its history then.
+        # Likewise one being transferred away is still theirs until that is announced.
         mine = sorted(
-            (self.conversations[cid] for cid in pro.conversation_ids),
+            (c for c in self.conversations.values() if c.announced_professional_id == pro.id),
             key=lambda c: c.created_at,
         )
         welcome = Welcome(
@@ -422,13 +425,37 @@ class Hub:
         Does not wait: the read loop goes on with the next frame while this one commits, and
         messages are stored, acknowledged and delivered in the order they were sent.
         """
-        conv = self._open_conversation_of(actor, conversation_id)
+        try:
+            conv = self._open_conversation_of(actor, conversation_id)
+        except HubError as exc:
+            if exc.code not in (ErrorCode.NOT_ASSIGNED, ErrorCode.CONVERSATION_CLOSED):
+                raise
+            # A retry of a message stored before the chat left the sender (or closed) must
+            # still learn its seq, or the sender would believe it lost.
+            self._spawn(self._answer_late_retry(actor, conversation_id, msg_id, exc, reply))
+            return
         future, duplicate = self.storage.submit_message(
             conv.id, actor.role.value, actor.id, actor.name, msg_id, text
         )
         future.add_done_callback(
             functools.partial(self._message_stored, conv, msg_id, duplicate, reply, exclude)
         )
+
+    async def _answer_late_retry(
+        self,
+        actor: Actor,
+        conversation_id: str,
+        msg_id: str,
+        refusal: HubError,
+        reply: Callable[[Message], None],
+    ) -> None:
+        stored = await self.storage.find_message(
+            conversation_id, actor.role.value, actor.id, msg_id
+        )
+        if stored is None:
+            reply(error_message(refusal, ref=msg_id))
+        else:
+            reply(MessageAck(conversation_id, msg_id, stored[0], stored[1], duplicate=True))
 
     def _message_stored(
         self,

@@ -369,6 +369,28 @@ class Storage:
             if cid not in self._logs:
                 await self._load_log(cid)
 
+    async def find_message(
+        self, conversation_id: str, sender_role: str, sender_id: str, msg_id: str
+    ) -> tuple[int, int] | None:
+        """``(seq, sent_at)`` of a sender's stored message with this ``msg_id``, or None."""
+        seq_log = self._logs.get(conversation_id)
+        if seq_log is not None:
+            known = seq_log.ids.get((sender_role, sender_id, msg_id))
+            if isinstance(known, tuple):
+                return known
+            if known is not None:
+                try:
+                    stored = await asyncio.shield(known)
+                except Exception:
+                    return None
+                return stored.seq, stored.sent_at
+        rows = await self._read(
+            "SELECT seq, sent_at FROM messages WHERE conversation_id = ? AND sender_role = ? "
+            "AND sender_id = ? AND msg_id = ?",
+            (conversation_id, sender_role, sender_id, msg_id),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
     async def _load_log(self, conversation_id: str) -> _Log:
         loading = self._loading.get(conversation_id)
         if loading is not None:

@@ -276,11 +276,9 @@ class Scenario:
             for c in clients:
                 assert c.cid is not None
                 want = {m.seq for m in stored[c.cid]}
-                if want - c.seen.get(c.cid, set()):
-                    missing.append(f"{c.name} misses {sorted(want - c.seen[c.cid])}")
-                for p in pros:
-                    if c.cid in p.mine and want - p.seen.get(c.cid, set()):
-                        missing.append(f"{p.name} misses {sorted(want - p.seen[c.cid])}")
+                for side in (c, *(p for p in pros if c.cid in p.mine)):
+                    if lost := want - side.seen.get(c.cid, set()):
+                        missing.append(f"{side.name} misses {sorted(lost)} of {c.name}")
             if not missing or loop.time() > deadline:
                 break
             await asyncio.sleep(0.02)
