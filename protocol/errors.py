@@ -37,7 +37,6 @@ class ErrorCode(StrEnum):
     INVALID_TOKEN = "invalid_token"
     NO_CONVERSATION = "no_conversation"
     ALREADY_OPEN = "already_open"
-    UNKNOWN_CONVERSATION = "unknown_conversation"
     FORBIDDEN = "forbidden"
     NOT_ASSIGNED = "not_assigned"
     CONVERSATION_CLOSED = "conversation_closed"

@@ -133,6 +133,7 @@ class ChatMessage:
     sender_name: Name
     text: Text
     sent_at: int
+    sender_id: Id | None = None  # the professional's id; "client" for the citizen
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
     if origin is None:
         if not settings.allow_missing_origin:
             return _json_error(403, ErrorCode.FORBIDDEN, "an Origin header is required")
-    elif origin not in settings.allowed_origins:
+    elif origin not in settings.origins():
         # Cross-site websocket hijacking: a page from another site must not use our sockets.
         log.warning("refused websocket from origin %r", origin[:200])
         return _json_error(403, ErrorCode.FORBIDDEN, "this origin may not connect")

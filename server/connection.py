@@ -35,6 +35,7 @@ from protocol.errors import CloseCode
 from protocol.messages import (
     Auth,
     AvailabilitySet,
+    ChatMessage,
     ConversationClose,
     ConversationOpen,
     ConversationOpened,
@@ -142,6 +143,9 @@ class Connection:
                     break
         finally:
             self._cleanup()
+            if self._close_task is not None:
+                # Let the slow-consumer close go out with its own code before the handler's.
+                await asyncio.wait([self._close_task], timeout=3)
 
     async def receive(self, data: bytes | str, binary: bool) -> None:
         """Handle one frame; every refusal is answered with an ``error`` message."""
@@ -210,7 +214,9 @@ class Connection:
         self._not_bound()
         conv = await self.hub.resume_conversation(msg.token, self)
         self.actor = Actor.for_client(conv)
-        self._request_sync(conv.id, msg.last_seq)
+        # A client cannot have seen more than has been delivered: a higher claim would hide
+        # messages from it, so it is taken as "everything so far".
+        self._request_sync(conv.id, min(msg.last_seq, conv.last_seq))
 
     async def _on_auth(self, msg: Auth) -> None:
         self._not_bound()
@@ -266,7 +272,7 @@ class Connection:
             assert isinstance(msg, Welcome)
             for view in msg.conversations:
                 cid = view.conversation_id
-                self._request_sync(cid, self._auth_cursors.get(cid, 0))
+                self._request_sync(cid, min(self._auth_cursors.get(cid, 0), view.last_seq))
         elif kind is ConversationOpened:
             assert isinstance(msg, ConversationOpened)
             self._cursors[msg.conversation.conversation_id] = 0
@@ -355,7 +361,10 @@ class Connection:
                     up_to_date = len(page) < page_size
                     if page:
                         last = page[-1].seq
-                    self.send(MessageHistory(cid, tuple(page), up_to_date))
+                    chunks = _chunks_by_size(page)
+                    for i, chunk in enumerate(chunks):
+                        done = up_to_date and i == len(chunks) - 1
+                        self.send(MessageHistory(cid, tuple(chunk), done))
                     if up_to_date:
                         break
                 if last > self._cursors.get(cid, -1):
@@ -415,6 +424,22 @@ class Connection:
             self.hub.disconnect_professional(actor.professional, self)
         elif actor.conversation_id is not None:
             self.hub.bus.unsubscribe("conv:" + actor.conversation_id, self)
+
+
+HISTORY_FRAME_CHARS = 100_000  # keeps a history frame well under 1 MiB, whatever the text
+
+
+def _chunks_by_size(page: list[ChatMessage]) -> list[list[ChatMessage]]:
+    """Split a page of history so that no frame carries more than HISTORY_FRAME_CHARS."""
+    chunks: list[list[ChatMessage]] = [[]]
+    size = 0
+    for message in page:
+        if chunks[-1] and size + len(message.text) > HISTORY_FRAME_CHARS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(message)
+        size += len(message.text)
+    return chunks
 
 
 def _peek_ref(codec: Codec, data: bytes | str, binary: bool) -> str | None:

@@ -25,7 +25,8 @@ class Settings:
     # "normal" loses nothing when only the process crashes; "full" also survives power loss.
     sqlite_synchronous: str = "full"
     demo: bool = False
-    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8080", "http://localhost:8080")
+    # Empty: the server's own address (and localhost on the same port when on loopback).
+    allowed_origins: tuple[str, ...] = ()
     allow_missing_origin: bool = True
     max_frame_bytes: int = 64 * 1024
     heartbeat_seconds: float = 20.0
@@ -43,6 +44,15 @@ class Settings:
     log_level: str = "info"
     uvloop: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def origins(self) -> tuple[str, ...]:
+        """The web origins whose pages may open websockets."""
+        if self.allowed_origins:
+            return self.allowed_origins
+        own = [f"http://{self.host}:{self.port}"]
+        if self.host in ("127.0.0.1", "localhost", "::1"):
+            own += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+        return tuple(dict.fromkeys(own))
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -244,6 +244,7 @@ class Storage:
                     sender_name=op.sender_name,
                     text=op.text,
                     sent_at=now,
+                    sender_id=sender_id,
                 )
                 message_rows.append(
                     (op.conversation_id, seq, msg_id, role, sender_id, op.sender_name, op.text, now)
@@ -334,7 +335,14 @@ class Storage:
             if isinstance(known, tuple):
                 future.set_result(
                     ChatMessage(
-                        conversation_id, known[0], msg_id, sender_role, sender_name, text, known[1]
+                        conversation_id,
+                        known[0],
+                        msg_id,
+                        sender_role,
+                        sender_name,
+                        text,
+                        known[1],
+                        sender_id,
                     )
                 )
             else:
@@ -429,8 +437,8 @@ class Storage:
 
     async def history(self, conversation_id: str, after_seq: int, limit: int) -> list[ChatMessage]:
         rows = await self._read(
-            "SELECT seq, msg_id, sender_role, sender_name, text, sent_at FROM messages "
-            "WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, msg_id, sender_role, sender_name, text, sent_at, sender_id "
+            "FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (conversation_id, after_seq, limit),
         )
         return [
@@ -442,6 +450,7 @@ class Storage:
                 sender_name=r[3],
                 text=r[4],
                 sent_at=r[5],
+                sender_id=r[6],
             )
             for r in rows
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -48,13 +49,20 @@ PASSWORD = "kanava-demo"
 TIMEOUT = 5.0
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class KanavaServer:
     """A Kanava server on 127.0.0.1:<ephemeral port>, in a background thread."""
 
     def __init__(self, database: Path, **settings: Any) -> None:
         self.database = database
         self.settings_overrides = settings
-        self.port = 0
+        self.port = free_port()  # known before start, so the server knows its own origin
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -289,9 +297,7 @@ class ProPeer(Peer):
         """Collect message.history pages of a conversation until up to date."""
         messages: list[Any] = []
         while True:
-            page = await self.expect(
-                MessageHistory, lambda h: h.conversation_id == conversation_id
-            )
+            page = await self.expect(MessageHistory, lambda h: h.conversation_id == conversation_id)
             messages.extend(page.messages)
             if page.up_to_date:
                 return messages

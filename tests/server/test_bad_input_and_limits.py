@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Any
 
@@ -357,5 +358,42 @@ async def test_a_client_that_stops_reading_is_cut_off_without_slowing_others(
             if page.up_to_date:
                 break
         assert seqs == list(range(1, total + 1))
+    finally:
+        await chat.close_all()
+
+
+async def test_by_default_only_the_servers_own_origin_may_connect(server_factory: Any) -> None:
+    server: KanavaServer = server_factory(allowed_origins=())
+    chat = Chat(server)
+    try:
+        for own in (f"http://127.0.0.1:{server.port}", f"http://localhost:{server.port}"):
+            await chat.raw_client(origin=own)
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await chat.connect("/ws/client", origin=f"http://127.0.0.1:{server.port + 1}")
+        assert refused.value.response.status_code == 403
+    finally:
+        await chat.close_all()
+
+
+async def test_a_peer_flooding_itself_with_unread_replies_gets_the_slow_consumer_code(
+    server_factory: Any,
+) -> None:
+    server: KanavaServer = server_factory(send_queue_frames=4, client_rate_burst=100_000)
+    chat = Chat(server)
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        peer = await chat.raw_client(sock=sock, max_queue=1)
+        nonce = "n" * 64
+        with contextlib.suppress(websockets.ConnectionClosed):
+            for _ in range(20_000):
+                await peer.send(Ping(nonce=nonce))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await peer.ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CloseCode.SLOW_CONSUMER
     finally:
         await chat.close_all()

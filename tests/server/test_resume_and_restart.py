@@ -9,6 +9,7 @@ from kanava_testing import Chat, KanavaServer, texts
 from protocol import JSON, MSGPACK
 from protocol.messages import (
     ConversationStateChanged,
+    MessageAck,
     MessageHistory,
     MessageNew,
     MessageSend,
@@ -199,3 +200,40 @@ async def test_restart_restores_conversations_history_queue_and_assignment(
         assert (retry.seq, retry.duplicate) == (1, True)
     finally:
         await chat.close_all()
+
+
+async def test_a_resume_claiming_too_much_hides_nothing(chat: Chat) -> None:
+    """A last_seq beyond what exists is read as "up to date", not as a reason to skip."""
+    client = await chat.open_client()
+    await client.close()
+    again = await chat.resume_client(client.token, last_seq=999)
+    await again.expect(ConversationStateChanged)
+    again.conversation_id = client.conversation_id
+    assert (await again.expect(MessageHistory)).up_to_date
+    pro = await chat.open_pro("hoitaja1")
+    await pro.send(QueueTake())
+    await pro.history(client.conversation_id)
+    await pro.say(client.conversation_id, "Näkyykö tämä?")
+    got = await again.expect(MessageNew)
+    assert (got.message.seq, got.message.text) == (1, "Näkyykö tämä?")
+    assert (got.message.sender_role, got.message.sender_id) == ("professional", "p_hoitaja1")
+
+
+async def test_history_frames_stay_small_with_long_messages(chat: Chat) -> None:
+    client = await chat.open_client()
+    for i in range(60):
+        await client.send(MessageSend(client.conversation_id, f"l{i}", f"{i:02d}" + "x" * 3998))
+    for _ in range(60):
+        await client.expect(MessageAck)
+    await client.close()
+    again = await chat.resume_client(client.token, last_seq=0)
+    pages = []
+    while True:
+        page = await again.expect(MessageHistory)
+        pages.append(page)
+        if page.up_to_date:
+            break
+    assert len(pages) >= 3
+    assert all(sum(len(m.text) for m in p.messages) <= 100_000 for p in pages)
+    assert [m.seq for p in pages for m in p.messages] == list(range(1, 61))
+    assert all(m.sender_id == "client" for p in pages for m in p.messages)
