@@ -1,0 +1,96 @@
+"""The ``kanava`` command as an operator runs it: a separate process, then SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import websockets
+from kanava_testing import free_port
+
+from protocol import JSON, to_wire
+from protocol.messages import ConversationOpen, ConversationOpened
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kanava(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_help_lists_the_serve_command_and_its_options() -> None:
+    top = kanava("--help")
+    assert top.returncode == 0
+    assert "serve" in top.stdout
+    serve = kanava("serve", "--help")
+    assert serve.returncode == 0
+    for option in ("--host", "--port", "--database", "--demo", "--allowed-origin"):
+        assert option in serve.stdout
+
+
+async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "KANAVA_GRACE_SECONDS": "5"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--demo",
+            "--port",
+            str(port),
+            "--database",
+            str(tmp_path / "k.sqlite3"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert json.load(r) == {"status": "ok"}
+                    break
+            except OSError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/client", timeout=5) as page:
+            assert b"<html" in page.read().lower()
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/ws/client",
+            subprotocols=[JSON.subprotocol],
+            origin=f"http://127.0.0.1:{port}",
+        ) as ws:
+            await ws.send(JSON.dumps(to_wire(ConversationOpen(client_name="Operaattori"))).decode())
+            opened = JSON.decode_outbound(await ws.recv())
+            assert isinstance(opened, ConversationOpened)
+            process.send_signal(signal.SIGTERM)
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1001  # going away
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output, _ = process.communicate(timeout=20)
+    assert "demo accounts" in output.lower()
