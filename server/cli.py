@@ -11,8 +11,11 @@ from pathlib import Path
 from aiohttp import web
 
 from .app import build_app
+from .auth import hash_password
+from .conversations import AssignMode, Professional, Team
 from .demo import DEMO_ACCOUNTS
 from .settings import Settings
+from .storage import Storage
 
 __all__ = ["main"]
 
@@ -43,12 +46,90 @@ def _parser() -> argparse.ArgumentParser:
         help="a web origin allowed to open websockets (repeat for several)",
     )
     serve.add_argument("--log-level", help="debug, info, warning or error (default info)")
+
+    team = commands.add_parser(
+        "add-team",
+        help="create or update a team",
+        description="Create or update a team (a health station's chat queue).",
+    )
+    team.add_argument("id", help="short id, e.g. kallio")
+    team.add_argument("name", help="name shown to professionals")
+    team.add_argument(
+        "--mode",
+        choices=["pick", "auto"],
+        default="pick",
+        help="pick: professionals choose from the queue; auto: the hub assigns (default pick)",
+    )
+    team.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
+
+    pro = commands.add_parser(
+        "add-professional",
+        help="create or update a professional's account",
+        description="Create or update a professional's account. The password is read from "
+        "standard input (one line), so it never appears in the process list.",
+    )
+    pro.add_argument("username")
+    pro.add_argument("--name", required=True, help="full name shown to clients")
+    pro.add_argument("--title", default="nurse", help="e.g. nurse or doctor (default nurse)")
+    pro.add_argument(
+        "--team", action="append", required=True, dest="teams", help="team id (repeatable)"
+    )
+    pro.add_argument(
+        "--capacity", type=int, help="concurrent chats (default: the default_capacity setting)"
+    )
+    pro.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
     return parser
+
+
+async def _add_team(settings: Settings, args: argparse.Namespace) -> str:
+    storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
+    try:
+        await storage.save_team(Team(args.id, args.name, AssignMode(args.mode)))
+    finally:
+        await storage.close()
+    return f"team {args.id} saved ({args.mode} mode)"
+
+
+async def _add_professional(settings: Settings, args: argparse.Namespace, password: str) -> str:
+    storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
+    try:
+        known_teams = {t.id for t in await storage.teams()}
+        unknown = [t for t in args.teams if t not in known_teams]
+        if unknown:
+            raise SystemExit(f"kanava: no such team: {', '.join(unknown)} (add it first)")
+        existing = {p.username: p.id for p in await storage.professionals()}
+        capacity = settings.default_capacity if args.capacity is None else args.capacity
+        if capacity < 0:
+            raise SystemExit("kanava: capacity cannot be negative")
+        await storage.save_professional(
+            Professional(
+                id=existing.get(args.username) or "p_" + args.username,
+                username=args.username,
+                display_name=args.name,
+                title=args.title,
+                capacity=capacity,
+                teams=tuple(args.teams),
+                password_hash=hash_password(password),
+            )
+        )
+    finally:
+        await storage.close()
+    return f"professional {args.username} saved (capacity {capacity}; restart the server)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command in ("add-team", "add-professional"):
+        settings = Settings.from_env(database=args.database)
+        if args.command == "add-team":
+            print(asyncio.run(_add_team(settings, args)))
+        else:
+            password = sys.stdin.readline().rstrip("\n")
+            if len(password) < 8:
+                raise SystemExit("kanava: give a password of at least 8 characters on stdin")
+            print(asyncio.run(_add_professional(settings, args, password)))
+        return 0
     if args.command != "serve":
         parser.print_help()
         return 0 if args.command is None and argv is not None else 2

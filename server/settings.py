@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -43,7 +43,6 @@ class Settings:
     static_dir: Path | None = None
     log_level: str = "info"
     uvloop: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def origins(self) -> tuple[str, ...]:
         """The web origins whose pages may open websockets."""
@@ -64,8 +63,6 @@ class Settings:
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
             raw = environ.get(f"KANAVA_{f.name.upper()}")
             if raw is not None:
                 values[f.name] = _parse(hints[f.name], raw, f.name)
@@ -74,7 +71,7 @@ class Settings:
 
     @classmethod
     def names(cls) -> list[str]:
-        return [f.name for f in dataclasses.fields(cls) if f.name != "extra"]
+        return [f.name for f in dataclasses.fields(cls)]
 
 
 def _parse(hint: Any, raw: str, name: str) -> Any:

@@ -12,10 +12,10 @@ import urllib.request
 from pathlib import Path
 
 import websockets
-from kanava_testing import free_port
+from kanava_testing import Chat, KanavaServer, free_port
 
 from protocol import JSON, to_wire
-from protocol.messages import ConversationOpen, ConversationOpened
+from protocol.messages import ConversationOpen, ConversationOpened, ConversationStateChanged
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def kanava(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         **kwargs,  # type: ignore[call-overload]
     )
 
@@ -94,3 +94,70 @@ async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
             process.kill()
         output, _ = process.communicate(timeout=20)
     assert "demo accounts" in output.lower()
+
+
+async def test_operators_add_teams_and_professionals_with_their_own_capacity(
+    tmp_path: Path,
+) -> None:
+    database = str(tmp_path / "k.sqlite3")
+    made = kanava(
+        "add-team", "malmi", "Malmin terveysasema", "--mode", "auto", "--database", database
+    )
+    assert made.returncode == 0, made.stderr
+    added = kanava(
+        "add-professional",
+        "sanna",
+        "--name",
+        "Sanna Sairaanhoitaja",
+        "--team",
+        "malmi",
+        "--capacity",
+        "2",
+        "--database",
+        database,
+        input="salasana-123\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "capacity 2" in added.stdout
+    refused = kanava(
+        "add-professional",
+        "x",
+        "--name",
+        "X",
+        "--team",
+        "nowhere",
+        "--database",
+        database,
+        input="salasana-123\n",
+    )
+    assert refused.returncode != 0 and "no such team" in refused.stderr
+    short = kanava(
+        "add-professional",
+        "y",
+        "--name",
+        "Y",
+        "--team",
+        "malmi",
+        "--database",
+        database,
+        input="lyhyt\n",
+    )
+    assert short.returncode != 0
+
+    server = KanavaServer(Path(database), demo=False).start()
+    chat = Chat(server)
+    try:
+        pro = await chat.open_pro("sanna", token=await chat.login("sanna", "salasana-123"))
+        assert (pro.welcome.capacity, pro.welcome.teams) == (2, ("malmi",))
+        clients = [await chat.open_client(f"Asiakas {i}", team="malmi") for i in range(3)]
+        states = [
+            await c.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
+            for c in clients[:2]
+        ]
+        assert {
+            s.conversation.professional.name for s in states if s.conversation.professional
+        } == {"Sanna Sairaanhoitaja"}
+        await clients[2].nothing_more(cls=ConversationStateChanged)  # capacity 2 reached
+    finally:
+        await chat.close_all()
+        server.stop()
