@@ -161,6 +161,9 @@ class ConversationOpen(Message):
     topic: Name | None = None
     language: Annotated[str, Limit(8)] | None = None
     team: Id | None = None
+    # Chosen by the client (e.g. a random UUID) and sent again on a retry: the same
+    # conversation is returned, with a fresh token, instead of a second one being queued.
+    open_id: Annotated[str, Limit(64, min_len=16)] | None = None
 
 
 @dataclass(frozen=True, slots=True)

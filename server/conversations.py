@@ -74,6 +74,7 @@ class Conversation:
     reason: str | None = None
     read_client_seq: int = 0
     read_professional_seq: int = 0
+    open_key_hash: str | None = None
     last_seq: int = 0
     # Runtime only: the professional the last *published* state event named. Live messages
     # follow this, not professional_id, so a professional never gets a chat's messages

@@ -63,6 +63,7 @@ __all__ = ["Actor", "Hub"]
 log = logging.getLogger("kanava.hub")
 
 QUEUE_SNAPSHOT_ENTRIES = 50
+OPEN_RETRY_MINUTES = 15
 RECENTLY_CLOSED = 10_000
 
 
@@ -116,6 +117,7 @@ class Hub:
         self.conversations: dict[str, Conversation] = {}  # open ones
         self.queues: dict[str, Queue] = {}
         self._by_token: dict[str, Conversation] = {}
+        self._by_open_key: dict[str, Conversation] = {}
         self._recently_closed: OrderedDict[str, Conversation] = OrderedDict()
         self._last_position: dict[str, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
@@ -238,7 +240,20 @@ class Hub:
     async def open_conversation(
         self, cmd: ConversationOpen, subscriber: Subscriber
     ) -> Conversation:
-        """A client starts a conversation; it is queued in its team's queue."""
+        """A client starts a conversation; it is queued in its team's queue.
+
+        With an ``open_id`` already used for a conversation opened in the last
+        ``OPEN_RETRY_MINUTES`` and still open, that conversation is returned with a fresh
+        token: a retry after a dropped connection does not queue a second chat.
+        """
+        open_key = hash_token(cmd.open_id) if cmd.open_id else None
+        if open_key is not None:
+            again = self._by_open_key.get(open_key)
+            if again is not None:
+                age_ms = self.clock.now_ms() - again.created_at
+                if age_ms <= OPEN_RETRY_MINUTES * 60_000:
+                    return await self._reopen(again, subscriber)
+                raise HubError(ErrorCode.INVALID_STATE, "this open_id was used already")
         team_id = cmd.team or self.default_team
         if team_id not in self.teams:
             raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
@@ -256,6 +271,7 @@ class Hub:
             language=cmd.language or None,
             queue_rank=float(now),
             queued_at=now,
+            open_key_hash=open_key,
         )
         self._index(conv)
         queue = self.queues[team_id]
@@ -266,6 +282,28 @@ class Hub:
         changes.new.append(conv)
         changes.teams.add(team_id)
         changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "opened"))
+        changes.events.append(_Event(ConversationOpened(token, self.view(conv)), to=subscriber))
+        try:
+            await self._apply(changes)
+        except HubError:
+            # Not stored: leave no trace of it in memory either (no ghost in the queue).
+            self.bus.unsubscribe("conv:" + conv.id, subscriber)
+            if conv.id in queue:
+                self._dequeue(conv)
+            self._unindex(conv)
+            self._recently_closed.pop(conv.id, None)
+            raise
+        return conv
+
+    async def _reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
+        token = new_token()
+        self._by_token.pop(conv.token_hash, None)
+        conv.token_hash = hash_token(token)
+        self._by_token[conv.token_hash] = conv
+        self.bus.subscribe("conv:" + conv.id, subscriber)
+        changes = _Changes()
+        self._touch(conv, changes)
+        changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "reopened"))
         changes.events.append(_Event(ConversationOpened(token, self.view(conv)), to=subscriber))
         await self._apply(changes)
         return conv
@@ -614,10 +652,16 @@ class Hub:
     def _index(self, conv: Conversation) -> None:
         self.conversations[conv.id] = conv
         self._by_token[conv.token_hash] = conv
+        if conv.open_key_hash is not None:
+            self._by_open_key[conv.open_key_hash] = conv
 
     def _unindex(self, conv: Conversation) -> None:
         self.conversations.pop(conv.id, None)
         self._by_token.pop(conv.token_hash, None)
+        if conv.open_key_hash is not None:
+            # A closed conversation frees its open_id (stored as NULL with the close).
+            self._by_open_key.pop(conv.open_key_hash, None)
+            conv.open_key_hash = None
         self._recently_closed[conv.id] = conv
         while len(self._recently_closed) > RECENTLY_CLOSED:
             self._recently_closed.popitem(last=False)

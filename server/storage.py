@@ -88,10 +88,12 @@ class _StatementsOp:
 _CONVERSATION_COLUMNS = (
     "id, token_hash, team_id, state, created_at, updated_at, client_name, topic, language, "
     "professional_id, queue_rank, queued_at, closed_at, closed_by, reason, read_client_seq, "
-    "read_professional_seq"
+    "read_professional_seq, open_key_hash"
 )
 _MUTABLE_CONVERSATION_FIELDS = (
     "state",
+    "token_hash",
+    "open_key_hash",
     "professional_id",
     "queue_rank",
     "queued_at",
@@ -479,7 +481,7 @@ class Storage:
             statements.append(
                 (
                     f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         conv.id,
                         conv.token_hash,
@@ -498,6 +500,7 @@ class Storage:
                         conv.reason,
                         conv.read_client_seq,
                         conv.read_professional_seq,
+                        conv.open_key_hash,
                     ),
                 )
             )
@@ -557,6 +560,7 @@ class Storage:
             reason=row["reason"],
             read_client_seq=row["read_client_seq"],
             read_professional_seq=row["read_professional_seq"],
+            open_key_hash=row["open_key_hash"],
             last_seq=row["last_seq"] or 0,
         )
 

@@ -372,6 +372,9 @@ $("start-form").addEventListener("submit", (event) => {
   const language = $("language").value;
   openRequest = {
     type: "conversation.open",
+    // Sent again on every reconnect until answered: the server returns the same
+    // conversation instead of queueing a second one.
+    open_id: crypto.randomUUID(),
     client_name: $("client-name").value.trim().slice(0, 100),
     topic: $("topic").value.trim().slice(0, 100) || null,
     language,

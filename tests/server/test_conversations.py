@@ -6,6 +6,8 @@ from kanava_testing import Chat, texts
 
 from protocol.messages import (
     ConversationClose,
+    ConversationOpen,
+    ConversationOpened,
     ConversationStateChanged,
     ConversationTransfer,
     MessageAck,
@@ -262,3 +264,33 @@ async def test_history_sync_pages_through_long_conversations(chat: Chat) -> None
     assert len(pages) == 3
     seqs = [m.seq for p in pages for m in p.messages]
     assert seqs == list(range(1, 231))
+
+
+async def test_retrying_an_open_after_a_drop_queues_no_second_chat(chat: Chat) -> None:
+    """The phone lost its connection before 'opened' arrived: the retry gets the same chat."""
+    first = await chat.raw_client()
+    await first.send(ConversationOpen(client_name="Matti", open_id="retry-0123456789abcdef"))
+    lost = await first.expect(ConversationOpened)
+    await first.close()
+    again = await chat.raw_client()
+    await again.send(ConversationOpen(client_name="Matti", open_id="retry-0123456789abcdef"))
+    opened = await again.expect(ConversationOpened)
+    assert opened.conversation.conversation_id == lost.conversation.conversation_id
+    assert opened.conversation.queue_position == 1
+    assert opened.token != lost.token
+    pro = await chat.open_pro("hoitaja1")
+    snapshot = await pro.expect(QueueSnapshot, lambda s: s.team == "kallio")
+    assert snapshot.length == 1
+    # The new token resumes; the one that never arrived no longer does.
+    resumed = await chat.resume_client(opened.token)
+    await resumed.expect(ConversationStateChanged)
+    stale = await chat.resume_client(lost.token)
+    await stale.expect_error("invalid_token")
+
+
+async def test_an_open_id_is_free_again_once_its_chat_has_closed(chat: Chat) -> None:
+    client = await chat.open_client(open_id="once-0123456789abcdef")
+    await client.send(ConversationClose(client.conversation_id))
+    await client.expect(ConversationStateChanged, lambda m: m.conversation.state == "closed")
+    later = await chat.open_client(open_id="once-0123456789abcdef")
+    assert later.conversation_id != client.conversation_id
