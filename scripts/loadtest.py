@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pause",
         type=float,
         metavar="S",
-        help=f"think mode: mean seconds before a client whose chat ended opens a new one "
-        f"(default {d['pause']})",
+        help=f"mean seconds before a client whose chat ended opens a new one (think mode, "
+        f"and rate mode with --messages; default {d['pause']})",
     )
 
     timing = parser.add_argument_group("time and count bounds")
@@ -229,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-messages",
         type=int,
         metavar="N",
-        help="send at most N chat messages in all (per process share; default: no limit)",
+        help="send at most N chat messages in all, split over the processes (default: no "
+        "limit); the run still ends after --duration",
     )
 
     sweep = parser.add_argument_group("sweep (throughput at a latency limit)")

@@ -297,6 +297,7 @@ class WorkerPlan:
     rate_share: float  # this worker's fraction of the offered rate
     run_id: str
     client_offset: int = 0  # global index of this worker's first client
+    max_messages: int = 0  # this worker's share of --max-messages (0: no limit)
     start_at_ns: int = 0  # monotonic start of measurement, set by the runner
 
     def with_start(self, start_at_ns: int) -> WorkerPlan:

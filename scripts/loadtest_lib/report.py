@@ -287,7 +287,8 @@ def format_report(result: dict[str, Any]) -> str:
             f"chats        opened {totals.get('conversations_opened', 0)}, assigned "
             f"{totals.get('conversations_assigned', 0)}, closed "
             f"{totals.get('conversations_closed', 0)}, still waiting at the end "
-            f"{totals.get('conversations_unassigned', 0)}"
+            f"{totals.get('conversations_unassigned', 0)} (with "
+            f"{totals.get('waiting_in_queue', 0)} stored messages nobody has read yet)"
         )
     lat = result["latency"]
     lines += [

@@ -107,6 +107,7 @@ def make_plans(
                 rate_share=clients / cfg.clients,
                 run_id=run_id,
                 client_offset=offset,
+                max_messages=split(cfg.max_messages, cfg.procs, k) if cfg.max_messages else 0,
             )
         )
         offset += clients
@@ -246,7 +247,7 @@ def _run_workers(
 def _planned_seconds(cfg: Config) -> float:
     if cfg.mode == "rate":
         per_step = cfg.warmup + (cfg.step_seconds if cfg.sweep is not None else cfg.duration)
-        return per_step * len(cfg.steps())
+        return per_step * len(cfg.steps()) + 2.0
     return cfg.duration
 
 

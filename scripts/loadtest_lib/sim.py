@@ -74,6 +74,7 @@ FILLER = (
 ) * 60
 MAX_RETRIES = 20
 MIN_TICK = 0.001  # seconds: the pacer's shortest sleep
+SETTLE_NS = 2_000_000_000  # unmeasured load before the first step of rate mode
 # websockets' asyncio connection writes a frame with protocol.send_*() + send_data(); if a
 # future version renames that, fall back to ``await ws.send()`` in a task.
 _DIRECT_WRITE = hasattr(ClientConnection, "send_data")
@@ -542,7 +543,12 @@ class Worker:
         t0 = time.monotonic_ns()
         await self._send(
             client,
-            ConversationOpen(client_name=f"Load Client {client.index}", topic="load", team=team),
+            ConversationOpen(
+                client_name=f"Load Client {client.index}",
+                topic="load",
+                team=team,
+                open_id=f"loadtest-{conv.key}",  # as the citizen page does, for safe retries
+            ),
         )
         conv.opened_ns = t0
         await asyncio.wait_for(client.opened, self.cfg.setup_timeout)
@@ -931,6 +937,10 @@ class Worker:
         if server0 is not None and server1 is not None:
             step.server_cpu_s = server1 - server0
         step.completed = True
+        # Nobody starts anything new now: end the clients' lives wherever they are (waiting
+        # for a chat to open, or pausing before the next one); messages already sent drain.
+        for life in lives:
+            life.cancel()
         await asyncio.gather(*lives, return_exceptions=True)
 
     async def _client_life(self, client: SimClient, start_ns: int, end_ns: int, i: int) -> None:
@@ -938,7 +948,7 @@ class Worker:
         ramp_ns = int(cfg.ramp * 1e9 * i / max(1, len(self.clients)))
         await _sleep_until(start_ns + ramp_ns)
         while not self.stopping and time.monotonic_ns() < end_ns:
-            if cfg.max_messages and self.stats.totals["sent"] >= cfg.max_messages:
+            if self.plan.max_messages and self.stats.totals["sent"] >= self.plan.max_messages:
                 return
             try:
                 conv = await self._open_client(client, self.plan.team)
@@ -1004,7 +1014,7 @@ class Worker:
             await asyncio.sleep(min(2.0, cfg.think / 2))
             if self.stopping or conv.closing:
                 return
-        if cfg.max_messages and self.stats.totals["sent"] >= cfg.max_messages:
+        if self.plan.max_messages and self.stats.totals["sent"] >= self.plan.max_messages:
             return
         self._send_chat(conv, client_side, time.monotonic_ns(), self.step)
         if typing:
@@ -1026,7 +1036,8 @@ class Worker:
             step = StepStats(rate, step_ns / 1e9)
             self.stats.steps.append(step)
             gc.collect()
-            measure_at = t + warm_ns
+            # The first step also settles the server after the set-up (caches, allocator).
+            measure_at = t + (max(warm_ns, SETTLE_NS) if i == 0 else warm_ns)
             end = measure_at + step_ns
             stopped = await self._pace(rate * self.plan.rate_share, t, measure_at, end, step, i)
             if stopped:
@@ -1062,7 +1073,7 @@ class Worker:
         cpu0: float | None = None
         lag = step.lag
         typing = cfg.typing
-        max_messages = cfg.max_messages
+        max_messages = self.plan.max_messages
         totals = self.stats.totals
         self.step, self.step_index = None, index
         server0: float | None = None
@@ -1149,16 +1160,40 @@ class Worker:
     # --- the end --------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        """Wait (at most --drain seconds) for every message in flight to arrive."""
+        """Wait (at most --drain seconds) for every message in flight to arrive.
+
+        Messages of conversations still waiting for a professional have nobody to arrive at
+        yet; they are not waited for.
+        """
         deadline = time.monotonic() + self.cfg.drain
         while self.inflight > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+            if self._deliverable_inflight() == 0:
+                return
+            await asyncio.sleep(0.05)
+
+    def _deliverable_inflight(self) -> int:
+        count = 0
+        for conv in self.convs:
+            if conv.p2c.inflight:
+                count += len(conv.p2c.inflight)
+            if conv.c2p.inflight and conv.pro is not None:
+                count += len(conv.c2p.inflight)
+        return count
 
     def _account(self) -> None:
         """Count what never arrived (lost) or was never answered (unanswered)."""
         correctness = self.stats.correctness
         for conv in self.convs:
             for flow, to in ((conv.c2p, "professional"), (conv.p2c, "client")):
+                if flow is conv.c2p and conv.pro is None:
+                    # Stored while queued, and no professional has had the chat yet.
+                    self.stats.totals["waiting_in_queue"] += sum(
+                        1 for e in flow.inflight.values() if e[ACKED]
+                    )
+                    correctness["unanswered"] += sum(
+                        1 for e in flow.inflight.values() if not e[ACKED]
+                    )
+                    continue
                 for n, entry in flow.inflight.items():
                     if entry[ACKED] and not entry[RECEIVED]:
                         self.stats.problem(

@@ -7,7 +7,8 @@ arrive, so an overloaded step cannot push its late messages into the next step's
 Correctness counters are kept per run: every acknowledged message must reach the other party
 exactly once, in its own conversation.
 
-- ``lost``: acknowledged (stored) but never received by the other party;
+- ``lost``: acknowledged (stored) but never received by the other party (a client's message
+  in a conversation no professional has had yet is not lost but ``waiting_in_queue``);
 - ``duplicated``: received a second time;
 - ``misplaced``: received by a party that is not in its conversation, in the wrong
   conversation, with a text or msg_id of another conversation, from the wrong role, or a
@@ -32,6 +33,7 @@ TOTAL_COUNTERS = (
     "acked",
     "delivered",
     "delivered_history",
+    "waiting_in_queue",
     "refused",
     "rate_limited",
     "retries",
