@@ -2,11 +2,11 @@
 
 Sending
 -------
-Frames for a connection go into its own bounded queue, drained by one writer task. A
-publisher never waits for a receiver: when a receiver stops reading, its socket buffer stops
-draining, its queue fills and it is disconnected (close code 4001, ``slow_consumer``)
-instead of slowing anyone else. It can reconnect and resume without losing anything,
-because every message is in storage.
+Frames for a connection are collected during one event-loop iteration and written with one
+call (see :meth:`Connection._flush`). A publisher never waits for a receiver: when a receiver
+stops reading, its socket's send buffer grows, and past ``send_buffer_bytes`` it is
+disconnected (close code 4001, ``slow_consumer``) instead of slowing anyone else. It can
+reconnect and resume without losing anything, because every message is in storage.
 
 Ordering and resume
 -------------------
@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import deque
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,10 +99,10 @@ class Connection:
         self.actor: Actor | None = None
         self.session_hash: str | None = None
         self.closed = False
-        self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
-        self._frames: deque[bytes] = deque()
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._first_byte = 0x82 if codec.binary else 0x81  # FIN + binary or text opcode
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
         self._cursors: dict[str, int] = {}
         self._syncs: dict[str, _Sync] = {}
         self._sync_lock = asyncio.Lock()
@@ -130,7 +130,6 @@ class Connection:
     # --- the read side --------------------------------------------------------------------
 
     async def run(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop())
         try:
             async for frame in self.ws:
                 if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
@@ -307,36 +306,39 @@ class Connection:
     def _enqueue(self, data: bytes) -> None:
         if self.closed:
             return
-        queued = len(self._frames)
-        if queued >= self.settings.send_queue_frames and (
-            queued >= 8 * self.settings.send_queue_frames or self._transport_backed_up()
-        ):
-            self._drop_slow_consumer()
-            return
-        self._frames.append(data)
-        self._wakeup.set()
+        n = len(data)
+        if n < 126:
+            header = bytes((self._first_byte, n))
+        elif n < 65536:
+            header = struct.pack("!BBH", self._first_byte, 126, n)
+        else:
+            header = struct.pack("!BBQ", self._first_byte, 127, n)
+        self._out.append(header)
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
-    def _transport_backed_up(self) -> bool:
-        """Whether the kernel stopped taking our bytes: the peer is not reading.
+    def _flush(self) -> None:
+        """Write every frame queued in this loop iteration with one call.
 
-        A full queue alone is not enough: one group commit can acknowledge hundreds of
-        messages in one go, queued before the writer task even runs. A peer is slow when
-        frames pile up *and* the socket's own buffer is not draining.
+        Server frames are never masked nor compressed here, so they are written as bytes
+        straight to the transport, after aiohttp's handshake: no task, no await per frame.
+        One group commit that acknowledges many messages thus costs each connection one
+        write. The transport's buffer is this connection's bounded send queue: when it
+        holds more than ``send_buffer_bytes`` the peer is not reading, and is dropped.
         """
+        self._flush_scheduled = False
+        out, self._out = self._out, []
         transport = self.request.transport
-        return transport is None or transport.get_write_buffer_size() > 0
-
-    async def _write_loop(self) -> None:
-        frames, ws, opcode = self._frames, self.ws, self._opcode
-        try:
-            while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                while frames:
-                    await ws.send_frame(frames.popleft(), opcode)
-        except (ConnectionError, RuntimeError) as exc:
-            log.debug("send failed: %r", exc)
+        if self.closed or not out:
+            return
+        if transport is None or transport.is_closing():
             self.closed = True
+            return
+        transport.write(b"".join(out))
+        if transport.get_write_buffer_size() > self.settings.send_buffer_bytes:
+            self._drop_slow_consumer()
 
     # --- history --------------------------------------------------------------------------
 
@@ -391,7 +393,7 @@ class Connection:
 
     def _drop_slow_consumer(self) -> None:
         log.warning("closing a connection that does not read its messages (slow consumer)")
-        self._frames.clear()
+        self._out.clear()
         self._close_task = asyncio.get_running_loop().create_task(
             self.close(CloseCode.SLOW_CONSUMER, "slow consumer: reconnect and resume")
         )
@@ -400,8 +402,6 @@ class Connection:
     async def close(self, code: int, reason: str) -> None:
         """Close with ``code``; if the peer does not let the close frame through, abort."""
         self.closed = True
-        if self._writer is not None:
-            self._writer.cancel()
         try:
             await asyncio.wait_for(
                 self.ws.close(code=code, message=reason.encode("utf-8")), timeout=2.0
@@ -413,8 +413,6 @@ class Connection:
 
     def _cleanup(self) -> None:
         self.closed = True
-        if self._writer is not None:
-            self._writer.cancel()
         for task in list(self._tasks):
             task.cancel()
         actor = self.actor

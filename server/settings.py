@@ -34,7 +34,7 @@ class Settings:
     client_rate_burst: int = 30
     pro_rate_per_second: float = 20.0
     pro_rate_burst: int = 100
-    send_queue_frames: int = 512
+    send_buffer_bytes: int = 1024 * 1024
     grace_seconds: float = 60.0
     default_capacity: int = 4
     session_hours: float = 12.0

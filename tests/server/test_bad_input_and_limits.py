@@ -308,7 +308,7 @@ async def test_a_client_that_stops_reading_is_cut_off_without_slowing_others(
     server_factory: Any,
 ) -> None:
     server: KanavaServer = server_factory(
-        send_queue_frames=32, pro_rate_burst=100_000, pro_rate_per_second=100_000.0
+        send_buffer_bytes=64 * 1024, pro_rate_burst=100_000, pro_rate_per_second=100_000.0
     )
     chat = Chat(server, MSGPACK)
     try:
@@ -378,17 +378,22 @@ async def test_by_default_only_the_servers_own_origin_may_connect(server_factory
 async def test_a_peer_flooding_itself_with_unread_replies_gets_the_slow_consumer_code(
     server_factory: Any,
 ) -> None:
-    server: KanavaServer = server_factory(send_queue_frames=4, client_rate_burst=100_000)
+    server: KanavaServer = server_factory(send_buffer_bytes=16 * 1024, client_rate_burst=100_000)
     chat = Chat(server)
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", server.port))
         peer = await chat.raw_client(sock=sock, max_queue=1)
-        nonce = "n" * 64
+        await peer.send(ConversationOpen(client_name="Itseään tukkiva"))
+        opened = await peer.expect(ConversationOpened)
+        cid = opened.conversation.conversation_id
+        for i in range(30):
+            await peer.send(MessageSend(cid, f"long{i}", "x" * 4000))
+        # Ask for the 120 kB history again and again without reading any of it.
         with contextlib.suppress(websockets.ConnectionClosed):
-            for _ in range(20_000):
-                await peer.send(Ping(nonce=nonce))
+            for _ in range(200):
+                await peer.send(ConversationSync(cid))
         with pytest.raises(websockets.ConnectionClosed) as closed:
             async with asyncio.timeout(10):
                 while True:
