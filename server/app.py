@@ -61,7 +61,9 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
 
 async def _storage_and_hub(app: web.Application) -> AsyncIterator[None]:
     settings, clock = app[SETTINGS], app[CLOCK]
-    storage = await Storage.open(settings.database, clock, settings.sqlite_synchronous)
+    storage = await Storage.open(
+        settings.database, clock, settings.sqlite_synchronous, settings.commit_interval_ms
+    )
     if settings.demo:
         await seed_demo(storage, settings)
     hub = Hub(storage, LocalBus(), clock, settings)

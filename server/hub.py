@@ -63,6 +63,7 @@ __all__ = ["Actor", "Hub"]
 log = logging.getLogger("kanava.hub")
 
 QUEUE_SNAPSHOT_ENTRIES = 50
+QUEUE_UPDATE_SECONDS = 0.25  # queue positions and snapshots go out at most this often
 OPEN_RETRY_MINUTES = 15
 RECENTLY_CLOSED = 10_000
 
@@ -121,6 +122,10 @@ class Hub:
         self._recently_closed: OrderedDict[str, Conversation] = OrderedDict()
         self._last_position: dict[str, int] = {}
         self._timers: set[asyncio.TimerHandle] = set()
+        self._dirty_teams: set[str] = set()
+        self._queue_flush: asyncio.TimerHandle | None = None
+        self._last_queue_flush = float("-inf")
+        self._opening: set[str] = set()  # created, but `conversation.opened` not yet sent
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- start and stop -------------------------------------------------------------------
@@ -164,6 +169,8 @@ class Hub:
         )
 
     async def stop(self) -> None:
+        if self._queue_flush is not None:
+            self._queue_flush.cancel()
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
@@ -277,6 +284,7 @@ class Hub:
         queue = self.queues[team_id]
         queue.add(conv)
         self._last_position[conv.id] = len(queue)
+        self._opening.add(conv.id)
         self.bus.subscribe("conv:" + conv.id, subscriber)
         changes = _Changes()
         changes.new.append(conv)
@@ -286,6 +294,7 @@ class Hub:
         try:
             await self._apply(changes)
         except HubError:
+            self._opening.discard(conv.id)
             # Not stored: leave no trace of it in memory either (no ghost in the queue).
             self.bus.unsubscribe("conv:" + conv.id, subscriber)
             if conv.id in queue:
@@ -367,9 +376,11 @@ class Hub:
             conversations=tuple(self.view(c) for c in mine),
         )
         changes.events.append(_Event(welcome, to=subscriber))
-        # Queue snapshots go to the team topics, which this connection is now subscribed to;
-        # coming online may also auto-assign waiting chats to this professional.
-        changes.teams.update(t for t in pro.teams if t in self.queues)
+        for team_id in pro.teams:
+            if team_id in self.queues:
+                changes.events.append(_Event(self.queue_snapshot(team_id), to=subscriber))
+                # Coming online may auto-assign waiting chats to this professional.
+                changes.teams.add(team_id)
         await self._apply(changes)
 
     def disconnect_professional(self, pro: Professional, subscriber: Subscriber) -> None:
@@ -728,22 +739,49 @@ class Hub:
                 return
             self._assign(conv, pro, "auto", changes)
 
-    def _queue_events(self, team_id: str, changes: _Changes) -> None:
+    def _queue_changed(self, teams: set[str]) -> None:
+        """Queue positions and snapshots changed: send them now, or soon.
+
+        Every change to a queue moves everyone behind it, so sending positions on each change
+        would cost O(queue length) messages per change and O(n²) in a busy morning. Instead
+        updates go out at most every QUEUE_UPDATE_SECONDS, coalescing the changes between.
+        """
+        self._dirty_teams |= teams
+        if not self._dirty_teams:
+            return
+        wait = self._last_queue_flush + QUEUE_UPDATE_SECONDS - self.clock.monotonic()
+        if wait <= 0:
+            if self._queue_flush is not None:
+                self._queue_flush.cancel()
+                self._queue_flush = None
+            self._flush_queues()
+        elif self._queue_flush is None:
+            self._queue_flush = asyncio.get_running_loop().call_later(wait, self._flush_queues)
+
+    def _flush_queues(self) -> None:
+        self._queue_flush = None
+        self._last_queue_flush = self.clock.monotonic()
+        teams, self._dirty_teams = sorted(self._dirty_teams), set()
+        for team_id in teams:
+            if team_id in self.queues:
+                self._publish_queue(team_id)
+
+    def _publish_queue(self, team_id: str) -> None:
         """Tell waiting clients whose position moved, and the team its new queue."""
         queue = self.queues[team_id]
         length = len(queue)
         for position, conv in enumerate(queue, 1):
+            if conv.id in self._opening:
+                continue  # its `conversation.opened` comes first; next update then
             if self._last_position.get(conv.id) != position:
                 self._last_position[conv.id] = position
                 view = conv.view(None, position, length)
-                changes.events.append(_Event(ConversationStateChanged(view), ("conv:" + conv.id,)))
-        changes.events.append(_Event(self.queue_snapshot(team_id), ("team:" + team_id,)))
+                self.bus.publish(("conv:" + conv.id,), Envelope(ConversationStateChanged(view)))
+        self.bus.publish(("team:" + team_id,), Envelope(self.queue_snapshot(team_id)))
 
     async def _apply(self, changes: _Changes) -> None:
         for team_id in sorted(changes.teams):
             self._auto_assign(team_id, changes)
-        for team_id in sorted(changes.teams):
-            self._queue_events(team_id, changes)
         new_ids = {c.id for c in changes.new}
         updated = [c for c in changes.updated.values() if c.id not in new_ids]
         if changes.new or updated or changes.audit:
@@ -762,6 +800,8 @@ class Hub:
                 event.to.deliver(envelope)
             else:
                 self.bus.publish(event.topics, envelope, event.exclude)
+        self._opening.difference_update(c.id for c in changes.new)
+        self._queue_changed(changes.teams)
 
     def _announce(self, view: ConversationView) -> None:
         conv = self.conversations.get(view.conversation_id) or self._recently_closed.get(

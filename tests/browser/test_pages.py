@@ -56,7 +56,7 @@ def pane(page: Page, client_name: str) -> Locator:
 
 
 async def take(page: Page, client_name: str) -> Locator:
-    await page.get_by_role("button", name=f"Take chat with {client_name}").click()
+    await page.get_by_role("button", name=f"Take chat with {client_name}", exact=True).click()
     chat_pane = pane(page, client_name)
     await expect(chat_pane).to_have_count(1)
     return chat_pane

@@ -294,3 +294,19 @@ async def test_an_open_id_is_free_again_once_its_chat_has_closed(chat: Chat) -> 
     await client.expect(ConversationStateChanged, lambda m: m.conversation.state == "closed")
     later = await chat.open_client(open_id="once-0123456789abcdef")
     assert later.conversation_id != client.conversation_id
+
+
+async def test_a_burst_of_queue_changes_sends_each_waiting_client_few_updates(chat: Chat) -> None:
+    """Forty people leaving at once must not send everyone behind them forty updates."""
+    leaving = [await chat.open_client(f"Lähtijä {i}") for i in range(40)]
+    staying = [await chat.open_client(f"Jääjä {i}") for i in range(5)]
+    for client in leaving:
+        await client.send(ConversationClose(client.conversation_id))
+    for i, client in enumerate(staying):
+        final = await client.expect(
+            ConversationStateChanged, lambda m, i=i: m.conversation.queue_position == i + 1
+        )
+        assert final.conversation.state == "queued"
+        await client.nothing_more(wait=0.5, cls=ConversationStateChanged)
+        updates = [m for m in client.received if isinstance(m, ConversationStateChanged)]
+        assert len(updates) <= 4, [u.conversation.queue_position for u in updates]
