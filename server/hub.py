@@ -28,7 +28,7 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -813,6 +813,3 @@ class Hub:
             conv.announced_professional_id = view.professional.id
         elif view.state == ConversationState.QUEUED.value:
             conv.announced_professional_id = None
-
-    def conversations_of(self, pro: Professional) -> Iterable[Conversation]:
-        return (self.conversations[c] for c in pro.conversation_ids)
