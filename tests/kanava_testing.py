@@ -33,6 +33,7 @@ from protocol.messages import (
     MessageHistory,
     MessageNew,
     MessageSend,
+    QueueTake,
     Welcome,
 )
 from server.app import HUB, STORAGE, build_app
@@ -374,6 +375,16 @@ class Chat:
         peer.welcome = await peer.expect(Welcome)
         peer.id = peer.welcome.professional.id
         return peer
+
+    async def open_chat_with(
+        self, username: str, name: str | None = "Matti Meikäläinen"
+    ) -> tuple[ClientPeer, ProPeer]:
+        """A client whose conversation ``username`` has taken, history already received."""
+        client = await self.open_client(name)
+        pro = await self.open_pro(username)
+        await pro.send(QueueTake(conversation_id=client.conversation_id))
+        await pro.history(client.conversation_id)
+        return client, pro
 
     async def close_all(self) -> None:
         for peer in self.peers:

@@ -92,10 +92,7 @@ async def test_many_messages_sent_without_waiting_keep_their_order(chat: Chat) -
 
 
 async def test_typing_reaches_the_other_party_and_is_not_stored(chat: Chat) -> None:
-    client = await chat.open_client()
-    pro = await chat.open_pro("hoitaja1")
-    await pro.send(QueueTake(conversation_id=client.conversation_id))
-    await pro.history(client.conversation_id)
+    client, pro = await chat.open_chat_with("hoitaja1")
     await client.send(TypingSet(client.conversation_id, True))
     typing = await pro.expect(Typing)
     assert (typing.conversation_id, typing.role, typing.typing) == (
@@ -111,10 +108,7 @@ async def test_typing_reaches_the_other_party_and_is_not_stored(chat: Chat) -> N
 
 
 async def test_read_receipts_reach_the_sender_and_survive_a_resume(chat: Chat) -> None:
-    client = await chat.open_client()
-    pro = await chat.open_pro("hoitaja1")
-    await pro.send(QueueTake(conversation_id=client.conversation_id))
-    await pro.history(client.conversation_id)
+    client, pro = await chat.open_chat_with("hoitaja1")
     await pro.say(client.conversation_id, "Hei")
     await pro.say(client.conversation_id, "Miten voin auttaa?")
     await client.send(ReadMark(client.conversation_id, 2))
@@ -212,10 +206,7 @@ async def test_transfer_moves_the_chat_and_the_client_is_told(chat: Chat) -> Non
 
 
 async def test_closing_tells_the_client_and_refuses_further_messages(chat: Chat) -> None:
-    client = await chat.open_client()
-    pro = await chat.open_pro("hoitaja1")
-    await pro.send(QueueTake(conversation_id=client.conversation_id))
-    await pro.history(client.conversation_id)
+    client, pro = await chat.open_chat_with("hoitaja1")
     await pro.send(ConversationClose(client.conversation_id, reason="Ohjattu ajanvaraukseen"))
     closed = await client.expect(
         ConversationStateChanged, lambda m: m.conversation.state == "closed"

@@ -19,10 +19,7 @@ from protocol.messages import (
 
 
 async def test_client_resume_receives_exactly_the_missing_messages(chat: Chat) -> None:
-    client = await chat.open_client()
-    pro = await chat.open_pro("hoitaja1")
-    await pro.send(QueueTake(conversation_id=client.conversation_id))
-    await pro.history(client.conversation_id)
+    client, pro = await chat.open_chat_with("hoitaja1")
     await pro.say(client.conversation_id, "yksi")
     await client.expect(MessageNew)  # seq 1 seen
     await client.close()
@@ -48,10 +45,7 @@ async def test_client_resume_receives_exactly_the_missing_messages(chat: Chat) -
 
 async def test_resume_during_a_burst_has_no_gap_and_no_duplicate(chat: Chat) -> None:
     """Messages committed while the history is being read arrive once, in order."""
-    client = await chat.open_client()
-    pro = await chat.open_pro("hoitaja1")
-    await pro.send(QueueTake(conversation_id=client.conversation_id))
-    await pro.history(client.conversation_id)
+    client, pro = await chat.open_chat_with("hoitaja1")
     await client.close()
     for i in range(40):
         await pro.send(MessageSend(client.conversation_id, f"a{i}", f"ennen {i}"))
@@ -80,10 +74,7 @@ async def test_resume_with_an_unknown_token_is_refused_and_the_socket_stays(chat
 
 
 async def test_professional_reconnect_with_cursors_gets_only_what_was_missed(chat: Chat) -> None:
-    client = await chat.open_client()
-    pro = await chat.open_pro("hoitaja1")
-    await pro.send(QueueTake(conversation_id=client.conversation_id))
-    await pro.history(client.conversation_id)
+    client, pro = await chat.open_chat_with("hoitaja1")
     await client.say("eka")
     await pro.expect(MessageNew)
     await pro.close()
