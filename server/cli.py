@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -154,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {username:10} {name} ({title}; teams: {', '.join(teams)})")
         base = f"http://{settings.host}:{settings.port}"
         print(f"Client page: {base}/client   Professional page: {base}/pro   Demo: {base}/demo")
+    # The collector's full passes stall every chat for tens of milliseconds on a busy
+    # server (they showed as p99 spikes in scripts/bench): start-up objects are frozen out
+    # of its reach, and collections run on larger batches of allocations.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)
     web.run_app(
         build_app(settings),
         host=settings.host,

@@ -25,7 +25,7 @@ class Settings:
     # "normal" loses nothing when only the process crashes; "full" also survives power loss.
     sqlite_synchronous: str = "full"
     # Under load, at least this long between write transactions, so each carries more.
-    commit_interval_ms: float = 1.0
+    commit_interval_ms: float = 3.0
     demo: bool = False
     # Empty: the server's own address (and localhost on the same port when on loopback).
     allowed_origins: tuple[str, ...] = ()

@@ -47,6 +47,8 @@ from .conversations import AssignMode, Conversation, Professional, Team
 
 __all__ = ["Appended", "Storage", "StorageClosed"]
 
+CHECKPOINT_SECONDS = 1.0
+
 log = logging.getLogger("kanava.storage")
 
 Statement = tuple[str, Sequence[Any]]
@@ -134,6 +136,8 @@ class Storage:
         self._pending: list[_MessageOp | _StatementsOp] = []
         self._wakeup = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._logs: dict[str, _Log] = {}
         self._loading: dict[str, asyncio.Future[_Log]] = {}
         self._closing = False
@@ -162,11 +166,19 @@ class Storage:
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA foreign_keys=ON")
         await self._writer.execute("PRAGMA busy_timeout=5000")
+        # No checkpoint inside a commit: it would hold up every acknowledgement behind it
+        # for tens of milliseconds. A connection of its own checkpoints in the background.
+        await self._writer.execute("PRAGMA wal_autocheckpoint=0")
         await self._migrate()
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
         self._reader.row_factory = aiosqlite.Row
+        self._checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._checkpointer.execute("PRAGMA busy_timeout=5000")
         self._writer_task = asyncio.create_task(self._write_loop(), name="kanava-storage-writer")
+        self._checkpoint_task = asyncio.create_task(
+            self._checkpoint_loop(), name="kanava-storage-checkpoint"
+        )
 
     async def close(self) -> None:
         """Flush every pending write, then close the connections."""
@@ -174,12 +186,17 @@ class Storage:
             return
         self._closing = True
         self._wakeup.set()
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            await asyncio.gather(self._checkpoint_task, return_exceptions=True)
         if self._writer_task is not None:
             await self._writer_task
-        for conn in (self._reader, self._writer):
+        if self._checkpointer is not None:
+            await self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for conn in (self._reader, self._checkpointer, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        self._reader = self._writer = self._checkpointer = None
 
     async def _migrate(self) -> None:
         assert self._writer is not None
@@ -246,6 +263,21 @@ class Storage:
                             op.future.set_exception(exc)
             if self._closing:
                 return
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database every second, beside the writer.
+
+        A PASSIVE checkpoint never blocks the writer: commits go on appending to the WAL
+        while it runs, and SQLite starts the WAL from the beginning again once a checkpoint
+        has caught up.
+        """
+        assert self._checkpointer is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                log.warning("checkpoint failed (will retry): %r", exc)
 
     async def _commit(self, ops: list[_MessageOp | _StatementsOp]) -> None:
         assert self._writer is not None
