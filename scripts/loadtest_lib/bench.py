@@ -186,24 +186,30 @@ class Bench:
 
     # --- parts ----------------------------------------------------------------------------
 
-    def sweep(self, rep: int, target: str, codec: str) -> dict[str, Any]:
-        """Coarse sweep until two failures in a row, then a fine one between pass and fail."""
-        coarse = [float(r) for r in self.args.coarse.split(",")]
+    def sweep_run(
+        self, name: str, target: str, codec: str, rates: list[float]
+    ) -> dict[str, Any] | None:
+        """One loadtest.py sweep over ``rates``, stopping after two failing steps in a row."""
         per_step = self.warmup + self.step_seconds
-        name = f"r{rep}-{target}-{codec}"
-        first = self.loadtest(
-            f"{name}-coarse",
+        return self.loadtest(
+            name,
             [
                 *self.common(target, codec),
                 "--sweep",
-                ",".join(f"{r:g}" for r in coarse),
+                ",".join(f"{r:g}" for r in rates),
                 "--step-seconds",
                 str(self.step_seconds),
                 "--sweep-max-fail",
                 "2",
             ],
-            timeout=180 + per_step * len(coarse),
+            timeout=180 + per_step * len(rates),
         )
+
+    def sweep(self, rep: int, target: str, codec: str) -> dict[str, Any]:
+        """Coarse sweep until two failures in a row, then a fine one between pass and fail."""
+        coarse = [float(r) for r in self.args.coarse.split(",")]
+        name = f"r{rep}-{target}-{codec}"
+        first = self.sweep_run(f"{name}-coarse", target, codec, coarse)
         if first is None:
             return {"max_rate": None, "steps": [], "failed": True}
         steps = list(first["steps"])
@@ -223,19 +229,7 @@ class Bench:
             fine = [round(low + (high - low) * (i + 1) / (n + 1), -1) for i in range(n)]
             fine = sorted({r for r in fine if low < r < high})
         if fine:
-            second = self.loadtest(
-                f"{name}-fine",
-                [
-                    *self.common(target, codec),
-                    "--sweep",
-                    ",".join(f"{r:g}" for r in fine),
-                    "--step-seconds",
-                    str(self.step_seconds),
-                    "--sweep-max-fail",
-                    "2",
-                ],
-                timeout=180 + per_step * len(fine),
-            )
+            second = self.sweep_run(f"{name}-fine", target, codec, fine)
             if second is not None:
                 steps += second["steps"]
                 fine_best = second["sweep"]["max_rate"]
