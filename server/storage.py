@@ -18,7 +18,9 @@ conversation's sequence never has gaps.
 
 Idempotency: each conversation's log remembers ``(sender_role, sender_id, msg_id) -> seq``. A
 retry of a stored message answers with the original ``seq``; a retry of one still in flight
-waits for it. The unique index ``messages_idempotency`` backs this.
+waits for it. The writer loads a conversation's keys from its rows before its first write
+there, and it is the only writer, so no index is needed to back this (one would double the
+pages each message dirties).
 
 Reads go through a second connection; WAL lets them run beside the writer.
 """
@@ -48,6 +50,8 @@ from .conversations import AssignMode, Conversation, Professional, Team
 __all__ = ["Appended", "Storage", "StorageClosed"]
 
 CHECKPOINT_SECONDS = 1.0
+# Once the WAL holds this many pages, the writer starts it over (see _checkpoint_loop).
+WAL_RESTART_PAGES = 2048
 
 log = logging.getLogger("kanava.storage")
 
@@ -144,6 +148,8 @@ class Storage:
         self.transactions = 0  # committed write transactions, for tests and metrics
         self.min_commit_interval = commit_interval_ms / 1000
         self._last_commit = 0.0
+        self._restart_wal = False
+        self.wal_restarts = 0  # for tests and metrics
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -192,7 +198,7 @@ class Storage:
         if self._writer_task is not None:
             await self._writer_task
         if self._checkpointer is not None:
-            await self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
         for conn in (self._reader, self._checkpointer, self._writer):
             if conn is not None:
                 await conn.close()
@@ -256,6 +262,8 @@ class Storage:
                 batch, self._pending = self._pending, []
                 try:
                     await self._commit(batch)
+                    if self._restart_wal:
+                        await self._restart_wal_in_writer()
                 except Exception as exc:  # a bug here must not leave callers waiting forever
                     log.exception("storage writer failed")
                     for op in batch:
@@ -268,16 +276,36 @@ class Storage:
         """Copy the WAL back into the database every second, beside the writer.
 
         A PASSIVE checkpoint never blocks the writer: commits go on appending to the WAL
-        while it runs, and SQLite starts the WAL from the beginning again once a checkpoint
-        has caught up.
+        while it runs. But SQLite starts the WAL over only when a checkpoint has copied
+        *every* page in it, and under steady load the writer always appends more while the
+        checkpoint runs: the WAL then grows without end (gigabytes in minutes), and every
+        lookup in its index gets slower. So once the WAL is large, the next checkpoint is
+        a RESTART run by the writer itself between two transactions: the PASSIVE one has
+        just copied nearly everything, so the writer pauses only for the last pages.
         """
         assert self._checkpointer is not None
         while True:
             await asyncio.sleep(CHECKPOINT_SECONDS)
             try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # Fetched to the end: a statement left open would hold its read snapshot.
+                rows = await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+                row = next(iter(rows), None)
             except sqlite3.Error as exc:
                 log.warning("checkpoint failed (will retry): %r", exc)
+                continue
+            if row is not None and row[1] >= WAL_RESTART_PAGES:
+                self._restart_wal = True
+                self._wakeup.set()
+
+    async def _restart_wal_in_writer(self) -> None:
+        assert self._writer is not None
+        self._restart_wal = False
+        try:
+            await self._writer.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.Error as exc:
+            log.warning("WAL restart failed (will retry): %r", exc)
+            return
+        self.wal_restarts += 1
 
     async def _commit(self, ops: list[_MessageOp | _StatementsOp]) -> None:
         assert self._writer is not None

@@ -4,8 +4,9 @@ Exit codes of ``scripts/loadtest.py`` (decided in :func:`judge`):
 
 - 0  every acknowledged message arrived exactly once, in its own conversation;
 - 1  a message was lost, duplicated or misplaced;
-- 3  nothing lost, but the run was not clean: messages never answered, invalid frames from
-     the server, unexpected disconnections, or a planned step that did not complete.
+- 3  nothing lost, but the run was not clean: messages never answered, requests the server
+     failed with ``internal``, invalid frames from the server, unexpected disconnections, or a
+     planned step that did not complete.
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ def judge(cfg: Config, merged: dict[str, Any], info: dict[str, Any]) -> dict[str
     unclean = []
     if correctness["unanswered"]:
         unclean.append(f"{correctness['unanswered']} messages never answered")
+    server_faults = sum(n for code, n in merged["errors"].items() if code.startswith("internal"))
+    if server_faults:
+        unclean.append(f"{server_faults} requests failed inside the server (error internal)")
     if totals.get("invalid_frames"):
         unclean.append(f"{totals['invalid_frames']} invalid frames from the server")
     if merged["disconnects"]:

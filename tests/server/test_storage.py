@@ -127,3 +127,45 @@ async def test_close_flushes_pending_writes(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 50
     db.close()
+
+
+async def _write_steadily_for_a_second(path: Path) -> tuple[int, int, int]:
+    """(largest WAL file seen, rounds written, WAL restarts) for one second of writes."""
+    store = await Storage.open(path, ManualClock())
+    await store.save_team(Team("kallio", "Kallio", AssignMode.PICK))
+    await store.save_changes(new=[conversation(f"c{i}") for i in range(50)])
+    wal = path.with_name(path.name + "-wal")
+    largest = rounds = 0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.0
+    while loop.time() < until:  # never idle: the next write is always waiting
+        await asyncio.gather(
+            *(
+                store.append_message(f"c{i}", "client", "client", "Matti", f"m{rounds}-{i}", "x")
+                for i in range(50)
+            )
+        )
+        rounds += 1
+        largest = max(largest, wal.stat().st_size)
+    restarts = store.wal_restarts
+    await store.close()
+    reopened = await Storage.open(path, ManualClock())
+    assert await reopened.count_messages("c7") == rounds
+    await reopened.close()
+    return largest, rounds, restarts
+
+
+async def test_the_wal_starts_over_under_steady_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that never pauses writing keeps a bounded WAL instead of one that grows forever."""
+    import server.storage as storage_module
+
+    monkeypatch.setattr(storage_module, "CHECKPOINT_SECONDS", 0.05)
+    monkeypatch.setattr(storage_module, "WAL_RESTART_PAGES", 10**9)
+    unbounded, rounds_unbounded, none = await _write_steadily_for_a_second(tmp_path / "a.sqlite3")
+    monkeypatch.setattr(storage_module, "WAL_RESTART_PAGES", 20)
+    bounded, rounds, restarts = await _write_steadily_for_a_second(tmp_path / "b.sqlite3")
+    assert none == 0 and restarts >= 5
+    # Per round written, the restarted WAL's high-water mark is a fraction of the other's.
+    assert bounded / rounds < 0.3 * unbounded / rounds_unbounded, (bounded, unbounded)
