@@ -45,6 +45,16 @@ class ErrorCode(StrEnum):
     QUEUE_EMPTY = "queue_empty"
     TARGET_UNAVAILABLE = "target_unavailable"
     UNKNOWN_TEAM = "unknown_team"
+    # The pre-chat intake.
+    INTAKE_REQUIRED = "intake_required"
+    INTAKE_UNKNOWN_TOPIC = "intake_unknown_topic"
+    INTAKE_UNKNOWN_QUESTION = "intake_unknown_question"
+    INTAKE_OUT_OF_ORDER = "intake_out_of_order"
+    INTAKE_INVALID_ANSWER = "intake_invalid_answer"
+    INTAKE_FINISHED = "intake_finished"
+    NO_INTAKE = "no_intake"
+    UNKNOWN_STATION = "unknown_station"
+    SERVICE_CLOSED = "service_closed"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 

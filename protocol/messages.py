@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 
 from .errors import ErrorCode
-from .schema import Limit, compile_schema
+from .schema import JsonValue, Limit, compile_schema
 from .states import ConversationState
 
 __all__ = [
@@ -38,6 +38,12 @@ __all__ = [
     "ConversationTransfer",
     "ConversationView",
     "Error",
+    "IntakeAnonymous",
+    "IntakeAnswer",
+    "IntakeResume",
+    "IntakeStart",
+    "IntakeStation",
+    "IntakeStep",
     "Message",
     "MessageAck",
     "MessageHistory",
@@ -120,6 +126,15 @@ class ConversationView:
     read_professional_seq: int = 0
     reason: Reason | None = None  # why the last change happened, e.g. "professional_disconnected"
     closed_by: Code | None = None  # "client" or "professional" once closed
+    # From the intake (absent for a conversation opened without one):
+    triage: Code | None = None  # "urgent" or "routine"
+    station: Id | None = None  # the client's health station
+    # Only in the client's own view, while queued: the estimated wait, a range in minutes.
+    wait_min_minutes: int | None = None
+    wait_max_minutes: int | None = None
+    # Only in professionals' views: the questionnaire summary and who the client is.
+    intake: JsonValue | None = None
+    identity: JsonValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +161,7 @@ class QueueEntry:
     client_name: Name | None = None
     topic: Name | None = None
     language: Annotated[str, Limit(8)] | None = None
+    triage: Code | None = None
 
 
 # --- Sent to the server ----------------------------------------------------------------------
@@ -164,6 +180,54 @@ class ConversationOpen(Message):
     # Chosen by the client (e.g. a random UUID) and sent again on a retry: the same
     # conversation is returned, with a fresh token, instead of a second one being queued.
     open_id: Annotated[str, Limit(64, min_len=16)] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeStart(Message):
+    """A client starts the pre-chat intake on a topic; the server answers ``intake.step``."""
+
+    type: ClassVar[str] = "intake.start"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    topic: Id
+    language: Annotated[str, Limit(8)] | None = None
+    # As in conversation.open: the same open_id on a retry returns the same conversation.
+    open_id: Annotated[str, Limit(64, min_len=16)] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeAnswer(Message):
+    """The answer to the question the last ``intake.step`` asked (or to an earlier one)."""
+
+    type: ClassVar[str] = "intake.answer"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    question_id: Id
+    value: JsonValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeAnonymous(Message):
+    """The client chooses not to identify: the bot answers instead of a professional."""
+
+    type: ClassVar[str] = "intake.anonymous"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeStation(Message):
+    """The client chooses their health station (when the identity gave no address)."""
+
+    type: ClassVar[str] = "intake.station"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    station: Id
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResume(Message):
+    """A client comes back to an unfinished intake (e.g. after identifying in another tab)."""
+
+    type: ClassVar[str] = "intake.resume"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    token: Token
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +357,25 @@ class ConversationOpened(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeStep(Message):
+    """What the client must do next in the intake, or how it ended.
+
+    ``step`` is one of ``question`` (``detail`` is the question), ``identify`` (``detail``
+    has the ``url`` to open), ``station`` (``detail.stations`` to choose from), or an end:
+    ``emergency`` (call 112 now: nothing is queued), ``bot``, ``guidance`` (e.g. not a
+    resident) or ``closed`` (outside service hours). When the intake is complete the server
+    queues the conversation and sends ``conversation.opened`` instead.
+    """
+
+    type: ClassVar[str] = "intake.step"
+    step: Code
+    token: Token  # for intake.resume
+    detail: JsonValue | None = None
+    triage: Code | None = None
+    progress: JsonValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationStateChanged(Message):
     """The state of a conversation: after a resume and whenever it changes."""
 
@@ -399,6 +482,11 @@ INBOUND: dict[str, type[Message]] = {
     cls.type: cls
     for cls in (
         ConversationOpen,
+        IntakeStart,
+        IntakeAnswer,
+        IntakeAnonymous,
+        IntakeStation,
+        IntakeResume,
         ConversationResume,
         Auth,
         AvailabilitySet,
@@ -416,6 +504,7 @@ OUTBOUND: dict[str, type[Message]] = {
     cls.type: cls
     for cls in (
         ConversationOpened,
+        IntakeStep,
         ConversationStateChanged,
         Welcome,
         MessageNew,

@@ -5,7 +5,8 @@ its type hints. Decoding is then a loop of ``isinstance`` checks: no reflection 
 which matters on the hot path (every chat message is decoded once by the server).
 
 Supported field types: ``str`` (optionally ``Annotated`` with a :class:`Limit`), ``int`` (not
-``bool``), ``bool``, ``X | None``, ``tuple[T, ...]`` (a list on the wire), ``dict[str, int]``
+``bool``), ``bool``, ``X | None``, ``tuple[T, ...]`` (a list on the wire), ``dict[str, int]``,
+:data:`JsonValue` (any JSON value within size bounds: a question, a form answer, a summary)
 and nested dataclasses (an object on the wire). ``None`` values are left out on the wire, and a
 field with a default may be missing.
 """
@@ -21,7 +22,7 @@ from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
 from .errors import ErrorCode, ProtocolError
 
-__all__ = ["Limit", "Schema", "compile_schema"]
+__all__ = ["JsonValue", "Limit", "Schema", "compile_schema"]
 
 T = TypeVar("T")
 Convert = Callable[[Any, str], Any]
@@ -34,6 +35,53 @@ class Limit:
     max_len: int
     min_len: int = 0
     too_long: ErrorCode = ErrorCode.INVALID_FIELD
+
+
+class _Json:
+    """Marker: the field holds a JSON value (see :data:`JsonValue`)."""
+
+
+# Any JSON value: null, bool, int, float, str, list or object with string keys. Bounded: at
+# most 8 levels deep, 2,000 values in all and strings of 4,000 characters.
+JsonValue = Annotated[object, _Json]
+_JSON_MAX_DEPTH = 8
+_JSON_MAX_ITEMS = 2_000
+_JSON_MAX_STR = 4_000
+
+
+def _json(value: Any, path: str) -> Any:
+    budget = [_JSON_MAX_ITEMS]
+
+    def check(v: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0 or depth > _JSON_MAX_DEPTH:
+            raise _invalid(
+                path,
+                f"a JSON value of at most {_JSON_MAX_ITEMS} items, {_JSON_MAX_DEPTH} levels deep",
+            )
+        kind = type(v)
+        if v is None or kind is bool or kind is int:
+            return v
+        if kind is float:
+            if v != v or v in (float("inf"), float("-inf")):
+                raise _invalid(path, "a finite number")
+            return v
+        if kind is str:
+            if len(v) > _JSON_MAX_STR:
+                raise _invalid(path, f"made of strings of at most {_JSON_MAX_STR} characters")
+            return v
+        if kind is list or kind is tuple:
+            return [check(x, depth + 1) for x in v]
+        if kind is dict:
+            out = {}
+            for k, x in v.items():
+                if type(k) is not str or len(k) > 100:
+                    raise _invalid(path, "an object with short string keys")
+                out[k] = check(x, depth + 1)
+            return out
+        raise _invalid(path, "a JSON value")
+
+    return check(value, 0)
 
 
 def _invalid(path: str, expected: str) -> ProtocolError:
@@ -134,6 +182,8 @@ def _compile(hint: Any) -> tuple[Convert, Callable[[Any], Any]]:
     limit: Limit | None = None
     if get_origin(hint) is Annotated:
         base, *extras = get_args(hint)
+        if _Json in extras:
+            return _json, _identity
         limit = next((e for e in extras if isinstance(e, Limit)), None)
         hint = base
     origin = get_origin(hint)

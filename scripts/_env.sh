@@ -18,3 +18,21 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+
+# The development identity provider (scripts/dev_idp) runs on Node.js: install its npm packages
+# when node_modules is missing or package-lock.json changed. Without npm it says so and returns.
+kanava_install_dev_idp() {
+    local dir="$ROOT/scripts/dev_idp"
+    local idp_stamp="$dir/node_modules/.kanava-installed"
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "kanava: npm not found, so the development identity provider is unavailable" >&2
+        return 0
+    fi
+    local idp_want
+    idp_want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$idp_stamp" ] || [ "$(cat "$idp_stamp")" != "$idp_want" ]; then
+        echo "kanava: installing the development identity provider's npm packages" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        echo "$idp_want" > "$idp_stamp"
+    fi
+}

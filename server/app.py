@@ -16,12 +16,14 @@ from aiohttp import hdrs, web
 from protocol import CODECS, DEFAULT_SUBPROTOCOL, SUBPROTOCOLS, ErrorCode, Role
 from protocol.errors import CloseCode
 
+from .app_keys import CLOCK, CONNECTIONS, HUB, RECEPTION, SETTINGS, STORAGE
 from .auth import hash_token, new_token, verify_password
 from .bus import LocalBus
 from .clock import Clock, SystemClock
 from .connection import Connection
 from .demo import seed_demo
 from .hub import Hub
+from .intake_web import add_intake_routes, intake_context
 from .settings import Settings
 from .storage import Storage
 
@@ -29,11 +31,6 @@ __all__ = ["CLOCK", "CONNECTIONS", "HUB", "SETTINGS", "STORAGE", "build_app"]
 
 log = logging.getLogger("kanava.app")
 
-SETTINGS = web.AppKey("settings", Settings)
-CLOCK = web.AppKey("clock", Clock)
-STORAGE = web.AppKey("storage", Storage)
-HUB = web.AppKey("hub", Hub)
-CONNECTIONS = web.AppKey("connections", set[Connection])
 
 STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 
@@ -44,12 +41,14 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[CLOCK] = clock or SystemClock()
     app[CONNECTIONS] = set()
     app.cleanup_ctx.append(_storage_and_hub)
+    app.cleanup_ctx.append(intake_context)
     app.on_shutdown.append(_close_websockets)
     app.router.add_get("/ws/client", client_websocket)
     app.router.add_get("/ws/pro", pro_websocket)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
     app.router.add_get("/healthz", healthz)
+    add_intake_routes(app)
     static = settings.static_dir or STATIC_ROOT
     app.router.add_get("/", _page(static / "index.html"))
     app.router.add_get("/client", _page(static / "client.html"))
@@ -131,7 +130,16 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
     )
     await ws.prepare(request)
     codec = CODECS[ws.ws_protocol or DEFAULT_SUBPROTOCOL]
-    conn = Connection(ws, request, codec, role, request.app[HUB], settings, request.app[CLOCK])
+    conn = Connection(
+        ws,
+        request,
+        codec,
+        role,
+        request.app[HUB],
+        settings,
+        request.app[CLOCK],
+        request.app.get(RECEPTION) if role is Role.CLIENT else None,
+    )
     request.app[CONNECTIONS].add(conn)
     try:
         await conn.run()

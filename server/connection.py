@@ -44,6 +44,11 @@ from protocol.messages import (
     ConversationSync,
     ConversationTransfer,
     Error,
+    IntakeAnonymous,
+    IntakeAnswer,
+    IntakeResume,
+    IntakeStart,
+    IntakeStation,
     Message,
     MessageHistory,
     MessageNew,
@@ -59,9 +64,12 @@ from protocol.messages import (
 from .auth import hash_token
 from .bus import Envelope
 from .clock import Clock
+from .conversations import Conversation
 from .errors import HubError, error_message, internal_error
 from .hub import Actor, Hub
+from .intake import IntakeSession
 from .ratelimit import TokenBucket
+from .reception import Reception
 from .settings import Settings
 
 __all__ = ["Connection"]
@@ -88,8 +96,11 @@ class Connection:
         hub: Hub,
         settings: Settings,
         clock: Clock,
+        reception: Reception | None = None,
     ) -> None:
         self.ws = ws
+        self.reception = reception
+        self.intake: IntakeSession | None = None
         self.request = request
         self.codec = codec
         self.role = role
@@ -116,6 +127,11 @@ class Connection:
         self._bucket = TokenBucket(rate, burst, clock.monotonic())
         handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
             ConversationOpen: self._on_open,
+            IntakeStart: self._on_intake_start,
+            IntakeAnswer: self._on_intake_answer,
+            IntakeAnonymous: self._on_intake_anonymous,
+            IntakeStation: self._on_intake_station,
+            IntakeResume: self._on_intake_resume,
             ConversationResume: self._on_resume,
             Auth: self._on_auth,
             AvailabilitySet: self._on_availability,
@@ -206,8 +222,57 @@ class Connection:
 
     async def _on_open(self, msg: ConversationOpen) -> None:
         self._not_bound()
+        if self.settings.intake_required:
+            raise HubError(
+                ErrorCode.INTAKE_REQUIRED,
+                "start with the pre-chat questions (intake.start): chats are opened by the intake",
+            )
         conv = await self.hub.open_conversation(msg, self)
         self.actor = Actor.for_client(conv)
+
+    # --- the intake -----------------------------------------------------------------------
+
+    def _reception(self) -> Reception:
+        if self.reception is None:
+            raise HubError(ErrorCode.NO_INTAKE, "this server runs no intake")
+        return self.reception
+
+    def _session(self) -> IntakeSession:
+        if self.intake is None:
+            raise HubError(ErrorCode.NO_INTAKE, "start the intake first (intake.start)")
+        return self.intake
+
+    def _bind_client(self, conv: Conversation | None) -> None:
+        if conv is not None and self.actor is None:
+            self.actor = Actor.for_client(conv)
+
+    async def _on_intake_start(self, msg: IntakeStart) -> None:
+        self._not_bound()
+        reception = self._reception()
+        if self.intake is not None:
+            reception.detach(self.intake, self)
+        session, conv = await reception.start(msg, self)
+        self.intake = session
+        self._bind_client(conv)
+
+    async def _on_intake_answer(self, msg: IntakeAnswer) -> None:
+        self._not_bound()
+        conv = await self._reception().answer(self._session(), msg.question_id, msg.value)
+        self._bind_client(conv)
+
+    async def _on_intake_anonymous(self, msg: IntakeAnonymous) -> None:
+        self._not_bound()
+        self._bind_client(await self._reception().stay_anonymous(self._session()))
+
+    async def _on_intake_station(self, msg: IntakeStation) -> None:
+        self._not_bound()
+        self._bind_client(await self._reception().choose_station(self._session(), msg.station))
+
+    async def _on_intake_resume(self, msg: IntakeResume) -> None:
+        self._not_bound()
+        session, conv = await self._reception().resume(msg.token, self)
+        self.intake = session
+        self._bind_client(conv)
 
     async def _on_resume(self, msg: ConversationResume) -> None:
         self._not_bound()
@@ -275,6 +340,10 @@ class Connection:
         elif kind is ConversationOpened:
             assert isinstance(msg, ConversationOpened)
             self._cursors[msg.conversation.conversation_id] = 0
+            if self.actor is None and self.role is Role.CLIENT:
+                # An intake completed from outside this connection (identification came
+                # back over HTTP): the chat it opened is this connection's now.
+                self._bind_client(self.hub.conversations.get(msg.conversation.conversation_id))
         self._enqueue(envelope.encoded(self.codec))
 
     def _follow_assignment(self, msg: ConversationStateChanged) -> None:
@@ -415,6 +484,8 @@ class Connection:
         self.closed = True
         for task in list(self._tasks):
             task.cancel()
+        if self.intake is not None and self.reception is not None:
+            self.reception.detach(self.intake, self)
         actor = self.actor
         if actor is None:
             return

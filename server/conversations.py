@@ -7,6 +7,7 @@ sees them only as :class:`~protocol.messages.ConversationView` snapshots built b
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -75,6 +76,12 @@ class Conversation:
     read_client_seq: int = 0
     read_professional_seq: int = 0
     open_key_hash: str | None = None
+    # From the intake: triage level, health station, and two JSON documents (the
+    # questionnaire with its summary; the identity with the identity code encrypted).
+    triage: str | None = None
+    station_id: str | None = None
+    intake_json: str | None = None
+    identity_json: str | None = None
     last_seq: int = 0
     # Runtime only: the professional the last *published* state event named. Live messages
     # follow this, not professional_id, so a professional never gets a chat's messages
@@ -90,6 +97,7 @@ class Conversation:
         professional: ProfessionalRef | None = None,
         queue_position: int | None = None,
         queue_length: int | None = None,
+        wait_minutes: tuple[int, int] | None = None,
     ) -> ConversationView:
         return ConversationView(
             conversation_id=self.id,
@@ -107,4 +115,10 @@ class Conversation:
             read_professional_seq=self.read_professional_seq,
             reason=self.reason,
             closed_by=self.closed_by,
+            triage=self.triage,
+            station=self.station_id,
+            wait_min_minutes=wait_minutes[0] if wait_minutes else None,
+            wait_max_minutes=wait_minutes[1] if wait_minutes else None,
+            intake=json.loads(self.intake_json)["summary"] if self.intake_json else None,
+            identity=json.loads(self.identity_json)["view"] if self.identity_json else None,
         )

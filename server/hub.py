@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +54,7 @@ from .bus import Bus, Envelope, Subscriber
 from .clock import Clock
 from .conversations import AssignMode, Conversation, Professional, Team
 from .errors import HubError, error_message, internal_error
-from .routing import Queue, choose_professional
+from .routing import Queue, choose_professional, estimate_wait
 from .settings import Settings
 from .storage import Statement, Storage
 
@@ -66,6 +66,7 @@ QUEUE_SNAPSHOT_ENTRIES = 50
 QUEUE_UPDATE_SECONDS = 0.25  # queue positions and snapshots go out at most this often
 OPEN_RETRY_MINUTES = 15
 RECENTLY_CLOSED = 10_000
+URGENT_RANK_OFFSET_MS = 10**12  # about 32 years: before any routine chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,11 @@ class Hub:
         self._last_queue_flush = float("-inf")
         self._opening: set[str] = set()  # created, but `conversation.opened` not yet sent
         self._tasks: set[asyncio.Task[Any]] = set()
+        # For the wait estimate: when each chat was first assigned, and how long the last
+        # chats of each team took from assignment to close (minutes).
+        self._assigned_at: dict[str, int] = {}
+        self._handling: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=30))
+        self._slots_cache: dict[str, tuple[float, int]] = {}
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -195,10 +201,27 @@ class Hub:
     def view(self, conv: Conversation) -> ConversationView:
         pro = self.professionals.get(conv.professional_id) if conv.professional_id else None
         position = length = None
+        wait = None
         if conv.state is ConversationState.QUEUED:
             queue = self.queues[conv.team_id]
             position, length = queue.position(conv), len(queue)
-        return conv.view(pro.ref() if pro else None, position, length)
+            if position is not None:
+                wait = estimate_wait(
+                    position, self._handling[conv.team_id], self._team_slots(conv.team_id)
+                )
+        return conv.view(pro.ref() if pro else None, position, length, wait)
+
+    def _team_slots(self, team_id: str) -> int:
+        # Views go out to everyone in a queue when it moves: recount at most once a second.
+        now = self.clock.monotonic()
+        cached = self._slots_cache.get(team_id)
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        slots = sum(
+            p.capacity for p in self.professionals.values() if p.online and team_id in p.teams
+        )
+        self._slots_cache[team_id] = (now, slots)
+        return slots
 
     def _state_event(self, conv: Conversation, *extra_pros: str | None) -> _Event:
         return _Event(ConversationStateChanged(self.view(conv)), self._topics(conv, *extra_pros))
@@ -232,6 +255,7 @@ class Hub:
                     client_name=conv.client_name,
                     topic=conv.topic,
                     language=conv.language,
+                    triage=conv.triage,
                 )
             )
         return QueueSnapshot(team=team_id, entries=tuple(entries), length=len(queue))
@@ -242,7 +266,13 @@ class Hub:
     def default_team(self) -> str:
         if not self.teams:
             raise HubError(ErrorCode.UNKNOWN_TEAM, "no team is configured")
-        return next(iter(sorted(self.teams)))
+        # A team somebody works in, so that a chat opened without a team can be answered.
+        staffed = {t for p in self.professionals.values() for t in p.teams}
+        return (
+            min(t for t in self.teams if t in staffed)
+            if staffed & set(self.teams)
+            else min(self.teams)
+        )
 
     async def open_conversation(
         self, cmd: ConversationOpen, subscriber: Subscriber
@@ -262,23 +292,68 @@ class Hub:
                     return await self._reopen(again, subscriber)
                 raise HubError(ErrorCode.INVALID_STATE, "this open_id was used already")
         team_id = cmd.team or self.default_team
+        return await self.create_conversation(
+            subscriber,
+            team_id=team_id,
+            client_name=cmd.client_name or None,
+            topic=cmd.topic or None,
+            language=cmd.language or None,
+            open_key=open_key,
+        )
+
+    def conversation_for_open_id(self, open_id: str) -> Conversation | None:
+        """The recent open conversation a retried ``open_id`` names (raises if too old)."""
+        again = self._by_open_key.get(hash_token(open_id))
+        if again is None:
+            return None
+        if self.clock.now_ms() - again.created_at > OPEN_RETRY_MINUTES * 60_000:
+            raise HubError(ErrorCode.INVALID_STATE, "this open_id was used already")
+        return again
+
+    async def reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
+        return await self._reopen(conv, subscriber)
+
+    async def create_conversation(
+        self,
+        subscriber: Subscriber,
+        *,
+        team_id: str,
+        client_name: str | None = None,
+        topic: str | None = None,
+        language: str | None = None,
+        open_key: str | None = None,
+        triage: str | None = None,
+        station_id: str | None = None,
+        intake_json: str | None = None,
+        identity_json: str | None = None,
+        extra_statements: tuple[Statement, ...] = (),
+        conversation_id: str | None = None,
+    ) -> Conversation:
+        """Queue a new conversation in ``team_id``'s queue; ``urgent`` ones go first."""
         if team_id not in self.teams:
             raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
         token = new_token()
         now = self.clock.now_ms()
+        # Urgent chats sort before every routine one and keep their own order among
+        # themselves: their rank is their queueing time moved far into the past.
+        rank = float(now) - (URGENT_RANK_OFFSET_MS if triage == "urgent" else 0)
         conv = Conversation(
-            id=new_id("c"),
+            id=conversation_id or new_id("c"),
             token_hash=hash_token(token),
             team_id=team_id,
             state=ConversationState.QUEUED,
             created_at=now,
             updated_at=now,
-            client_name=cmd.client_name or None,
-            topic=cmd.topic or None,
-            language=cmd.language or None,
-            queue_rank=float(now),
+            client_name=client_name,
+            topic=topic,
+            language=language,
+            queue_rank=rank,
             queued_at=now,
             open_key_hash=open_key,
+            triage=triage,
+            station_id=station_id,
+            intake_json=intake_json,
+            identity_json=identity_json,
         )
         self._index(conv)
         queue = self.queues[team_id]
@@ -290,6 +365,7 @@ class Hub:
         changes.new.append(conv)
         changes.teams.add(team_id)
         changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "opened"))
+        changes.audit.extend(extra_statements)
         changes.events.append(_Event(ConversationOpened(token, self.view(conv)), to=subscriber))
         try:
             await self._apply(changes)
@@ -565,6 +641,9 @@ class Hub:
                 pro.conversation_ids.discard(conv.id)
                 changes.teams.update(pro.teams)
         conv.closed_at = self.clock.now_ms()
+        assigned_at = self._assigned_at.pop(conv.id, None)
+        if assigned_at is not None:
+            self._handling[conv.team_id].append((conv.closed_at - assigned_at) / 60_000)
         conv.closed_by = actor.role.value
         conv.reason = reason or f"closed_by_{actor.role.value}"
         self._touch(conv, changes)
@@ -699,6 +778,7 @@ class Hub:
         conv.professional_id = pro.id
         conv.reason = how
         pro.conversation_ids.add(conv.id)
+        self._assigned_at.setdefault(conv.id, self.clock.now_ms())
         self._touch(conv, changes)
         changes.teams.add(conv.team_id)
         changes.audit.append(self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, how))
@@ -770,12 +850,14 @@ class Hub:
         """Tell waiting clients whose position moved, and the team its new queue."""
         queue = self.queues[team_id]
         length = len(queue)
+        handling, slots = self._handling[team_id], self._team_slots(team_id)
         for position, conv in enumerate(queue, 1):
             if conv.id in self._opening:
                 continue  # its `conversation.opened` comes first; next update then
             if self._last_position.get(conv.id) != position:
                 self._last_position[conv.id] = position
-                view = conv.view(None, position, length)
+                wait = estimate_wait(position, handling, slots)
+                view = conv.view(None, position, length, wait)
                 self.bus.publish(("conv:" + conv.id,), Envelope(ConversationStateChanged(view)))
         self.bus.publish(("team:" + team_id,), Envelope(self.queue_snapshot(team_id)))
 

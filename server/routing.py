@@ -9,11 +9,11 @@ Positions are 1-based (1 = next in line).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .conversations import Conversation, Professional
 
-__all__ = ["Queue", "choose_professional"]
+__all__ = ["DEFAULT_HANDLING_MINUTES", "Queue", "choose_professional", "estimate_wait"]
 
 
 class Queue:
@@ -78,3 +78,28 @@ def choose_professional(candidates: Iterable[Professional]) -> Professional | No
         if best_key is None or key < best_key:
             best, best_key = pro, key
     return best
+
+
+# With no chat handled yet today, the estimate assumes this many minutes per chat.
+DEFAULT_HANDLING_MINUTES = 12.0
+
+
+def estimate_wait(
+    position: int, handling_minutes: Sequence[float], slots: int
+) -> tuple[int, int] | None:
+    """The wait of the ``position``-th in line as a range of minutes, or None if unknown.
+
+    ``handling_minutes`` are the durations of recently handled chats of the team, ``slots``
+    how many chats its online professionals can hold at once. A chat ahead frees a slot after
+    about a median handling time divided by the slots; the range is -40 %/+60 % around that,
+    rounded to whole 5 minutes (a promise of "3 minutes" is precision nobody has). With no
+    professional online there is no estimate.
+    """
+    if position < 1 or slots < 1:
+        return None
+    recent = sorted(handling_minutes)
+    median = recent[len(recent) // 2] if recent else DEFAULT_HANDLING_MINUTES
+    expected = position * median / slots
+    low = max(0, int(expected * 0.6 // 5) * 5)
+    high = max(5, int(-(-expected * 1.6 // 5)) * 5)
+    return low, high

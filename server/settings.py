@@ -45,6 +45,27 @@ class Settings:
     static_dir: Path | None = None
     log_level: str = "info"
     uvloop: bool = True
+    # The pre-chat intake. When required, conversation.open is refused: chats open only
+    # through intake.start (questions, triage, identification, station).
+    intake_required: bool = True
+    # Folders and files of the intake's data; empty: the ones shipped in server/config.
+    questionnaires_dir: Path | None = None
+    areas_file: Path | None = None
+    hours_file: Path | None = None
+    # For trying Kanava outside service hours: never "closed".
+    always_open: bool = False
+    # Strong identification (OpenID Connect). Empty issuer: no provider, and adults cannot
+    # identify (they are offered the bot). "dev" in scripts/serve: the development provider.
+    oidc_issuer: str = ""
+    oidc_client_id: str = "kanava-dev"
+    # Empty: http://<host>:<port>/identity/callback
+    oidc_redirect_uri: str = ""
+    oidc_scopes: tuple[str, ...] = ("openid", "profile", "address")
+    oidc_key_file: Path = Path("var/oidc-client-key.json")
+    # Accept the official fictitious identity codes (individual number 900-999): test only.
+    oidc_allow_test_codes: bool = False
+    # The key that encrypts personal identity codes at rest.
+    identity_key_file: Path = Path("var/identity-code.key")
 
     def origins(self) -> tuple[str, ...]:
         """The web origins whose pages may open websockets."""
@@ -54,6 +75,9 @@ class Settings:
         if self.host in ("127.0.0.1", "localhost", "::1"):
             own += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         return tuple(dict.fromkeys(own))
+
+    def redirect_uri(self) -> str:
+        return self.oidc_redirect_uri or f"http://{self.host}:{self.port}/identity/callback"
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

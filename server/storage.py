@@ -97,7 +97,7 @@ class _StatementsOp:
 _CONVERSATION_COLUMNS = (
     "id, token_hash, team_id, state, created_at, updated_at, client_name, topic, language, "
     "professional_id, queue_rank, queued_at, closed_at, closed_by, reason, read_client_seq, "
-    "read_professional_seq, open_key_hash"
+    "read_professional_seq, open_key_hash, triage, station_id, intake, identity"
 )
 _MUTABLE_CONVERSATION_FIELDS = (
     "state",
@@ -557,7 +557,7 @@ class Storage:
             statements.append(
                 (
                     f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         conv.id,
                         conv.token_hash,
@@ -577,6 +577,10 @@ class Storage:
                         conv.read_client_seq,
                         conv.read_professional_seq,
                         conv.open_key_hash,
+                        conv.triage,
+                        conv.station_id,
+                        conv.intake_json,
+                        conv.identity_json,
                     ),
                 )
             )
@@ -592,6 +596,51 @@ class Storage:
         statements.extend(audit)
         if statements:
             await self._execute(statements)
+
+    @staticmethod
+    def intake_statement(
+        intake_id: str,
+        started_at: int,
+        finished_at: int,
+        topic: str,
+        language: str,
+        triage: str,
+        outcome: str,
+        answers_json: str,
+        conversation_id: str | None,
+    ) -> Statement:
+        """The record of a finished intake, to pass along with what it led to."""
+        return (
+            "INSERT INTO intakes (id, started_at, finished_at, topic, language, triage, outcome, "
+            "answers, conversation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                intake_id,
+                started_at,
+                finished_at,
+                topic,
+                language,
+                triage,
+                outcome,
+                answers_json,
+                conversation_id,
+            ),
+        )
+
+    async def intakes(self, outcome: str | None = None) -> list[dict[str, Any]]:
+        """Finished intakes (newest last), e.g. every emergency sent to 112."""
+        sql = (
+            "SELECT id, started_at, finished_at, topic, language, triage, outcome, answers, "
+            "conversation_id FROM intakes"
+        )
+        rows = await (
+            self._read(sql + " WHERE outcome = ? ORDER BY finished_at", (outcome,))
+            if outcome
+            else self._read(sql + " ORDER BY finished_at")
+        )
+        return [dict(r) for r in rows]
+
+    async def save_intake(self, statement: Statement, audit: Iterable[Statement] = ()) -> None:
+        await self._execute([statement, *audit])
 
     @staticmethod
     def audit_statement(
@@ -637,6 +686,10 @@ class Storage:
             read_client_seq=row["read_client_seq"],
             read_professional_seq=row["read_professional_seq"],
             open_key_hash=row["open_key_hash"],
+            triage=row["triage"],
+            station_id=row["station_id"],
+            intake_json=row["intake"],
+            identity_json=row["identity"],
             last_seq=row["last_seq"] or 0,
         )
 

@@ -62,8 +62,10 @@ class KanavaServer:
 
     def __init__(self, database: Path, **settings: Any) -> None:
         self.database = database
+        # Known before start, so the server knows its own origin (and a test can register
+        # its callback address with an identity provider first).
+        self.port = settings.pop("port", None) or free_port()
         self.settings_overrides = settings
-        self.port = free_port()  # known before start, so the server knows its own origin
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -76,6 +78,9 @@ class KanavaServer:
             "demo": True,
             "uvloop": False,
             "allowed_origins": ("http://127.0.0.1", "http://localhost"),
+            # Most tests are about the chat itself and open conversations directly; the
+            # intake's own tests (tests/server/test_intake*.py) turn it on.
+            "intake_required": False,
             **self.settings_overrides,
             "port": self.port,
             "database": self.database,

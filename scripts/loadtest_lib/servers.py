@@ -139,6 +139,9 @@ def start_kanava(
     port = port or free_port()
     child_env = dict(os.environ)
     child_env["KANAVA_UVLOOP"] = "1" if uvloop else "0"
+    # The simulated citizens open chats directly (conversation.open): the intake's questions,
+    # identification and service hours are not part of what this tool measures yet.
+    child_env["KANAVA_INTAKE_REQUIRED"] = "false"
     if raise_rate_limits:
         child_env.update(RAISED_RATE_LIMITS)
     child_env.update(env or {})

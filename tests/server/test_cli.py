@@ -43,7 +43,7 @@ def test_help_lists_the_serve_command_and_its_options() -> None:
 
 async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "KANAVA_GRACE_SECONDS": "5"}
+    env = {**os.environ, "KANAVA_GRACE_SECONDS": "5", "KANAVA_INTAKE_REQUIRED": "false"}
     process = subprocess.Popen(
         [
             sys.executable,

@@ -1,0 +1,427 @@
+"""The intake over a real websocket: questions, triage, the station, and the queue it leads to."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from idp import IDP_DIR, ensure_node_modules, login
+from kanava_testing import Chat, ClientPeer, KanavaServer, free_port
+
+from protocol import Codec
+from protocol.messages import (
+    ConversationOpen,
+    ConversationOpened,
+    ConversationStateChanged,
+    IntakeAnonymous,
+    IntakeAnswer,
+    IntakeResume,
+    IntakeStart,
+    IntakeStation,
+    IntakeStep,
+    QueueSnapshot,
+    QueueTake,
+)
+from server.identity import generate_private_jwk
+from server.personal_code import write_secret_file
+
+# Benign answers to the shipped questionnaires, by question id; others get a default by kind.
+BENIGN: dict[str, Any] = {
+    "red_flags": ["none"],
+    "age": 40,
+    "temperature": 37.6,
+    "duration_days": 2,
+    "fever_days": 1,
+}
+
+
+def benign(detail: dict[str, Any], **overrides: Any) -> Any:
+    qid = detail["id"]
+    if qid in overrides:
+        return overrides[qid]
+    if qid in BENIGN:
+        return BENIGN[qid]
+    kind = detail["kind"]
+    if kind == "single":
+        return detail["options"][0]["id"]
+    if kind == "multi":
+        ids = [o["id"] for o in detail["options"]]
+        return ["none"] if "none" in ids else [ids[0]]
+    if kind == "yes_no":
+        return False
+    if kind == "number":
+        return detail["min"]
+    return None if not detail.get("required", True) else "ei muuta"
+
+
+@pytest.fixture
+def intake_server(server_factory: Any) -> KanavaServer:
+    server: KanavaServer = server_factory(
+        intake_required=True, always_open=True, client_rate_burst=1000, pro_rate_burst=1000
+    )
+    return server
+
+
+@pytest.fixture
+async def desk(intake_server: KanavaServer, codec: Codec) -> Any:
+    helper = Chat(intake_server, codec)
+    yield helper
+    await helper.close_all()
+
+
+async def answer_all(client: ClientPeer, step: IntakeStep, **overrides: Any) -> IntakeStep:
+    """Answer questions until the intake asks something else; returns that step."""
+    while step.step == "question":
+        assert isinstance(step.detail, dict)
+        await client.send(IntakeAnswer(step.detail["id"], benign(step.detail, **overrides)))
+        step = await client.expect(IntakeStep)
+    return step
+
+
+async def test_a_chat_cannot_be_opened_past_the_intake(desk: Chat) -> None:
+    """With the intake required, conversation.open is refused with a clear code."""
+    client = await desk.raw_client()
+    await client.send(ConversationOpen(client_name="Matti", team="kallio"))
+    err = await client.expect_error("intake_required")
+    assert "intake.start" in err.reason
+
+
+async def test_red_flags_are_asked_first_and_an_emergency_queues_nothing(
+    desk: Chat, intake_server: KanavaServer
+) -> None:
+    """Chest pain ends the intake at once with 112; nothing is queued and it is on record."""
+    client = await desk.raw_client()
+    await client.send(IntakeStart("respiratory", "fi"))
+    first = await client.expect(IntakeStep)
+    assert first.step == "question"
+    assert isinstance(first.detail, dict) and first.detail["id"] == "red_flags"
+    await client.send(IntakeAnswer("red_flags", ["chest_pain"]))
+    end = await client.expect(IntakeStep)
+    assert end.step == "emergency" and end.triage == "emergency"
+    assert isinstance(end.detail, dict)
+    assert "112" in end.detail["text"]
+    assert [n["tel"] for n in end.detail["numbers"]] == ["tel:112"]
+    # The intake is over: more answers are refused, and nothing reached any queue.
+    await client.send(IntakeAnswer("symptoms", ["cough"]))
+    await client.expect_error("no_intake")
+    pro = await desk.open_pro("hoitaja1")
+    snapshot = await pro.expect(QueueSnapshot, lambda s: s.team == "kallio")
+    assert snapshot.length == 0
+    db = sqlite3.connect(intake_server.database)
+    rows = db.execute("SELECT topic, triage, outcome, conversation_id FROM intakes").fetchall()
+    audit = db.execute("SELECT action FROM audit_events WHERE action LIKE 'intake_%'").fetchall()
+    db.close()
+    assert rows == [("respiratory", "emergency", "emergency", None)]
+    assert audit == [("intake_emergency",)]
+
+
+async def test_an_invalid_answer_is_refused_and_can_be_corrected(desk: Chat) -> None:
+    """A temperature of 50 °C gets a reason in the client's language; 38.9 then goes on."""
+    client = await desk.raw_client()
+    await client.send(IntakeStart("respiratory", "sv"))
+    step = await client.expect(IntakeStep)
+    await client.send(IntakeAnswer("red_flags", ["none"]))
+    step = await client.expect(IntakeStep)
+    assert isinstance(step.detail, dict) and step.detail["id"] == "symptoms"
+    # Out of order: a question not yet asked.
+    await client.send(IntakeAnswer("fever_days", 2))
+    await client.expect_error("intake_out_of_order")
+    await client.send(IntakeAnswer("symptoms", ["fever"]))
+    step = await client.expect(IntakeStep)
+    while isinstance(step.detail, dict) and step.detail["id"] != "temperature":
+        await client.send(IntakeAnswer(step.detail["id"], benign(step.detail)))
+        step = await client.expect(IntakeStep)
+    await client.send(IntakeAnswer("temperature", 50))
+    err = await client.expect_error("intake_invalid_answer")
+    assert err.reason and err.ref == "intake.answer"
+    await client.send(IntakeAnswer("temperature", "kuuma"))
+    await client.expect_error("intake_invalid_answer")
+    await client.send(IntakeAnswer("temperature", 38.9))
+    step = await client.expect(IntakeStep)
+    assert isinstance(step.detail, dict) and step.detail["id"] != "temperature"
+
+
+async def test_a_finished_intake_queues_the_chat_with_its_summary_for_the_nurse(
+    desk: Chat,
+) -> None:
+    """Questions, then the station: the nurse of that station's team sees triage and answers."""
+    client = await desk.raw_client()
+    await client.send(IntakeStart("respiratory", "fi", open_id="u" * 32))
+    step = await answer_all(client, await client.expect(IntakeStep))
+    assert step.step == "station" and step.triage == "routine"
+    assert isinstance(step.detail, dict)
+    assert {"kallio", "vuosaari"} <= {s["id"] for s in step.detail["stations"]}
+    await client.send(IntakeStation("no-such-station"))
+    await client.expect_error("unknown_station")
+    await client.send(IntakeStation("kallio"))
+    opened = await client.expect(ConversationOpened)
+    view = opened.conversation
+    assert view.team == "kallio" and view.station == "kallio" and view.triage == "routine"
+    assert view.queue_position == 1
+    pro = await desk.open_pro("hoitaja1")
+    await pro.send(QueueTake(conversation_id=view.conversation_id))
+    taken = await pro.expect(
+        ConversationStateChanged, lambda m: m.conversation.conversation_id == view.conversation_id
+    )
+    intake = taken.conversation.intake
+    assert isinstance(intake, dict)
+    assert intake["level"] == "routine"
+    assert intake["lines"], "the nurse sees the answers"
+    assert taken.conversation.identity is None  # identification is off on this server
+
+
+async def test_an_urgent_chat_goes_before_routine_ones(desk: Chat) -> None:
+    """Breathless when walking is urgent: it is next in line although it came last."""
+    views = []
+    for overrides in ({}, {}, {"symptoms": ["breathlessness"], "breathing": "walking"}):
+        client = await desk.raw_client()
+        await client.send(IntakeStart("respiratory", "en"))
+        step = await answer_all(client, await client.expect(IntakeStep), **overrides)
+        assert step.step == "station"
+        await client.send(IntakeStation("kallio"))
+        views.append((await client.expect(ConversationOpened)).conversation)
+    assert [v.triage for v in views] == ["routine", "routine", "urgent"]
+    pro = await desk.open_pro("hoitaja1")
+    snapshot = await pro.expect(QueueSnapshot, lambda s: s.team == "kallio" and s.length == 3)
+    order = [e.conversation_id for e in snapshot.entries]
+    assert order == [views[2].conversation_id, views[0].conversation_id, views[1].conversation_id]
+    assert snapshot.entries[0].triage == "urgent"
+
+
+async def test_the_client_sees_its_place_and_an_estimated_wait_as_the_queue_moves(
+    desk: Chat,
+) -> None:
+    """Second in line with a nurse online: a wait range; when the first is taken, first."""
+    pro = await desk.open_pro("hoitaja1")
+    clients, views = [], []
+    for _ in range(2):
+        client = await desk.raw_client()
+        await client.send(IntakeStart("other", "fi"))
+        await answer_all(client, await client.expect(IntakeStep))
+        await client.send(IntakeStation("kallio"))
+        clients.append(client)
+        views.append((await client.expect(ConversationOpened)).conversation)
+    second = views[1]
+    assert second.queue_position == 2
+    assert second.wait_min_minutes is not None and second.wait_max_minutes is not None
+    assert second.wait_min_minutes < second.wait_max_minutes
+    await pro.send(QueueTake(conversation_id=views[0].conversation_id))
+    moved = await clients[1].expect(
+        ConversationStateChanged, lambda m: m.conversation.queue_position == 1
+    )
+    assert moved.conversation.wait_max_minutes is not None
+    assert moved.conversation.wait_max_minutes <= second.wait_max_minutes
+
+
+@pytest.fixture
+def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServer]:
+    """A server whose intake identifies people at the real development provider."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed: the development identity provider needs it")
+    ensure_node_modules()
+    key = generate_private_jwk("ES256")
+    key_file = tmp_path / "client-key.json"
+    write_secret_file(key_file, json.dumps(key).encode())
+    port = free_port()
+    public = {k: v for k, v in key.items() if k != "d"}
+    redirect = f"http://127.0.0.1:{port}/identity/callback"
+    clients = tmp_path / "clients.json"
+    clients.write_text(
+        json.dumps(
+            [
+                {
+                    "client_id": "kanava-intake",
+                    "redirect_uris": [redirect],
+                    "jwks": {"keys": [public]},
+                }
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        [node, str(IDP_DIR / "idp.mjs"), "--port", "0", "--clients", str(clients)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    drain: threading.Thread | None = None
+    try:
+        assert process.stdout is not None
+        issuer = ""
+        for line in process.stdout:
+            if line.startswith("ready "):
+                issuer = line.split(" ", 1)[1].strip()
+                break
+        assert issuer, "the development provider did not start"
+        drain = threading.Thread(target=process.stdout.read, daemon=True)
+        drain.start()
+        server: KanavaServer = server_factory(
+            port=port,
+            intake_required=True,
+            always_open=True,
+            oidc_issuer=issuer,
+            oidc_client_id="kanava-intake",
+            oidc_key_file=key_file,
+            oidc_allow_test_codes=True,
+            identity_key_file=tmp_path / "identity.key",
+        )
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            if drain is not None:
+                drain.join(timeout=10)
+            process.stdout.close()
+
+
+async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> None:
+    """Open the identify step's URL as the resident's browser would, and log in as ``person``."""
+    assert isinstance(step.detail, dict)
+    async with aiohttp.ClientSession() as browser:
+        async with browser.get(server.base + step.detail["url"], allow_redirects=False) as resp:
+            assert resp.status == 302, await resp.text()
+            provider_url = resp.headers["Location"]
+        redirect = f"{server.base}/identity/callback"
+        query = await login(provider_url, redirect, person=person)
+        async with browser.get(redirect, params=query) as resp:
+            page = await resp.text()
+            assert resp.status == 200, page
+
+
+async def identified_intake(
+    server: KanavaServer, codec: Codec, person: str
+) -> tuple[Chat, ClientPeer, IntakeStep | ConversationOpened]:
+    desk = Chat(server, codec)
+    client = await desk.raw_client()
+    await client.send(IntakeStart("other", "fi"))
+    step = await answer_all(client, await client.expect(IntakeStep))
+    assert step.step == "identify"
+    await identify_as(server, step, person)
+    nxt = await client.expect((IntakeStep, ConversationOpened))  # type: ignore[arg-type]
+    return desk, client, nxt
+
+
+async def test_an_identified_helsinki_adult_is_queued_at_their_own_station(
+    identified_desk: KanavaServer, codec: Codec
+) -> None:
+    """Aino (00530 Helsinki) identifies; her chat queues at Kallio with her name, code masked."""
+    desk, client, nxt = await identified_intake(identified_desk, codec, "aino")
+    try:
+        assert isinstance(nxt, ConversationOpened), nxt
+        view = nxt.conversation
+        assert view.station == "kallio" and view.team == "kallio"
+        assert isinstance(view.identity, dict)
+        assert view.identity["masked_code"].endswith("-****")
+        assert view.identity["verified"] is True and view.client_name
+        db = sqlite3.connect(identified_desk.database)
+        (stored,) = db.execute("SELECT identity FROM conversations").fetchone()
+        db.close()
+        record = json.loads(stored)["record"]
+        # The identity code is kept only encrypted.
+        assert record["protected_code"].startswith("hetu1:")
+        assert record["masked_code"] == view.identity["masked_code"]
+        assert record["masked_code"][:6] not in record["protected_code"]
+    finally:
+        await desk.close_all()
+
+
+async def test_an_identified_minor_is_sent_to_the_bot(
+    identified_desk: KanavaServer, codec: Codec
+) -> None:
+    """A 16-year-old may not open an identified chat: the bot, not the queue."""
+    desk, client, nxt = await identified_intake(identified_desk, codec, "ilona")
+    try:
+        assert isinstance(nxt, IntakeStep) and nxt.step == "bot"
+        assert isinstance(nxt.detail, dict) and nxt.detail["reason"] == "under_age"
+    finally:
+        await desk.close_all()
+
+
+async def test_an_identified_non_resident_is_guided_to_their_own_services(
+    identified_desk: KanavaServer, codec: Codec
+) -> None:
+    """Eero lives in Espoo: guidance to his own health services, nothing queued."""
+    desk, client, nxt = await identified_intake(identified_desk, codec, "eero")
+    try:
+        assert isinstance(nxt, IntakeStep) and nxt.step == "guidance"
+        assert isinstance(nxt.detail, dict) and nxt.detail["reason"] == "not_resident"
+    finally:
+        await desk.close_all()
+
+
+async def test_choosing_anonymity_leads_to_the_bot_without_queueing(
+    identified_desk: KanavaServer, codec: Codec
+) -> None:
+    """With identification on, staying anonymous ends at the bot; out-of-order steps refused."""
+    desk = Chat(identified_desk, codec)
+    try:
+        client = await desk.raw_client()
+        await client.send(IntakeStart("other", "en"))
+        step = await answer_all(client, await client.expect(IntakeStep))
+        assert step.step == "identify"
+        assert isinstance(step.detail, dict) and step.detail["url"].startswith("/identity/start")
+        await client.send(IntakeStation("kallio"))
+        await client.expect_error("intake_out_of_order")
+        await client.send(IntakeAnonymous())
+        end = await client.expect(IntakeStep)
+        assert end.step == "bot"
+    finally:
+        await desk.close_all()
+
+
+async def test_an_unfinished_intake_resumes_after_a_reconnect(desk: Chat) -> None:
+    """The client's token brings back the question it was on, with its answers kept."""
+    client = await desk.raw_client()
+    await client.send(IntakeStart("other", "fi"))
+    await client.expect(IntakeStep)
+    await client.send(IntakeAnswer("red_flags", ["none"]))
+    step = await client.expect(IntakeStep)
+    await client.ws.close()
+    again = await desk.raw_client()
+    await again.send(IntakeResume(token=step.token))
+    resumed = await again.expect(IntakeStep)
+    assert resumed.detail == step.detail and resumed.step == "question"
+    fresh = await desk.raw_client()
+    await fresh.send(IntakeResume(token="x" * 43))
+    await fresh.expect_error("no_intake")
+
+
+async def test_an_unknown_topic_is_refused(desk: Chat) -> None:
+    client = await desk.raw_client()
+    await client.send(IntakeStart("astrology", "fi"))
+    await client.expect_error("intake_unknown_topic")
+
+
+async def test_outside_service_hours_the_client_is_told_when_the_chat_opens(
+    server_factory: Any, codec: Codec, tmp_path: Path
+) -> None:
+    """An hours file with no open day: intake.start answers `closed` with the numbers."""
+    source = Path("server/config/hours.toml").read_text(encoding="utf-8")
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    weekly = "[weekly]\n" + "".join(f'{d} = "closed"\n' for d in days) + "\n"
+    start = source.index("\n[weekly]\n") + 1
+    end = source.index("\n[", start + 1)
+    hours_file = tmp_path / "closed-hours.toml"
+    hours_file.write_text(source[:start] + weekly + source[end + 1 :], encoding="utf-8")
+    server = server_factory(intake_required=True, hours_file=hours_file)
+    desk = Chat(server, codec)
+    try:
+        client = await desk.raw_client()
+        await client.send(IntakeStart("other", "fi"))
+        step = await client.expect(IntakeStep)
+        assert step.step == "closed"
+        assert isinstance(step.detail, dict)
+        assert {n["number"] for n in step.detail["numbers"]} >= {"116117", "112"}
+        assert step.detail["text"]
+    finally:
+        await desk.close_all()
