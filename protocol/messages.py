@@ -132,7 +132,8 @@ class ConversationView:
     # Only in the client's own view, while queued: the estimated wait, a range in minutes.
     wait_min_minutes: int | None = None
     wait_max_minutes: int | None = None
-    # Only in professionals' views: the questionnaire summary and who the client is.
+    # The questionnaire summary and who the client is (identity code masked): what the
+    # professional's console shows; the client's own views carry them too.
     intake: JsonValue | None = None
     identity: JsonValue | None = None
 

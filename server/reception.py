@@ -143,6 +143,9 @@ class Reception:
             conv = self.hub.conversations.get(session.conversation_id)
             if conv is not None:
                 return session, await self.hub.reopen(conv, subscriber)
+        if session.outcome is None and session.last_step is not None:
+            if session.last_step.kind is StepKind.READY:
+                return session, await self._queue(live, session.last_step)
         if session.last_step is not None:
             self._send(live, session.last_step)
         return session, None
@@ -188,10 +191,15 @@ class Reception:
         session = live.session
         step = self.flow.next_step(session, self.local_now())
         if step.kind is StepKind.READY:
+            if live.subscriber is None:
+                # Complete while the client is away (e.g. identified in another tab): it is
+                # queued when the client comes back with intake.resume.
+                return None
             return await self._queue(live, step)
         if step.final:
             await self._record(session, step, None)
-            self._forget(live)
+        # An end stays with the session until it expires, so a client that comes back with
+        # intake.resume is told again (call 112, the bot, ...).
         self._send(live, step)
         return None
 

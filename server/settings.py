@@ -54,8 +54,9 @@ class Settings:
     hours_file: Path | None = None
     # For trying Kanava outside service hours: never "closed".
     always_open: bool = False
-    # Strong identification (OpenID Connect). Empty issuer: no provider, and adults cannot
-    # identify (they are offered the bot). "dev" in scripts/serve: the development provider.
+    # Strong identification (OpenID Connect). Empty issuer: no identification step, and the
+    # client only chooses its station (for trying Kanava and for load tests; a deployment
+    # sets its broker here). scripts/serve starts the development provider and sets it.
     oidc_issuer: str = ""
     oidc_client_id: str = "kanava-dev"
     # Empty: http://<host>:<port>/identity/callback

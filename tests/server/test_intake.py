@@ -111,7 +111,12 @@ async def test_red_flags_are_asked_first_and_an_emergency_queues_nothing(
     assert [n["tel"] for n in end.detail["numbers"]] == ["tel:112"]
     # The intake is over: more answers are refused, and nothing reached any queue.
     await client.send(IntakeAnswer("symptoms", ["cough"]))
-    await client.expect_error("no_intake")
+    await client.expect_error("intake_finished")
+    # A client that reconnects is told again to call 112.
+    again = await desk.raw_client()
+    await again.send(IntakeResume(token=end.token))
+    told = await again.expect(IntakeStep)
+    assert told.step == "emergency"
     pro = await desk.open_pro("hoitaja1")
     snapshot = await pro.expect(QueueSnapshot, lambda s: s.team == "kallio")
     assert snapshot.length == 0
