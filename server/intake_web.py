@@ -126,6 +126,8 @@ async def service_status(request: web.Request) -> web.Response:
             "closed": closed.detail if closed is not None else None,
             "topics": flow.topics.menu(lang),
             "identification": flow.identification,
+            # Off only for trying the chat without the intake (and for its older tests).
+            "intake_required": request.app[SETTINGS].intake_required,
         }
     )
 

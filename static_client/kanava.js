@@ -282,6 +282,21 @@ export function el(tag, className = "", text = null) {
   return node;
 }
 
+/**
+ * A link that calls a phone number ({number, tel, name} as the server sends them). The href
+ * is rebuilt from the digits, so nothing but a tel: link can come out of it.
+ */
+export function phoneLink(entry, className = "tel") {
+  const digits = String(entry.number || entry.tel || "").replace(/[^0-9+]/g, "");
+  const link = el("a", className);
+  link.href = `tel:${digits}`;
+  if (entry.name) {
+    link.append(el("span", "tel-name", entry.name), " ");
+  }
+  link.append(el("span", "tel-number", digits));
+  return link;
+}
+
 export function clockTime(ms) {
   const d = new Date(ms);
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;

@@ -36,3 +36,18 @@ async def pages(browser: Browser, web_server: PageServer, tmp_path: Path) -> Asy
     await helper.close()
     assert not helper.errors, f"errors in the pages: {helper.errors}"
     assert not helper.dialogs, f"unexpected dialogs: {helper.dialogs}"
+
+
+# The citizen page starts in the browser's language (fi, sv or en). These tests are written for
+# a Finnish-speaking resident, so a browser context is Finnish unless a test asks otherwise.
+_new_context = Browser.new_context
+
+
+async def _finnish_context(self: Browser, **options: object) -> object:
+    options.setdefault("locale", "fi-FI")
+    return await _new_context(self, **options)
+
+
+@pytest.fixture(autouse=True)
+def finnish_browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Browser, "new_context", _finnish_context)

@@ -1,0 +1,309 @@
+"""The citizen page's pre-chat intake in a real Chromium, against a server that requires it.
+
+No identity provider is configured, so the intake goes topic → questions → health station →
+queue. What is checked is what the resident sees: the red-flag question comes first, a refused
+answer is explained and can be fixed, and an emergency ends in a call to 112 with nothing queued.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_testing import Pages, PageServer, free_port
+from kanava_testing import Chat
+from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
+
+from protocol.messages import ConversationStateChanged, QueueTake
+
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=10_000)
+
+RED_FLAGS = "Onko sinulla juuri nyt jokin näistä oireista?"
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[PageServer]:
+    """The server of these tests: intake required, always open, no identification."""
+    server = PageServer(
+        tmp_path / "kanava.sqlite3",
+        client_rate_burst=1000,
+        pro_rate_burst=1000,
+        intake_required=True,
+        always_open=True,
+        oidc_issuer="",
+    )
+    server.port = free_port()
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- what a resident does -------------------------------------------------------------------
+
+
+def question(page: Page, question_id: str) -> Locator:
+    return page.locator(f'#intake form.question[data-question="{question_id}"]')
+
+
+async def answer(
+    page: Page,
+    question_id: str,
+    *,
+    choose: tuple[str, ...] = (),
+    fill: str | None = None,
+) -> None:
+    """Answer the question shown now and wait until the page has moved on from it."""
+    form = question(page, question_id)
+    await expect(form).to_be_visible()
+    for label in choose:
+        await form.get_by_label(label, exact=True).check()
+    if fill is not None:
+        await form.get_by_role("textbox").fill(fill)
+    await form.get_by_role("button", name="Seuraava").click()
+    await expect(form).to_have_count(0)
+
+
+async def choose_topic(page: Page, title: str) -> None:
+    await page.get_by_role("button", name=re.compile(f"^{title}")).click()
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+async def test_questions_then_station_then_the_queue(pages: Pages, web_server: PageServer) -> None:
+    """Red flags first, a refused temperature fixed, a station chosen: the chat is queued."""
+    chat = Chat(web_server)
+    try:
+        page = await pages.new("/client")
+        await expect(page.get_by_role("heading", name="Mitä asiasi koskee?")).to_be_visible()
+        await expect(page.locator("#topic-list .topic-title")).to_have_text(
+            ["Hengitystieinfektio", "Virtsatieoireet", "Jokin muu vaiva"]
+        )
+        await expect(page.get_by_role("link", name="112")).to_have_attribute("href", "tel:112")
+
+        await choose_topic(page, "Hengitystieinfektio")
+        red_flags = question(page, "red_flags")
+        await expect(red_flags.locator("legend")).to_have_text(RED_FLAGS)
+        await expect(page.locator(".progress-text")).to_have_text(re.compile(r"^Kysymys 1/\d+$"))
+        # "None of these" and a symptom exclude each other.
+        chest_pain = red_flags.get_by_label("Rintakipu tai puristava tunne rinnassa")
+        await chest_pain.check()
+        await red_flags.get_by_label("Ei mitään näistä").check()
+        await expect(chest_pain).not_to_be_checked()
+        await pages.screenshot(page, "intake-question.png")
+        await answer(page, "red_flags")
+
+        await answer(page, "symptoms", choose=("Yskä", "Kuume tai kuumeinen olo"))
+        # A reload in the middle goes on where the resident was.
+        await page.reload()
+        await expect(question(page, "duration_days")).to_be_visible()
+        await answer(page, "duration_days", fill="3")
+
+        # 50 °C is refused by the server, in Finnish, next to the question, which stays.
+        temperature = question(page, "temperature")
+        await expect(temperature.locator(".unit")).to_have_text("°C")
+        await temperature.get_by_role("textbox").fill("50")
+        await temperature.get_by_role("button", name="Seuraava").click()
+        await expect(temperature.locator(".question-error")).to_have_text(
+            "Anna arvo väliltä 34,0–43,0 °C."
+        )
+        await expect(temperature.get_by_role("textbox")).to_have_attribute("aria-invalid", "true")
+        await answer(page, "temperature", fill="38,5")
+
+        await answer(page, "fever_days", fill="2")
+        await answer(page, "coughing_blood", choose=("Ei",))
+        await answer(page, "condition", choose=("Hyvä: pystyn tekemään tavallisia asioita",))
+        await answer(page, "age", fill="40")
+        await answer(page, "sex", choose=("Mies",))
+        for yes_no in ("chronic", "medication", "allergies"):
+            await answer(page, yes_no, choose=("Ei",))
+        await answer(page, "notes")  # optional: left empty
+
+        # A nurse is online, so there is an estimate of the wait.
+        pro = await chat.open_pro("hoitaja1")
+        await expect(page.get_by_role("heading", name="Terveysasema")).to_be_visible()
+        await page.get_by_role("button", name="Jatka").click()
+        await expect(page.locator("#intake .form-error")).to_have_text(
+            "Valitse terveysasema listasta."
+        )
+        await page.get_by_label("Valitse oma terveysasemasi.").select_option(
+            label="Kallion terveysasema"
+        )
+        await page.get_by_role("button", name="Jatka").click()
+
+        await expect(page.locator("#chat")).to_be_visible()
+        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(page.locator("#chat-wait")).to_have_text(
+            re.compile(r"^Arvioitu odotus \d+–\d+ min$")
+        )
+        await expect(page.locator("#intake")).to_be_hidden()
+
+        # The chat goes on as before: the nurse takes it and reads what was written.
+        await page.get_by_label("Viesti", exact=True).fill("Yskä pahenee öisin.")
+        await page.get_by_role("button", name="Lähetä").click()
+        await expect(page.locator("#messages .msg-own .msg-state")).to_have_text("Toimitettu")
+        await pro.send(QueueTake())
+        taken = await pro.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+        )
+        assert taken.conversation.triage == "routine"
+        assert taken.conversation.station == "kallio"
+        assert [m.text for m in await pro.history(taken.conversation.conversation_id)] == [
+            "Yskä pahenee öisin."
+        ]
+        await expect(page.locator("#chat-with")).to_have_text(
+            "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
+        )
+        await expect(page.locator("#chat-wait")).to_be_hidden()
+    finally:
+        await chat.close_all()
+
+
+async def test_chest_pain_shows_the_emergency_screen(pages: Pages, web_server: PageServer) -> None:
+    """A red flag ends the intake with a call-112 screen; nothing is queued."""
+    page = await pages.new("/client")
+    await choose_topic(page, "Hengitystieinfektio")
+    await answer(page, "red_flags", choose=("Rintakipu tai puristava tunne rinnassa",))
+
+    emergency = page.locator("#intake")
+    await expect(emergency.get_by_role("heading", name="Soita heti 112")).to_be_visible()
+    await expect(emergency).to_have_attribute("role", "alert")
+    await expect(emergency).to_contain_text("Soita heti hätänumeroon 112")
+    await expect(emergency.locator(".emergency-reasons li")).to_have_text(
+        ["Rintakipu tai puristus rinnassa"]
+    )
+    call = emergency.get_by_role("link", name="Soita 112")
+    await expect(call).to_have_attribute("href", "tel:112")
+    # Nothing more to do here: no form, no button, no queue.
+    await expect(page.locator("main button:visible, main form:visible")).to_have_count(0)
+    await expect(page.locator("#chat")).to_be_hidden()
+    await pages.screenshot(page, "intake-emergency.png")
+    assert len(web_server.hub.queues["kallio"]) == 0
+    # A reload does not hide it: the server repeats the end to the resumed intake.
+    await page.reload()
+    await expect(emergency.get_by_role("link", name="Soita 112")).to_be_visible()
+    await expect(page.locator("#topics")).to_be_hidden()
+    assert len(web_server.hub.queues["kallio"]) == 0
+
+
+class PlayedServer:
+    """Plays the server's side of /ws/client: the steps a server without an identity
+    provider never sends (identify, bot). Records what the page sends."""
+
+    def __init__(self, replies: dict[str, dict[str, Any]]) -> None:
+        self.replies = replies  # message type received -> the intake.step to answer with
+        self.received: list[dict[str, Any]] = []
+
+    async def attach(self, page: Page) -> None:
+        await page.route_web_socket("**/ws/client", self.handle)
+
+    def handle(self, ws: WebSocketRoute) -> None:
+        def on_message(raw: str | bytes) -> None:
+            msg = json.loads(raw)
+            self.received.append(msg)
+            reply = self.replies.get(msg["type"])
+            if reply is not None:
+                ws.send(json.dumps({"type": "intake.step", "token": "t-played", **reply}))
+
+        ws.on_message(on_message)
+
+    def types(self) -> list[str]:
+        return [m["type"] for m in self.received if m["type"] != "ping"]
+
+
+IDENTIFY = {
+    "step": "identify",
+    "detail": {
+        "text": "Tunnistaudu pankkitunnuksilla tai mobiilivarmenteella.",
+        "url": "/identity/start?ticket=played&lang=fi",
+        "anonymous_allowed": True,
+    },
+    "triage": "routine",
+}
+
+
+async def test_identification_opens_a_pop_up_or_continues_anonymously(
+    pages: Pages, web_server: PageServer
+) -> None:
+    """The identify step: the provider opens in a pop-up; anonymous leads to the bot."""
+    played = PlayedServer(
+        {
+            "intake.start": IDENTIFY,
+            "intake.anonymous": {
+                "step": "bot",
+                "detail": {
+                    "text": "Voit kysyä neuvontabotilta yleisiä terveyskysymyksiä nimettömänä.",
+                    "numbers": [
+                        {"number": "116117", "tel": "tel:116117", "name": "Päivystysapu"},
+                        {"number": "112", "tel": "tel:112", "name": "Hätänumero"},
+                    ],
+                },
+            },
+        }
+    )
+    page = await pages.new("/client")
+    await played.attach(page)
+    await choose_topic(page, "Jokin muu vaiva")
+    await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+
+    # The pop-up goes to the server's identification start (which, with no provider here,
+    # says the link is not valid and tells the opener it did not succeed).
+    async with page.context.expect_page() as popup_info:
+        await page.get_by_role("button", name="Tunnistaudu").click()
+    popup = await popup_info.value
+    assert "/identity/start?ticket=played" in popup.url
+    await expect(page.locator(".identify-status")).to_have_text(
+        "Tunnistautuminen ei onnistunut. Voit yrittää uudelleen."
+    )
+    await popup.close()
+
+    await page.get_by_role("button", name="Jatka nimettömänä").click()
+    await expect(page.get_by_role("heading", name="Neuvontabotti")).to_be_visible()
+    await expect(page.locator("#intake .note")).to_contain_text("Neuvontabotti tulee")
+    numbers = page.locator("#intake .numbers a")
+    await expect(numbers).to_have_text(["Päivystysapu 116117", "Hätänumero 112"])
+    await expect(numbers.first).to_have_attribute("href", "tel:116117")
+    await expect(numbers.last).to_have_attribute("href", "tel:112")
+    assert played.types() == ["intake.start", "intake.anonymous"]
+    await page.get_by_role("button", name="Aloita alusta").click()
+    await expect(page.get_by_role("heading", name="Mitä asiasi koskee?")).to_be_visible()
+
+
+async def test_without_a_provider_only_anonymous_is_offered(
+    pages: Pages, web_server: PageServer
+) -> None:
+    """An identify step without a URL says identification is unavailable."""
+    played = PlayedServer(
+        {"intake.start": {**IDENTIFY, "detail": {**IDENTIFY["detail"], "url": None}}}
+    )
+    page = await pages.new("/client")
+    await played.attach(page)
+    await choose_topic(page, "Jokin muu vaiva")
+    await expect(page.locator(".identify-status")).to_have_text(
+        "Tunnistautuminen ei ole nyt käytettävissä. Voit jatkaa nimettömänä."
+    )
+    await expect(page.get_by_role("button", name="Tunnistaudu")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Jatka nimettömänä")).to_be_visible()
+
+
+async def test_a_swedish_browser_gets_the_intake_in_swedish(
+    browser: Browser, web_server: PageServer
+) -> None:
+    """The language follows the browser; the server's questions come in that language too."""
+    context = await browser.new_context(locale="sv-SE")
+    try:
+        page = await context.new_page()
+        await page.goto(web_server.base + "/client")
+        await expect(page.locator("#ui-language")).to_have_value("sv")
+        await choose_topic(page, "Luftvägsinfektion")
+        await expect(page.locator("#intake legend")).to_have_text(
+            "Har du något av följande symtom just nu?"
+        )
+        await expect(page.get_by_role("button", name="Nästa")).to_be_visible()
+    finally:
+        await context.close()
