@@ -13,17 +13,19 @@ a malformed code, a station without a name in one of the languages.
 Errors::
 
     ValueError
-    └── AreasError   bad areas data: names the file, the key and the problem
+    └── ConfigError      (server.config_files) a data file cannot be used
+        └── AreasError   bad areas data: names the file, the key and the problem
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .config_files import ConfigError, TomlReader, read_toml
 
 __all__ = [
     "DEFAULT_AREAS_PATH",
@@ -44,15 +46,10 @@ _MUNICIPALITY_CODE = re.compile(r"^\d{3}$")
 _COLLATION = str.maketrans({"å": "z\u0001", "ä": "z\u0002", "ö": "z\u0003", "ü": "y", "é": "e"})
 
 
-class AreasError(ValueError):
+class AreasError(ConfigError):
     """The areas data cannot be used; ``source`` and ``key`` say where the problem is."""
 
-    def __init__(self, reason: str, *, source: str = "<areas>", key: str = "") -> None:
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {reason}")
-        self.source = source
-        self.key = key
-        self.reason = reason
+    default_source = "<areas>"
 
 
 def normalise_postal_code(code: str) -> str | None:
@@ -140,41 +137,13 @@ def _language(lang: str, languages: tuple[str, ...]) -> str:
 def load_areas(path: Path | None = None) -> Areas:
     """Read the areas from a TOML file (default ``server/config/areas.toml``)."""
     path = DEFAULT_AREAS_PATH if path is None else path
-    source = str(path)
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise AreasError(f"cannot read: {exc.strerror}", source=source) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AreasError(f"not valid TOML: {exc}", source=source) from None
-    return _Reader(source).areas(data)
+    return _Reader(str(path)).areas(read_toml(path, AreasError))
 
 
-class _Reader:
+class _Reader(TomlReader):
     """Turns parsed TOML into Areas, naming the key of the first problem it finds."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, key: str, reason: str) -> AreasError:
-        return AreasError(reason, source=self.source, key=key)
-
-    def table(self, value: object, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(key, f"expected a table, got {value!r}")
-        return value
-
-    def known(self, table: Mapping[str, Any], key: str, allowed: set[str]) -> None:
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            prefix = f"{key}." if key else ""
-            raise self.error(prefix + unknown[0], f"unknown key; expected one of {sorted(allowed)}")
-
-    def required(self, table: Mapping[str, Any], key: str, name: str) -> Any:
-        if name not in table:
-            raise self.error(f"{key}.{name}" if key else name, "missing")
-        return table[name]
+    error_class = AreasError
 
     def slug(self, value: object, key: str) -> str:
         if not isinstance(value, str) or not _SLUG.match(value):

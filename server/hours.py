@@ -21,13 +21,13 @@ time, which keeps the module free of clocks and tests free of sleeping.
 Errors::
 
     ValueError
-    └── HoursError   bad hours data: names the file and the key
+    └── ConfigError      (server.config_files) a data file cannot be used
+        └── HoursError   bad hours data: names the file and the key
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -37,6 +37,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+
+from .config_files import ConfigError, TomlReader, read_toml
 
 __all__ = [
     "DEFAULT_HOURS_PATH",
@@ -67,15 +69,10 @@ SEARCH_DAYS = 31
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-class HoursError(ValueError):
+class HoursError(ConfigError):
     """The hours data cannot be used; ``source`` and ``key`` say where the problem is."""
 
-    def __init__(self, reason: str, *, source: str = "<hours>", key: str = "") -> None:
-        where = f"{source}: {key}" if key else source
-        super().__init__(f"{where}: {reason}")
-        self.source = source
-        self.key = key
-        self.reason = reason
+    default_source = "<hours>"
 
 
 class HoursReason(StrEnum):
@@ -509,36 +506,13 @@ def closed_message(status: HoursStatus, lang: str) -> dict[str, Any]:
 def load_hours(path: Path | None = None) -> ServiceHours:
     """Read service hours from a TOML file (default ``server/config/hours.toml``)."""
     path = DEFAULT_HOURS_PATH if path is None else path
-    source = str(path)
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise HoursError(f"cannot read: {exc.strerror}", source=source) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise HoursError(f"not valid TOML: {exc}", source=source) from None
-    return _Reader(source).service_hours(data)
+    return _Reader(str(path)).service_hours(read_toml(path, HoursError))
 
 
-class _Reader:
+class _Reader(TomlReader):
     """Turns parsed TOML into a ServiceHours, naming the key of the first problem it finds."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, key: str, reason: str) -> HoursError:
-        return HoursError(reason, source=self.source, key=key)
-
-    def table(self, value: object, key: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.error(key, f"expected a table, got {value!r}")
-        return value
-
-    def known(self, table: Mapping[str, Any], key: str, allowed: set[str]) -> None:
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            prefix = f"{key}." if key else ""
-            raise self.error(prefix + unknown[0], f"unknown key; expected one of {sorted(allowed)}")
+    error_class = HoursError
 
     def clock(self, value: object, key: str) -> time:
         if isinstance(value, time):
