@@ -142,15 +142,13 @@ async def _callback_page(request: web.Request) -> web.Response:
 class _Started:
     idp: DevIdp
     site: _JwksSite
-    reader: threading.Thread
+    provider: ProviderProcess
 
 
 def start_dev_idp(workdir: Path) -> _Started:
-    """Generate client keys, write the clients file, start the provider, wait for ``ready``."""
-    node = shutil.which("node")
-    if node is None:
+    """Generate client keys, start the provider with them and the key site, wait for ``ready``."""
+    if shutil.which("node") is None:
         raise NodeMissing("Node.js is not installed: the development identity provider needs it")
-    ensure_node_modules()
     clients = {
         "main": Client("kanava-test", generate_private_jwk("ES256")),
         "jwks_uri": Client("kanava-jwks-uri", generate_private_jwk("RS256")),
@@ -184,6 +182,47 @@ def start_dev_idp(workdir: Path) -> _Started:
         inline(clients["short_lived"], id_token_ttl=1),
         inline(clients["other"]),
     ]
+    try:
+        provider = launch_provider(registrations, workdir)
+    except BaseException:
+        site.stop()
+        raise
+    idp = DevIdp(provider.issuer, redirect_uri, clients, provider.process, provider.output)
+    return _Started(idp, site, provider)
+
+
+def stop_dev_idp(started: _Started) -> None:
+    started.provider.stop()
+    started.site.stop()
+
+
+@dataclass
+class ProviderProcess:
+    """``scripts/dev_idp/idp.mjs`` running with a given list of client registrations."""
+
+    process: subprocess.Popen[str]
+    issuer: str
+    output: list[str]
+    reader: threading.Thread
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def launch_provider(registrations: list[dict[str, Any]], workdir: Path) -> ProviderProcess:
+    """Write the clients file, start the provider on a free port, wait for ``ready``."""
+    node = shutil.which("node")
+    if node is None:
+        raise NodeMissing("Node.js is not installed: the development identity provider needs it")
+    ensure_node_modules()
     clients_file = workdir / "clients.json"
     clients_file.write_text(json.dumps(registrations, indent=2))
     process = subprocess.Popen(
@@ -209,25 +248,12 @@ def start_dev_idp(workdir: Path) -> _Started:
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    started = _Started(DevIdp("", redirect_uri, clients, process, output), site, reader)
+    provider = ProviderProcess(process, "", output, reader)
     if not ready.wait(STARTUP_TIMEOUT) or not issuer:
-        stop_dev_idp(started)
+        provider.stop()
         raise RuntimeError("the development provider did not start:\n" + "\n".join(output))
-    started.idp.issuer = issuer[0]
-    return started
-
-
-def stop_dev_idp(started: _Started) -> None:
-    started.idp.process.terminate()
-    try:
-        started.idp.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        started.idp.process.kill()
-        started.idp.process.wait(timeout=10)
-    started.reader.join(timeout=10)
-    if started.idp.process.stdout is not None:
-        started.idp.process.stdout.close()
-    started.site.stop()
+    provider.issuer = issuer[0]
+    return provider
 
 
 def dev_idp_fixture(tmp_path_factory: Any) -> Iterator[DevIdp]:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from idp import IDP_DIR, ensure_node_modules, login
+from idp import NodeMissing, launch_provider, login
 from kanava_testing import Chat, ClientPeer, KanavaServer, free_port
 
 from protocol import Codec
@@ -229,51 +226,27 @@ async def test_the_client_sees_its_place_and_an_estimated_wait_as_the_queue_move
 @pytest.fixture
 def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServer]:
     """A server whose intake identifies people at the real development provider."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed: the development identity provider needs it")
-    ensure_node_modules()
     key = generate_private_jwk("ES256")
     key_file = tmp_path / "client-key.json"
     write_secret_file(key_file, json.dumps(key).encode())
     port = free_port()
     public = {k: v for k, v in key.items() if k != "d"}
     redirect = f"http://127.0.0.1:{port}/identity/callback"
-    clients = tmp_path / "clients.json"
-    clients.write_text(
-        json.dumps(
-            [
-                {
-                    "client_id": "kanava-intake",
-                    "redirect_uris": [redirect],
-                    "jwks": {"keys": [public]},
-                }
-            ]
-        )
-    )
-    process = subprocess.Popen(
-        [node, str(IDP_DIR / "idp.mjs"), "--port", "0", "--clients", str(clients)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    drain: threading.Thread | None = None
+    registration = {
+        "client_id": "kanava-intake",
+        "redirect_uris": [redirect],
+        "jwks": {"keys": [public]},
+    }
     try:
-        assert process.stdout is not None
-        issuer = ""
-        for line in process.stdout:
-            if line.startswith("ready "):
-                issuer = line.split(" ", 1)[1].strip()
-                break
-        assert issuer, "the development provider did not start"
-        drain = threading.Thread(target=process.stdout.read, daemon=True)
-        drain.start()
+        provider = launch_provider([registration], tmp_path)
+    except NodeMissing as exc:
+        pytest.skip(str(exc))
+    try:
         server: KanavaServer = server_factory(
             port=port,
             intake_required=True,
             always_open=True,
-            oidc_issuer=issuer,
+            oidc_issuer=provider.issuer,
             oidc_client_id="kanava-intake",
             oidc_key_file=key_file,
             oidc_allow_test_codes=True,
@@ -281,12 +254,7 @@ def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServe
         )
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            if drain is not None:
-                drain.join(timeout=10)
-            process.stdout.close()
+        provider.stop()
 
 
 async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> None:
