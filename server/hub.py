@@ -283,14 +283,8 @@ class Hub:
         ``OPEN_RETRY_MINUTES`` and still open, that conversation is returned with a fresh
         token: a retry after a dropped connection does not queue a second chat.
         """
-        open_key = hash_token(cmd.open_id) if cmd.open_id else None
-        if open_key is not None:
-            again = self._by_open_key.get(open_key)
-            if again is not None:
-                age_ms = self.clock.now_ms() - again.created_at
-                if age_ms <= OPEN_RETRY_MINUTES * 60_000:
-                    return await self._reopen(again, subscriber)
-                raise HubError(ErrorCode.INVALID_STATE, "this open_id was used already")
+        if cmd.open_id and (again := self.conversation_for_open_id(cmd.open_id)) is not None:
+            return await self.reopen(again, subscriber)
         team_id = cmd.team or self.default_team
         return await self.create_conversation(
             subscriber,
@@ -298,7 +292,7 @@ class Hub:
             client_name=cmd.client_name or None,
             topic=cmd.topic or None,
             language=cmd.language or None,
-            open_key=open_key,
+            open_key=hash_token(cmd.open_id) if cmd.open_id else None,
         )
 
     def conversation_for_open_id(self, open_id: str) -> Conversation | None:
@@ -309,9 +303,6 @@ class Hub:
         if self.clock.now_ms() - again.created_at > OPEN_RETRY_MINUTES * 60_000:
             raise HubError(ErrorCode.INVALID_STATE, "this open_id was used already")
         return again
-
-    async def reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
-        return await self._reopen(conv, subscriber)
 
     async def create_conversation(
         self,
@@ -380,7 +371,8 @@ class Hub:
             raise
         return conv
 
-    async def _reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
+    async def reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
+        """Give a client back its open conversation with a fresh token."""
         token = new_token()
         self._by_token.pop(conv.token_hash, None)
         conv.token_hash = hash_token(token)

@@ -30,7 +30,7 @@ from typing import Any
 
 from .areas import Areas
 from .hours import ServiceHours, closed_message
-from .questionnaire import Intake, Topics, TriageLevel
+from .questionnaire import LANGUAGES, Intake, Topics, TriageLevel
 
 __all__ = [
     "ADULT_AGE",
@@ -40,6 +40,7 @@ __all__ = [
     "Outcome",
     "Step",
     "StepKind",
+    "client_language",
 ]
 
 ADULT_AGE = 18
@@ -229,6 +230,12 @@ def _numbers(lang: str, only: tuple[str, ...] = ("112", "116117")) -> list[dict[
     return [{"number": n, "tel": f"tel:{n}", "name": _NUMBERS[n][lang]} for n in only]
 
 
+def client_language(lang: str | None) -> str:
+    """The intake language for a client's tag ("sv-FI" -> "sv"); Finnish when unknown."""
+    base = (lang or "fi").split("-")[0].lower()
+    return base if base in LANGUAGES else "fi"
+
+
 class IntakeFlow:
     """Every decision of an intake, given the configuration and the time."""
 
@@ -248,11 +255,6 @@ class IntakeFlow:
         self.identification = identification
         self.identify_url = identify_url
         self.check_hours = check_hours
-
-    def start(self, session_args: dict[str, Any], topic_id: str, lang: str) -> IntakeSession:
-        """A new session (raises AnswerError ``intake_unknown_topic``)."""
-        form = self.topics.start(topic_id, lang)
-        return IntakeSession(topic_id=topic_id, lang=lang, form=form, **session_args)
 
     def closed_step(self, lang: str, now: datetime) -> Step | None:
         """The ``closed`` step when new chats are not taken now, else None."""

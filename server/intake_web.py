@@ -28,9 +28,9 @@ from .conversations import AssignMode, Team
 from .errors import HubError
 from .hours import load_hours
 from .identity import IdentificationError, OidcConfig, RelyingParty, load_or_create_private_jwk
-from .intake import ClientIdentity, IntakeFlow, IntakeSession
+from .intake import ClientIdentity, IntakeFlow, IntakeSession, client_language
 from .personal_code import CodeProtector, load_or_create_key
-from .questionnaire import LANGUAGES, load_topics
+from .questionnaire import load_topics
 from .reception import Reception
 
 __all__ = ["add_intake_routes", "intake_context"]
@@ -111,8 +111,7 @@ def add_intake_routes(app: web.Application) -> None:
 
 
 def _lang(request: web.Request) -> str:
-    lang = request.query.get("lang", "fi").split("-")[0].lower()
-    return lang if lang in LANGUAGES else "fi"
+    return client_language(request.query.get("lang"))
 
 
 async def service_status(request: web.Request) -> web.Response:

@@ -30,8 +30,16 @@ from .clock import Clock
 from .conversations import Conversation
 from .errors import HubError
 from .hub import Hub
-from .intake import ClientIdentity, IntakeFlow, IntakeSession, Outcome, Step, StepKind
-from .questionnaire import LANGUAGES, AnswerError
+from .intake import (
+    ClientIdentity,
+    IntakeFlow,
+    IntakeSession,
+    Outcome,
+    Step,
+    StepKind,
+    client_language,
+)
+from .questionnaire import AnswerError
 from .storage import Storage
 
 __all__ = ["Reception"]
@@ -77,22 +85,22 @@ class Reception:
             if again is not None:
                 return None, await self.hub.reopen(again, subscriber)
         self._expire()
-        lang = _language(cmd.language)
+        lang = client_language(cmd.language)
         token = new_token()
         closed = self.flow.closed_step(lang, self.local_now())
         try:
-            session = self.flow.start(
-                {
-                    "id": new_id("i"),
-                    "token_hash": hash_token(token),
-                    "started_ms": self.clock.now_ms(),
-                    "open_id": cmd.open_id,
-                },
-                cmd.topic,
-                lang,
-            )
+            form = self.flow.topics.start(cmd.topic, lang)
         except AnswerError as exc:
             raise HubError(ErrorCode(exc.code), exc.reason) from None
+        session = IntakeSession(
+            id=new_id("i"),
+            token_hash=hash_token(token),
+            topic_id=cmd.topic,
+            lang=lang,
+            started_ms=self.clock.now_ms(),
+            form=form,
+            open_id=cmd.open_id,
+        )
         live = _Live(session, subscriber, self.clock.now_ms())
         self._by_token[session.token_hash] = live
         self._tokens[session.id] = token
@@ -325,8 +333,3 @@ class Reception:
         cutoff = self.clock.now_ms() - SESSION_MINUTES * 60_000
         for live in [v for v in self._by_token.values() if v.touched_ms < cutoff]:
             self._forget(live)
-
-
-def _language(lang: str | None) -> str:
-    base = (lang or "fi").split("-")[0].lower()
-    return base if base in LANGUAGES else "fi"
