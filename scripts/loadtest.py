@@ -31,7 +31,8 @@ DESCRIPTION = """\
 Simulate citizens (clients) and professionals chatting through Kanava's real protocol, with
 the `websockets` library, and measure throughput, latency and correctness.
 
-Clients open conversations, wait in the queue, chat (typing, read marks) and leave;
+Clients go through the intake (a topic, the questionnaire's questions, the choice of a health
+station; see --no-intake), wait in the queue, chat (typing, read marks) and leave;
 professionals sign in, take chats up to their capacity (or get them assigned), answer, close
 and take the next. Each process simulates one team (`load-<k>`) with both its clients and its
 professionals, so every message is checked where it is received: every acknowledged message
@@ -62,7 +63,8 @@ examples:
   scripts/loadtest.py --scenario sweep --sweep 1000:12000:1000 --chart var/sweep.png
   scripts/loadtest.py --target relay --scenario sweep       (the bare relay baseline)
   scripts/loadtest.py --scenario idle-10k --json var/idle.json
-  scripts/loadtest.py --seed var/kanava.sqlite3 --pros 20   (then: kanava serve ...;
+  scripts/loadtest.py --seed var/kanava.sqlite3 --pros 20   (then:
+      KANAVA_AREAS_FILE=var/kanava.sqlite3.areas.toml KANAVA_ALWAYS_OPEN=true kanava serve ...;
       scripts/loadtest.py --url http://127.0.0.1:8080 --pros 20 ...)
 """
 
@@ -138,6 +140,26 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "pick"),
         help="auto: the load teams assign chats to professionals (default); pick: "
         "professionals take them from the queue with queue.take",
+    )
+
+    people.add_argument(
+        "--intake",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="clients open their chats as citizens do: intake.start on a topic (cycling "
+        "through the server's topics and fi/sv/en), a plausible non-urgent answer to every "
+        "question, then the health station of their team (default). --no-intake: "
+        "conversation.open straight away, which the server must allow "
+        "(KANAVA_INTAKE_REQUIRED=false; set by the tool on a server it starts). The server "
+        "must run without an identity provider and take chats now; a server the tool starts "
+        "gets KANAVA_ALWAYS_OPEN=true and an areas file with a station per load team",
+    )
+    people.add_argument(
+        "--intake-think",
+        type=float,
+        metavar="S",
+        help="mean seconds (exponential) a client takes to answer each intake question "
+        "(default 0: at once; morning-peak 3)",
     )
 
     traffic = parser.add_argument_group("traffic")
@@ -369,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed",
         metavar="DB",
         help="only create the load teams and accounts load-pro-1..--pros (password "
-        "--password, capacity --capacity, teams for --procs) in the SQLite file DB, for a "
-        "server started afterwards, and exit",
+        "--password, capacity --capacity, teams for --procs) in the SQLite file DB, write "
+        "DB.areas.toml (a health station per load team, for the intake), and exit; start the "
+        "server afterwards with KANAVA_AREAS_FILE=DB.areas.toml KANAVA_ALWAYS_OPEN=true",
     )
     return parser
 
@@ -443,9 +466,14 @@ def main(argv: list[str] | None = None) -> int:
                 assign=cfg.assign,
             )
         )
+        from loadtest_lib.intake import write_areas_file
+
+        areas = write_areas_file(Path(args.seed + ".areas.toml"), cfg.procs)
         print(
             f"seeded {cfg.pros} professionals load-pro-1..{cfg.pros} (password "
-            f"{cfg.password!r}, capacity {cfg.capacity}) in {cfg.procs} team(s) into {args.seed}"
+            f"{cfg.password!r}, capacity {cfg.capacity}) in {cfg.procs} team(s) into "
+            f"{args.seed}\nfor the intake, start the server with KANAVA_AREAS_FILE={areas} "
+            "KANAVA_ALWAYS_OPEN=true and without KANAVA_OIDC_ISSUER"
         )
         return 0
 

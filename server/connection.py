@@ -245,6 +245,8 @@ class Connection:
     def _bind_client(self, conv: Conversation | None) -> None:
         if conv is not None and self.actor is None:
             self.actor = Actor.for_client(conv)
+            # The intake is over (the reception has forgotten it): let its answers go.
+            self.intake = None
 
     async def _on_intake_start(self, msg: IntakeStart) -> None:
         self._not_bound()

@@ -220,6 +220,36 @@ _STATION = {
     "sv": "Välj din egen hälsostation.",
     "en": "Choose your own health station.",
 }
+# Why an intake message was refused (``error.reason``), in the intake's language.
+_REFUSALS = {
+    "finished": {
+        "fi": "Esitiedot on jo käsitelty. Jatka viimeisimmän ohjeen mukaan.",
+        "sv": "Förhandsuppgifterna är redan behandlade. Fortsätt enligt den senaste anvisningen.",
+        "en": "This intake has ended. Follow the last step.",
+    },
+    "not_identify": {
+        "fi": "Tunnistautumista ei kysytä nyt. Vastaa viimeisimpään kysymykseen.",
+        "sv": "Identifiering efterfrågas inte nu. Svara på den senaste frågan.",
+        "en": "The intake is not asking for identification now. Answer the last step.",
+    },
+    "not_station": {
+        "fi": "Terveysasemaa ei kysytä nyt. Vastaa viimeisimpään kysymykseen.",
+        "sv": "Hälsostationen efterfrågas inte nu. Svara på den senaste frågan.",
+        "en": "The intake is not asking for a health station now. Answer the last step.",
+    },
+    "unknown_station": {
+        "fi": "Valitse terveysasema listasta.",
+        "sv": "Välj en hälsostation i listan.",
+        "en": "Choose a health station from the list.",
+    },
+}
+
+
+def refusal(key: str, lang: str) -> str:
+    """The ``reason`` of a refused intake message, in the intake's language."""
+    return _REFUSALS[key][client_language(lang)]
+
+
 _NUMBERS = {
     "112": {"fi": "Hätänumero", "sv": "Nödnummer", "en": "Emergency number"},
     "116117": {"fi": "Päivystysapu", "sv": "Jourhjälpen", "en": "Medical helpline"},

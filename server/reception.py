@@ -38,6 +38,7 @@ from .intake import (
     Step,
     StepKind,
     client_language,
+    refusal,
 )
 from .questionnaire import AnswerError
 from .storage import Storage
@@ -116,7 +117,7 @@ class Reception:
     ) -> Conversation | None:
         live = self._live(session)
         if session.outcome is not None:
-            raise HubError(ErrorCode.INTAKE_FINISHED, "this intake has ended")
+            raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
         try:
             session.form.answer(question_id, value)
         except AnswerError as exc:
@@ -133,7 +134,7 @@ class Reception:
         live = self._live(session)
         self._waiting_for(session, StepKind.STATION)
         if self.flow.areas.station(station_id) is None:
-            raise HubError(ErrorCode.UNKNOWN_STATION, f"there is no health station '{station_id}'")
+            raise HubError(ErrorCode.UNKNOWN_STATION, refusal("unknown_station", session.lang))
         session.station_id = station_id
         return await self._advance(live)
 
@@ -187,7 +188,7 @@ class Reception:
         session = live.session
         session.ticket = None
         if session.outcome is not None or session.identity is not None:
-            raise HubError(ErrorCode.INTAKE_FINISHED, "this intake has ended")
+            raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
         session.identity = identity
         live.touched_ms = self.clock.now_ms()
         await self._advance(live)
@@ -317,11 +318,10 @@ class Reception:
     @staticmethod
     def _waiting_for(session: IntakeSession, kind: StepKind) -> None:
         if session.outcome is not None:
-            raise HubError(ErrorCode.INTAKE_FINISHED, "this intake has ended")
+            raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
         if session.last_step is None or session.last_step.kind is not kind:
-            raise HubError(
-                ErrorCode.INTAKE_OUT_OF_ORDER, f"the intake is not asking for {kind.value} now"
-            )
+            key = "not_identify" if kind is StepKind.IDENTIFY else "not_station"
+            raise HubError(ErrorCode.INTAKE_OUT_OF_ORDER, refusal(key, session.lang))
 
     def _forget(self, live: _Live) -> None:
         self._by_token.pop(live.session.token_hash, None)

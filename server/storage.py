@@ -150,6 +150,9 @@ class Storage:
         self._last_commit = 0.0
         self._restart_wal = False
         self.wal_restarts = 0  # for tests and metrics
+        # The loop the storage was opened in. asyncio.get_running_loop() makes a getpid()
+        # system call on every call (Python 3.11): too dear once per chat message.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Storage:
         return storage
 
     async def _open(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await self._writer.execute("PRAGMA journal_mode=WAL")
@@ -407,7 +411,8 @@ class Storage:
         seq_log = self._logs[conversation_id]
         key = (sender_role, sender_id, msg_id)
         known = seq_log.ids.get(key)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None, "storage not open"
         if known is not None:
             future: asyncio.Future[ChatMessage] = loop.create_future()
             if isinstance(known, tuple):

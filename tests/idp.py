@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -254,6 +255,55 @@ def launch_provider(registrations: list[dict[str, Any]], workdir: Path) -> Provi
         raise RuntimeError("the development provider did not start:\n" + "\n".join(output))
     provider.issuer = issuer[0]
     return provider
+
+
+def kanava_registration(workdir: Path, client_id: str, base: str) -> tuple[dict[str, Any], Path]:
+    """A Kanava server's client at the provider: its registration and its private key file.
+
+    ``base`` is the server's ``http://host:port``; pass the file as ``oidc_key_file``.
+    """
+    from server.personal_code import write_secret_file
+
+    key = generate_private_jwk("ES256")
+    key_file = workdir / f"{client_id}-key.json"
+    write_secret_file(key_file, json.dumps(key).encode())
+    registration = {
+        "client_id": client_id,
+        "redirect_uris": [f"{base}/identity/callback"],
+        "jwks": {"keys": [{k: v for k, v in key.items() if k != "d"}]},
+    }
+    return registration, key_file
+
+
+@contextmanager
+def provider_for_kanava(workdir: Path, client_id: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The provider, running with one Kanava server as its client (skips without Node.js).
+
+    Yields the port the Kanava server must listen on (its ``redirect_uri`` is registered)
+    and the server's identification settings.
+    """
+    import pytest
+    from kanava_testing import free_port
+
+    port = free_port()
+    registration, key_file = kanava_registration(workdir, client_id, f"http://127.0.0.1:{port}")
+    try:
+        provider = launch_provider([registration], workdir)
+    except NodeMissing as exc:
+        pytest.skip(str(exc))
+    try:
+        yield (
+            port,
+            {
+                "oidc_issuer": provider.issuer,
+                "oidc_client_id": client_id,
+                "oidc_key_file": key_file,
+                "oidc_allow_test_codes": True,
+                "identity_key_file": workdir / "identity.key",
+            },
+        )
+    finally:
+        provider.stop()
 
 
 def dev_idp_fixture(tmp_path_factory: Any) -> Iterator[DevIdp]:

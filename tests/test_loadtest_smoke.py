@@ -49,13 +49,20 @@ def assert_clean(result: dict[str, Any]) -> None:
 
 
 def test_smoke_scenario_chats_and_loses_nothing(tmp_path: Path) -> None:
-    """Think-time chats: clients queue, get assigned, chat with typing, get closed, return."""
+    """Think-time chats: clients go through the intake, queue, get assigned, chat with typing,
+    get closed, return."""
     result = run_loadtest(
         tmp_path, "--scenario", "smoke", "--clients", "20", "--pros", "4", "--duration", "3"
     )
     assert_clean(result)
     assert result["mode"] == "think"
     totals = result["totals"]
+    # Every chat was opened by the intake: questions answered, the station chosen.
+    assert totals["conversations_opened"] >= 20
+    assert totals["intake_stations"] == totals["conversations_opened"]
+    assert totals["intake_answers"] >= 4 * totals["conversations_opened"]
+    assert totals["intake_ends"] == 0 and totals["open_failures"] == 0
+    assert result["latency"]["intake_step"]["count"] > totals["intake_answers"]
     assert totals["conversations_closed"] > 0  # the professionals closed and took the next
     assert totals["typing"] > 0 and totals["reads"] > 0
     assert result["latency"]["e2e"]["count"] > 0
@@ -89,6 +96,67 @@ def test_rate_mode_in_two_processes_with_msgpack(tmp_path: Path) -> None:
     assert step["delivered"] == step["sent"]
     assert result["latency"]["client_to_pro"]["count"] > 0
     assert result["latency"]["pro_to_client"]["count"] > 0
+
+
+def test_without_the_intake_clients_open_chats_directly(tmp_path: Path) -> None:
+    result = run_loadtest(
+        tmp_path, "--scenario", "smoke", "--no-intake", "--clients", "8", "--duration", "2"
+    )
+    assert_clean(result)
+    totals = result["totals"]
+    assert totals["conversations_opened"] >= 8
+    assert totals["intake_answers"] == 0 and totals["intake_stations"] == 0
+
+
+def test_an_intake_that_cannot_reach_the_queue_fails_the_run_clearly(tmp_path: Path) -> None:
+    """The server's own areas have no load stations: no chat opens, the tool says why."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(LOADTEST),
+            "--scenario",
+            "smoke",
+            "--clients",
+            "4",
+            "--duration",
+            "1",
+            "--quiet",
+            "--server-env",
+            f"KANAVA_AREAS_FILE={ROOT / 'server' / 'config' / 'areas.toml'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "no health station 'load-0'" in proc.stderr
+    assert "clients could not open a chat" in proc.stderr
+
+
+def test_the_load_answers_reach_the_queue_in_every_shipped_topic() -> None:
+    """The simulated citizens' answers are valid and never a red flag, whatever the draw."""
+    import random
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from loadtest_lib.intake import LANGUAGES, answer
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from server.questionnaire import TriageLevel, load_topics
+
+    topics = load_topics(None)
+    rng = random.Random(7)
+    for topic_id in topics:
+        for trial in range(60):
+            intake = topics.start(topic_id, LANGUAGES[trial % 3])
+            asked = 0
+            while (question := intake.next_question()) is not None:
+                intake.answer(question.id, answer(intake.question_view(question), rng))
+                asked += 1
+                assert not intake.emergency, (topic_id, intake.answers())
+            assert asked >= 4
+            assert intake.triage().level in (TriageLevel.ROUTINE, TriageLevel.URGENT)
 
 
 def test_help_explains_every_option() -> None:

@@ -89,6 +89,8 @@ DEFAULTS: dict[str, Any] = {
     "connect_rate": 1000.0,
     "max_messages": 0,
     "rate_limits": "auto",
+    "intake": True,
+    "intake_think": 0.0,
 }
 
 # In rate mode (--rate or --sweep) these replace DEFAULTS: endless chats of plain messages.
@@ -123,6 +125,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "duration": 60.0,
         "ramp": 20.0,
         "pause": 5.0,
+        "intake_think": 3.0,
         "rate_limits": "default",
     },
     "steady": {
@@ -218,6 +221,8 @@ class Config:
     connect_rate: float = 1000.0
     max_messages: int = 0
     rate_limits: str = "auto"
+    intake: bool = True
+    intake_think: float = 0.0
     password: str = LOAD_PASSWORD
     uvloop: bool = True
     server_cpu: str | None = None
@@ -280,6 +285,8 @@ class Config:
             raise ValueError("--active cannot exceed --clients")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("--rate must be positive")
+        if self.intake_think < 0:
+            raise ValueError("--intake-think cannot be negative")
 
 
 @dataclass

@@ -189,6 +189,8 @@ def judge(cfg: Config, merged: dict[str, Any], info: dict[str, Any]) -> dict[str
         unclean.append(f"unexpected disconnections: {merged['disconnects']}")
     if any(not s["completed"] for s in steps) and cfg.sweep is None:
         unclean.append("the run did not complete")
+    if totals.get("open_failures"):
+        unclean.append(f"{totals['open_failures']} clients could not open a chat")
     if cfg.mode != "idle" and totals.get("sent", 0) == 0:
         unclean.append("no chat message was sent")
     if (
@@ -224,6 +226,7 @@ def judge(cfg: Config, merged: dict[str, Any], info: dict[str, Any]) -> dict[str
             "queue_wait": merged["queue_wait"].summary(),
             "open": merged["open"].summary(),
             "connect": merged["connect"].summary(),
+            "intake_step": merged["intake_step"].summary(),
         },
         "errors": merged["errors"],
         "rate_limited": totals.get("rate_limited", 0),
@@ -301,8 +304,16 @@ def format_report(result: dict[str, Any]) -> str:
         f"  pro→client {_fmt_lat(lat['pro_to_client'])}",
         f"to ack       {_fmt_lat(lat['ack'])}",
         f"queue wait   {_fmt_lat(lat['queue_wait'])}",
-        f"open chat    {_fmt_lat(lat['open'])}",
+        f"open chat    {_fmt_lat(lat['open'])}"
+        + ("  (the whole intake)" if cfg.get("intake") else ""),
     ]
+    if cfg.get("intake") and totals.get("conversations_opened"):
+        lines.append(
+            f"intake       {totals.get('intake_answers', 0)} answers, "
+            f"{totals.get('intake_stations', 0)} stations chosen, "
+            f"{totals.get('intake_ends', 0)} ended without a chat; "
+            f"each step {_fmt_lat(lat['intake_step'])}"
+        )
     errors = result["errors"]
     lines.append(
         "errors       "

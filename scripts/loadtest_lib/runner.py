@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .config import Config, WorkerPlan, pro_username, split
+from .intake import write_areas_file
 from .report import Progress, judge
 from .seeding import seed_database
 from .servers import cpu_seconds, rss_kb, start_kanava, start_relay
@@ -302,6 +303,9 @@ def run_load(cfg: Config, progress: Progress | None = None) -> dict[str, Any]:
                     cpu=cfg.server_cpu,
                     uvloop=uvloop,
                     raise_rate_limits=raised,
+                    intake_areas=(
+                        write_areas_file(tmp / "load-areas.toml", cfg.procs) if cfg.intake else None
+                    ),
                     env=cfg.server_env,
                 )
                 info["database"] = str(database)

@@ -132,16 +132,26 @@ def start_kanava(
     cpu: str | None = None,
     uvloop: bool = True,
     raise_rate_limits: bool = True,
+    intake_areas: Path | None = None,
     env: dict[str, str] | None = None,
     log_level: str = "warning",
 ) -> ServerProcess:
-    """Start ``kanava serve`` on 127.0.0.1 with ``database`` (seed it first)."""
+    """Start ``kanava serve`` on 127.0.0.1 with ``database`` (seed it first).
+
+    With ``intake_areas`` (the load tool's areas file) the simulated citizens go through the
+    intake: it is required, open at any hour, and without identification, which needs a
+    person at an identity provider. Without it they send ``conversation.open``.
+    """
     port = port or free_port()
     child_env = dict(os.environ)
     child_env["KANAVA_UVLOOP"] = "1" if uvloop else "0"
-    # The simulated citizens open chats directly (conversation.open): the intake's questions,
-    # identification and service hours are not part of what this tool measures yet.
-    child_env["KANAVA_INTAKE_REQUIRED"] = "false"
+    child_env.pop("KANAVA_OIDC_ISSUER", None)
+    if intake_areas is not None:
+        child_env["KANAVA_INTAKE_REQUIRED"] = "true"
+        child_env["KANAVA_ALWAYS_OPEN"] = "true"
+        child_env["KANAVA_AREAS_FILE"] = str(intake_areas)
+    else:
+        child_env["KANAVA_INTAKE_REQUIRED"] = "false"
     if raise_rate_limits:
         child_env.update(RAISED_RATE_LIMITS)
     child_env.update(env or {})

@@ -43,6 +43,10 @@ from protocol.messages import (
     ConversationOpened,
     ConversationStateChanged,
     Error,
+    IntakeAnswer,
+    IntakeStart,
+    IntakeStation,
+    IntakeStep,
     Message,
     MessageAck,
     MessageHistory,
@@ -60,6 +64,7 @@ from protocol.messages import (
 
 from .config import WAIT_TEAM, WorkerPlan
 from .histogram import Histogram
+from .intake import LANGUAGES, answer
 from .servers import cpu_seconds, rss_kb
 from .stats import StepStats, WorkerStats
 
@@ -131,6 +136,7 @@ class Conv:
         "p2c",
         "pro",
         "pro_synced",
+        "queued_ns",
         "ready_evt",
     )
 
@@ -142,7 +148,8 @@ class Conv:
         self.pro: SimPro | None = None
         self.c2p = Flow("c")
         self.p2c = Flow("p")
-        self.opened_ns = 0
+        self.opened_ns = 0  # the client asked for a chat (intake.start or conversation.open)
+        self.queued_ns = 0  # conversation.opened arrived: the chat is in the queue
         self.assigned = False  # the client has seen its assignment
         self.pro_synced = False  # the professional has its history
         self.active = False  # both sides may chat
@@ -165,13 +172,16 @@ class Peer:
 
 
 class SimClient(Peer):
-    __slots__ = ("conv", "index", "opened")
+    __slots__ = ("conv", "index", "intake_last", "intake_sent_ns", "opened", "station")
 
     def __init__(self, index: int) -> None:
         super().__init__(f"client {index}")
         self.index = index
         self.conv: Conv | None = None
         self.opened: asyncio.Future[ConversationOpened] | None = None
+        self.station = ""  # the health station (= team) this client's intake chooses
+        self.intake_last: Message | None = None  # the last intake message, for a retry
+        self.intake_sent_ns = 0
 
 
 class SimPro(Peer):
@@ -245,6 +255,7 @@ class Worker:
         self.connect_slots = asyncio.Semaphore(200)
         self.last_connect_ns = 0
         self.connect_gap_ns = int(1e9 / max(1.0, cfg.connect_rate / cfg.procs))
+        self.topics: list[str] = []  # the intake's topics, from GET /api/service
 
     # --- entry ----------------------------------------------------------------------------
 
@@ -289,8 +300,11 @@ class Worker:
         if self.relay:
             await self._setup_relay(deadline)
             return
-        if plan.pros:
+        if plan.pros or cfg.intake:
             self.session = aiohttp.ClientSession()
+        if cfg.intake:
+            await self._check_service()
+        if plan.pros:
             await asyncio.gather(*(self._connect_pro(u, t) for u, t in plan.pros))
         self.clients = [SimClient(plan.client_offset + i) for i in range(plan.clients)]
         if cfg.mode == "think":
@@ -322,6 +336,29 @@ class Worker:
             self._send_chat(conv, False, time.monotonic_ns(), None)
         while self.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+
+    async def _check_service(self) -> None:
+        """Read the intake's topics; fail early, and clearly, where the intake cannot queue."""
+        assert self.session is not None
+        url = self.plan.http_base + "/api/service?lang=en"
+        async with self.session.get(url) as response:
+            if response.status != 200:
+                raise RuntimeError(f"GET {url} answered HTTP {response.status}")
+            service = await response.json()
+        self.topics = [topic["id"] for topic in service.get("topics") or []]
+        if not self.topics:
+            raise RuntimeError("the server offers no intake topics (GET /api/service)")
+        if service.get("identification"):
+            raise RuntimeError(
+                "the server identifies citizens, which needs a person at the identity "
+                "provider: load a server without KANAVA_OIDC_ISSUER, or use --no-intake"
+            )
+        if not service.get("accepting"):
+            closed = service.get("closed") or {}
+            raise RuntimeError(
+                f"the server takes no new chats now ({closed.get('text', 'closed')}): start it "
+                "with KANAVA_ALWAYS_OPEN=true, or use --no-intake"
+            )
 
     async def _wait_active(self, want: int, deadline: float) -> None:
         while sum(1 for c in self.convs if c.active) < want:
@@ -560,15 +597,27 @@ class Worker:
         client.conv = conv
         client.opened = asyncio.get_running_loop().create_future()
         t0 = time.monotonic_ns()
-        await self._send(
-            client,
-            ConversationOpen(
-                client_name=f"Load Client {client.index}",
-                topic="load",
-                team=team,
-                open_id=f"loadtest-{conv.key}",  # as the citizen page does, for safe retries
-            ),
-        )
+        open_id = f"loadtest-{conv.key}"  # as the citizen page does, for safe retries
+        if self.cfg.intake:
+            # Citizens of every topic and language; the station is the one of this team.
+            client.station = team
+            start = IntakeStart(
+                topic=self.topics[(client.index + index) % len(self.topics)],
+                language=LANGUAGES[client.index % len(LANGUAGES)],
+                open_id=open_id,
+            )
+            client.intake_last, client.intake_sent_ns = start, t0
+            await self._send(client, start)
+        else:
+            await self._send(
+                client,
+                ConversationOpen(
+                    client_name=f"Load Client {client.index}",
+                    topic="load",
+                    team=team,
+                    open_id=open_id,
+                ),
+            )
         conv.opened_ns = t0
         await asyncio.wait_for(client.opened, self.cfg.setup_timeout)
         return conv
@@ -580,6 +629,7 @@ class Worker:
             self.stats.problem("misplaced", f"{client.name} got a second conversation")
             return
         self.stats.open.record_ns(now - conv.opened_ns)
+        conv.queued_ns = now
         self.stats.totals["conversations_opened"] += 1
         conv.cid = msg.conversation.conversation_id
         if conv.cid in self.by_cid:
@@ -637,10 +687,17 @@ class Worker:
                     stats.totals["queue_updates"] += 1
             elif kind is ConversationOpened:
                 assert isinstance(msg, ConversationOpened)
+                client.intake_last = None
                 self._opened(client, msg, now)
+            elif kind is IntakeStep:
+                assert isinstance(msg, IntakeStep)
+                self._intake_step(client, msg, now)
             elif kind is Error:
                 assert isinstance(msg, Error)
-                self._on_error(msg, client)
+                if client.intake_last is not None and msg.ref == client.intake_last.type:
+                    self._intake_error(client, msg)
+                else:
+                    self._on_error(msg, client)
             elif kind is Typing or kind is Read or kind is Pong:
                 pass
             else:
@@ -648,11 +705,73 @@ class Worker:
 
         return handle
 
+    # --- the intake -------------------------------------------------------------------------
+
+    def _intake_step(self, client: SimClient, msg: IntakeStep, now: int) -> None:
+        """Answer the question, choose the station; an end instead of a chat is a failure."""
+        stats = self.stats
+        if client.intake_last is None or client.opened is None or client.opened.done():
+            stats.totals["invalid_frames"] += 1
+            stats.problems.append(f"{client.name} got an intake step it did not ask for")
+            return
+        stats.intake_step.record_ns(now - client.intake_sent_ns)
+        detail = msg.detail if isinstance(msg.detail, dict) else {}
+        reply: Message
+        if msg.step == "question":
+            stats.totals["intake_answers"] += 1
+            reply = IntakeAnswer(question_id=str(detail.get("id")), value=answer(detail, self.rng))
+        elif msg.step == "station":
+            offered = {s.get("id") for s in detail.get("stations") or [] if isinstance(s, dict)}
+            if client.station not in offered:
+                self._intake_failed(
+                    client,
+                    f"the server offers no health station {client.station!r}: start it with "
+                    "the load tool's areas file (see --seed)",
+                )
+                return
+            stats.totals["intake_stations"] += 1
+            reply = IntakeStation(station=client.station)
+        else:
+            stats.totals["intake_ends"] += 1
+            self._intake_failed(
+                client, f"the intake ended with {msg.step!r} instead of a chat: {detail}"
+            )
+            return
+        think = self.cfg.intake_think
+        if think > 0 and not self.stopping:
+            delay = self.rng.expovariate(1.0 / think)
+            asyncio.get_running_loop().call_later(delay, self._intake_send, client, reply)
+        else:
+            self._intake_send(client, reply)
+
+    def _intake_send(self, client: SimClient, msg: Message) -> None:
+        if client.opened is None or client.opened.done():
+            return
+        client.intake_last, client.intake_sent_ns = msg, time.monotonic_ns()
+        self._fire(client, msg)
+
+    def _intake_error(self, client: SimClient, msg: Error) -> None:
+        """A refused intake message: wait and send it again if rate limited, else give up."""
+        last = client.intake_last
+        assert last is not None
+        self.stats.error(f"{msg.code} ({msg.ref})", None)
+        if msg.code == ErrorCode.RATE_LIMITED.value:
+            self.stats.totals["rate_limited"] += 1
+            delay = (msg.retry_after_ms or 100) / 1000.0
+            asyncio.get_running_loop().call_later(delay, self._intake_send, client, last)
+            return
+        self._intake_failed(client, f"{last.type} refused: {msg.code}: {msg.reason}")
+
+    def _intake_failed(self, client: SimClient, why: str) -> None:
+        client.intake_last = None
+        if client.opened is not None and not client.opened.done():
+            client.opened.set_exception(RuntimeError(f"{client.name}: {why}"))
+
     def _client_assigned(self, conv: Conv) -> None:
         if conv.assigned or not conv.cid:
             return
         conv.assigned = True
-        self.stats.queue_wait.record_ns(time.monotonic_ns() - conv.opened_ns)
+        self.stats.queue_wait.record_ns(time.monotonic_ns() - conv.queued_ns)
         self._maybe_activate(conv)
 
     def _maybe_activate(self, conv: Conv) -> None:
@@ -971,7 +1090,8 @@ class Worker:
                 return
             try:
                 conv = await self._open_client(client, self.plan.team)
-            except (ConnectionError, TimeoutError, ConnectionClosed) as exc:
+            except (ConnectionError, TimeoutError, ConnectionClosed, RuntimeError) as exc:
+                self.stats.totals["open_failures"] += 1
                 self.stats.problems.append(f"{client.name} could not open: {exc!r}")
                 return
             talk = [
@@ -1002,7 +1122,8 @@ class Worker:
         if not self.stopping:
             try:
                 await self._open_client(client, self.plan.team)
-            except (ConnectionError, TimeoutError, ConnectionClosed) as exc:
+            except (ConnectionError, TimeoutError, ConnectionClosed, RuntimeError) as exc:
+                self.stats.totals["open_failures"] += 1
                 self.stats.problems.append(f"{client.name} could not open: {exc!r}")
 
     async def _talk(self, conv: Conv, client_side: bool) -> None:

@@ -54,8 +54,12 @@ TOTAL_COUNTERS = (
     "takes",
     "connections",
     "connect_failures",
+    "intake_answers",
+    "intake_stations",
+    "intake_ends",
+    "open_failures",
 )
-RUN_HISTOGRAMS = ("queue_wait", "open", "connect")
+RUN_HISTOGRAMS = ("queue_wait", "open", "connect", "intake_step")
 
 
 class StepStats:
@@ -101,6 +105,7 @@ class WorkerStats:
         self.queue_wait = Histogram()
         self.open = Histogram()
         self.connect = Histogram()
+        self.intake_step = Histogram()  # an intake message sent → the server's next step
         self.extra: dict[str, Any] = {}
 
     def problem(self, kind: str, text: str) -> None:

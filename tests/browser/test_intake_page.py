@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from browser_testing import Pages, PageServer, free_port
+from idp import provider_for_kanava
 from kanava_testing import Chat
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
 
@@ -26,19 +27,25 @@ expect.set_options(timeout=10_000)
 RED_FLAGS = "Onko sinulla juuri nyt jokin näistä oireista?"
 
 
-@pytest.fixture
-def web_server(tmp_path: Path) -> Iterator[PageServer]:
-    """The server of these tests: intake required, always open, no identification."""
+def intake_page_server(tmp_path: Path, port: int, **settings: Any) -> PageServer:
+    """A server that requires the intake and is always open; started."""
     server = PageServer(
         tmp_path / "kanava.sqlite3",
         client_rate_burst=1000,
         pro_rate_burst=1000,
         intake_required=True,
         always_open=True,
-        oidc_issuer="",
+        **settings,
     )
-    server.port = free_port()
+    server.port = port
     server.start()
+    return server
+
+
+@pytest.fixture
+def web_server(tmp_path: Path) -> Iterator[PageServer]:
+    """The server of these tests: no identification."""
+    server = intake_page_server(tmp_path, free_port(), oidc_issuer="")
     yield server
     server.stop()
 
@@ -307,3 +314,69 @@ async def test_a_swedish_browser_gets_the_intake_in_swedish(
         await expect(page.get_by_role("button", name="Nästa")).to_be_visible()
     finally:
         await context.close()
+
+
+@pytest.fixture
+def identifying_server(tmp_path: Path) -> Iterator[PageServer]:
+    """A server whose intake identifies residents at the real development provider."""
+    with provider_for_kanava(tmp_path, "kanava-browser") as (port, identification):
+        server = intake_page_server(tmp_path, port, **identification)
+        yield server
+        server.stop()
+
+
+async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
+    browser: Browser, identifying_server: PageServer, tmp_path: Path
+) -> None:
+    """The whole path with the real provider: questions, the provider's page in a pop-up,
+    back to the chat queued at Kallio (Aino's postal code), her name shown to the nurse."""
+    pages = Pages(browser, identifying_server, tmp_path)
+    chat = Chat(identifying_server)
+    try:
+        page = await pages.new("/client")
+        await choose_topic(page, "Jokin muu vaiva")
+        await answer(page, "red_flags", choose=("Ei mitään näistä",))
+        await answer(page, "description", fill="Ihottuma kyynärvarressa viikon ajan.")
+        await answer(page, "duration", choose=("1–6 päivää",))
+        await answer(page, "severity", fill="3")
+        await answer(page, "worsening", choose=("Ei",))
+        await answer(page, "age", fill="41")
+        await answer(page, "sex", choose=("Nainen",))
+        await answer(page, "pregnant", choose=("En ole",))
+        for yes_no in ("chronic", "medication", "allergies"):
+            await answer(page, yes_no, choose=("Ei",))
+
+        await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+        pro = await chat.open_pro("hoitaja1")  # in team kallio
+        async with page.context.expect_page() as popup_info:
+            await page.get_by_role("button", name="Tunnistaudu").click()
+        popup = await popup_info.value
+        await expect(page.locator(".identify-status")).to_have_text(
+            "Tunnistaudu avautuneessa ikkunassa. Sen jälkeen jatkat tässä."
+        )
+        await pages.screenshot(page, "intake-identify.png")
+        # The provider's own page, in the pop-up: Aino presses her button.
+        await expect(popup.get_by_text("test service, fictitious persons only")).to_be_visible()
+        async with popup.expect_event("close"):
+            await popup.get_by_role("button", name=re.compile("^Aino")).click()
+
+        # Back in the chat page, without reloading: queued at her own station.
+        await expect(page.locator("#chat")).to_be_visible()
+        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(page.locator("#intake")).to_be_hidden()
+        await pro.send(QueueTake())
+        taken = await pro.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+        )
+        view = taken.conversation
+        assert (view.team, view.station) == ("kallio", "kallio")
+        assert view.client_name == "Aino Testinen"
+        assert isinstance(view.identity, dict) and view.identity["verified"] is True
+        assert view.identity["masked_code"] == "150385-****"
+        await expect(page.locator("#chat-with")).to_have_text(
+            "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
+        )
+    finally:
+        await chat.close_all()
+        await pages.close()
+    assert not pages.errors, pages.errors

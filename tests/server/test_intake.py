@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from idp import NodeMissing, launch_provider, login
-from kanava_testing import Chat, ClientPeer, KanavaServer, free_port
+from idp import login, provider_for_kanava
+from kanava_testing import Chat, ClientPeer, KanavaServer
 
 from protocol import Codec
 from protocol.messages import (
@@ -27,8 +27,6 @@ from protocol.messages import (
     QueueSnapshot,
     QueueTake,
 )
-from server.identity import generate_private_jwk
-from server.personal_code import write_secret_file
 
 # Benign answers to the shipped questionnaires, by question id; others get a default by kind.
 BENIGN: dict[str, Any] = {
@@ -226,35 +224,11 @@ async def test_the_client_sees_its_place_and_an_estimated_wait_as_the_queue_move
 @pytest.fixture
 def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServer]:
     """A server whose intake identifies people at the real development provider."""
-    key = generate_private_jwk("ES256")
-    key_file = tmp_path / "client-key.json"
-    write_secret_file(key_file, json.dumps(key).encode())
-    port = free_port()
-    public = {k: v for k, v in key.items() if k != "d"}
-    redirect = f"http://127.0.0.1:{port}/identity/callback"
-    registration = {
-        "client_id": "kanava-intake",
-        "redirect_uris": [redirect],
-        "jwks": {"keys": [public]},
-    }
-    try:
-        provider = launch_provider([registration], tmp_path)
-    except NodeMissing as exc:
-        pytest.skip(str(exc))
-    try:
+    with provider_for_kanava(tmp_path, "kanava-intake") as (port, identification):
         server: KanavaServer = server_factory(
-            port=port,
-            intake_required=True,
-            always_open=True,
-            oidc_issuer=provider.issuer,
-            oidc_client_id="kanava-intake",
-            oidc_key_file=key_file,
-            oidc_allow_test_codes=True,
-            identity_key_file=tmp_path / "identity.key",
+            port=port, intake_required=True, always_open=True, **identification
         )
         yield server
-    finally:
-        provider.stop()
 
 
 async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> None:
@@ -367,6 +341,27 @@ async def test_an_unfinished_intake_resumes_after_a_reconnect(desk: Chat) -> Non
     fresh = await desk.raw_client()
     await fresh.send(IntakeResume(token="x" * 43))
     await fresh.expect_error("no_intake")
+
+
+async def test_a_wrong_step_is_refused_in_the_language_of_the_intake(desk: Chat) -> None:
+    """Refusals a resident may see come in their language; nothing changes, the intake goes on."""
+    client = await desk.raw_client()
+    await client.send(IntakeStart("other", "sv"))
+    first = await client.expect(IntakeStep)
+    await client.send(IntakeStation("kallio"))  # a station while a question is asked
+    err = await client.expect_error("intake_out_of_order")
+    assert err.reason == "Hälsostationen efterfrågas inte nu. Svara på den senaste frågan."
+    await client.send(IntakeAnonymous())
+    err = await client.expect_error("intake_out_of_order")
+    assert err.reason.startswith("Identifiering efterfrågas inte nu")
+    step = await answer_all(client, first)
+    assert step.step == "station"
+    await client.send(IntakeStation("hogwarts"))
+    err = await client.expect_error("unknown_station")
+    assert err.reason == "Välj en hälsostation i listan."
+    await client.send(IntakeStation("kallio"))
+    opened = await client.expect(ConversationOpened)
+    assert opened.conversation.station == "kallio" and opened.conversation.language == "sv"
 
 
 async def test_an_unknown_topic_is_refused(desk: Chat) -> None:
