@@ -1,0 +1,115 @@
+"""The advice bot's knowledge base: what a resident's question finds, and the measured quality.
+
+The evaluation set (tests/bot_eval/questions.tsv) was written apart from the knowledge base's
+example questions; holdout.tsv was written later, also apart from both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.knowledge import KnowledgeError, load_knowledge
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from bot_eval import evaluate, read_set  # noqa: E402
+
+KNOWLEDGE = ROOT / "server" / "config" / "knowledge"
+
+
+@pytest.fixture(scope="module")
+def kb():  # type: ignore[no-untyped-def]
+    return load_knowledge()
+
+
+def test_the_evaluation_set_catches_every_emergency_and_raises_no_false_alarm(kb) -> None:  # type: ignore[no-untyped-def]
+    """Safety on the whole set; and each question is answered well within 20 ms."""
+    result = evaluate(kb, read_set(ROOT / "tests" / "bot_eval" / "questions.tsv"))
+    assert result["questions"] >= 150
+    counts = {lang: v["questions"] for lang, v in result["languages"].items()}
+    assert counts["fi"] >= 60 and counts["sv"] >= 40 and counts["en"] >= 40
+    assert result["emergency_recall"] == 1.0, [
+        m for m in result["misses"] if m["expected"].startswith("emergency")
+    ]
+    assert result["false_emergencies"] == 0
+    assert result["median_ms"] < 20
+
+
+def test_the_second_set_catches_every_emergency(kb) -> None:  # type: ignore[no-untyped-def]
+    """A set written after the first: every emergency in it is caught too."""
+    result = evaluate(kb, read_set(ROOT / "tests" / "bot_eval" / "holdout.tsv"))
+    assert result["emergency_recall"] == 1.0, [
+        m for m in result["misses"] if m["expected"].startswith("emergency")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "lang"),
+    [
+        ("Mulla on kova rintakipu ja hikoiluttaa", "emergency:112", "fi"),
+        ("jag vill inte leva längre", "emergency:crisis", "sv"),
+        ("my son swallowed a button battery", "emergency:poison", "en"),
+        # Safety before everything else, whatever the rest of the message asks.
+        ("miten uusin reseptin, rintaan sattuu kovasti", "emergency:112", "fi"),
+        # The past is not an emergency now; "again" is.
+        ("I had a stroke last year, how do I get a certificate", "certificates", "en"),
+        ("I had a stroke last year and now my face is drooping again", "emergency:112", "en"),
+        ("haluan puhua hoitajan kanssa", "handoff", "fi"),
+    ],
+)
+def test_a_message_is_understood(kb, text: str, label: str, lang: str) -> None:  # type: ignore[no-untyped-def]
+    match = kb.understand(text, default_lang="fi")
+    assert match.label == label
+    assert match.lang == lang
+
+
+def test_every_answer_has_somewhere_to_act_in_every_language(kb) -> None:  # type: ignore[no-untyped-def]
+    for topic in kb.topics.values():
+        assert topic.actions, topic.id
+        for lang in ("fi", "sv", "en"):
+            assert topic.answers[lang] and topic.titles[lang]
+            for action in topic.actions:
+                view = action.view(lang)
+                assert view["url"].startswith(("https://", "tel:")), (topic.id, view)
+    for emergency in kb.emergencies:
+        assert any(a.value == "112" for a in emergency.actions), emergency.kind
+
+
+def test_the_answer_follows_the_language_the_resident_writes_in(kb) -> None:  # type: ignore[no-untyped-def]
+    assert kb.understand("Hur förnyar jag mitt recept?", default_lang="fi").lang == "sv"
+    assert kb.understand("How do I renew my prescription?", default_lang="fi").lang == "en"
+    assert kb.understand("Miten uusin reseptini?", default_lang="en").lang == "fi"
+
+
+def _broken_copy(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    folder = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, folder)
+    path = folder / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return folder
+
+
+def test_a_bad_pattern_is_refused_naming_the_file_and_key(tmp_path: Path) -> None:
+    folder = _broken_copy(tmp_path, "_safety.toml", "'\\bitsemurh',", "'\\bitsemurh(',")
+    with pytest.raises(KnowledgeError, match=r"_safety.toml: emergencies\[0\].patterns.fi\[0\]"):
+        load_knowledge(folder)
+
+
+def test_a_link_must_be_https(tmp_path: Path) -> None:
+    folder = _broken_copy(tmp_path, "prescription.toml", 'value = "https://', 'value = "http://')
+    with pytest.raises(KnowledgeError, match="prescription.toml: actions"):
+        load_knowledge(folder)
+
+
+def test_without_the_safety_file_the_bot_does_not_start(tmp_path: Path) -> None:
+    folder = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, folder)
+    (folder / "_safety.toml").unlink()
+    with pytest.raises(KnowledgeError, match="_safety.toml is missing"):
+        load_knowledge(folder)
