@@ -317,13 +317,17 @@ class ReadMark(Message):
 
 @dataclass(frozen=True, slots=True)
 class ConversationTransfer(Message):
-    """Hand a conversation to another professional, with an optional note."""
+    """Hand a conversation to another professional, or to another team's queue.
+
+    Exactly one of ``to_professional`` and ``to_team``; an optional note for the audit log.
+    """
 
     type: ClassVar[str] = "conversation.transfer"
     senders: ClassVar[frozenset[Role]] = PRO_ONLY
     conversation_id: Id
-    to_professional: Id
+    to_professional: Id | None = None
     note: Reason | None = None
+    to_team: Id | None = None
 
 
 @dataclass(frozen=True, slots=True)

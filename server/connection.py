@@ -301,7 +301,19 @@ class Connection:
         await self.hub.take(self._actor(), msg.conversation_id, msg.team)
 
     async def _on_transfer(self, msg: ConversationTransfer) -> None:
-        await self.hub.transfer(self._actor(), msg.conversation_id, msg.to_professional, msg.note)
+        if (msg.to_professional is None) == (msg.to_team is None):
+            raise HubError(
+                ErrorCode.INVALID_FIELD, "give either to_professional or to_team, not both"
+            )
+        if msg.to_team is not None:
+            await self.hub.transfer_to_team(
+                self._actor(), msg.conversation_id, msg.to_team, msg.note
+            )
+        else:
+            assert msg.to_professional is not None
+            await self.hub.transfer(
+                self._actor(), msg.conversation_id, msg.to_professional, msg.note
+            )
 
     async def _on_close(self, msg: ConversationClose) -> None:
         await self.hub.close(self._actor(), msg.conversation_id, msg.reason)

@@ -526,6 +526,47 @@ class Hub:
         changes.teams.update(pro.teams)
         await self._apply(changes)
 
+    async def transfer_to_team(
+        self, actor: Actor, conversation_id: str, team_id: str, note: str | None
+    ) -> None:
+        """Send an assigned chat to another team's queue (a doctor's team, another station).
+
+        It queues there by its first arrival, urgent chats first as always, so a chat that has
+        already waited is not sent to the back.
+        """
+        pro = self._pro(actor)
+        conv = self._open_conversation_of(actor, conversation_id)
+        if team_id not in self.teams:
+            raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
+        if team_id == conv.team_id:
+            raise HubError(ErrorCode.TARGET_UNAVAILABLE, "the chat is already in this team")
+        self._transition(conv, ConversationEvent.REQUEUE)
+        pro.conversation_ids.discard(conv.id)
+        old_team = conv.team_id
+        conv.professional_id = None
+        conv.team_id = team_id
+        now = self.clock.now_ms()
+        urgent = URGENT_RANK_OFFSET_MS if conv.triage == "urgent" else 0
+        conv.queue_rank = float(conv.created_at) - urgent
+        conv.queued_at = now
+        conv.reason = "transferred"
+        queue = self.queues[team_id]
+        queue.add(conv)
+        self._last_position[conv.id] = queue.position(conv) or 1
+        self._assigned_at.pop(conv.id, None)
+        changes = _Changes()
+        self._touch(conv, changes)
+        changes.audit.append(
+            self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, "transferred_team", team_id)
+        )
+        if note:
+            changes.audit.append(
+                self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, "transfer_note", note)
+            )
+        changes.events.append(self._state_event(conv, pro.id))
+        changes.teams.update((old_team, team_id, *pro.teams))
+        await self._apply(changes)
+
     # --- both parties ---------------------------------------------------------------------
 
     def send_message(

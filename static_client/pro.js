@@ -56,6 +56,23 @@ function loadSession() {
 
 // --- one pane per conversation ----------------------------------------------------------
 
+/** A one-line form: a label, an id input with suggestions, a button. */
+function idForm(id, labelText, list, placeholder, buttonText) {
+  const form = el("form", "inline-form");
+  const label = el("label", "", labelText);
+  const input = el("input");
+  input.id = id;
+  input.setAttribute("list", list);
+  input.placeholder = placeholder;
+  input.required = true;
+  input.maxLength = 64;
+  label.htmlFor = id;
+  const button = el("button", "quiet", buttonText);
+  button.type = "submit";
+  form.append(label, input, button);
+  return [form, input];
+}
+
 class Pane {
   constructor(cid) {
     this.cid = cid;
@@ -79,7 +96,20 @@ class Pane {
     this.topic = el("p", "pane-topic");
     who.append(this.title, this.topic);
     this.stateLine = el("p", "pane-state");
-    head.append(this.badge, who, this.stateLine);
+    this.triage = el("span", "pane-triage");
+    this.triage.hidden = true;
+    head.append(this.badge, who, this.triage, this.stateLine);
+
+    // What the intake told: who the client is (identified or not) and their answers, with the
+    // reasons for the triage level first. Filled by update().
+    this.intakeBox = el("details", "pane-intake");
+    this.intakeBox.open = true;
+    this.intakeSummary = el("summary", "", "Pre-chat answers");
+    this.identityLine = el("p", "pane-identity");
+    this.reasonsList = el("ul", "pane-reasons");
+    this.answers = el("dl", "pane-answers");
+    this.intakeBox.append(this.intakeSummary, this.identityLine, this.reasonsList, this.answers);
+    this.intakeBox.hidden = true;
 
     this.listEl = el("ol", "messages");
     this.listEl.setAttribute("role", "log");
@@ -110,18 +140,8 @@ class Pane {
     this.typingNotifier = new TypingNotifier(connection, cid);
 
     this.tools = el("div", "pane-tools");
-    this.transferForm = el("form", "inline-form");
-    const toLabel = el("label", "", "Transfer to");
-    this.toInput = el("input");
-    this.toInput.id = `to-${idPart}`;
-    this.toInput.setAttribute("list", "colleagues");
-    this.toInput.placeholder = "colleague id";
-    this.toInput.required = true;
-    this.toInput.maxLength = 64;
-    toLabel.htmlFor = this.toInput.id;
-    const transferButton = el("button", "quiet", "Transfer");
-    transferButton.type = "submit";
-    this.transferForm.append(toLabel, this.toInput, transferButton);
+    [this.transferForm, this.toInput] = idForm(`to-${idPart}`, "Transfer to", "colleagues", "colleague id", "Transfer");
+    [this.teamForm, this.teamInput] = idForm(`team-${idPart}`, "Move to team", "teams", "team id", "Move");
 
     this.closeForm = el("form", "inline-form");
     const reasonLabel = el("label", "", "Reason");
@@ -138,7 +158,7 @@ class Pane {
     this.closeForm.append(reasonLabel, this.reason, this.closeButton);
     this.paneError = el("p", "form-error");
     this.paneError.setAttribute("role", "alert");
-    this.tools.append(this.transferForm, this.closeForm, this.paneError);
+    this.tools.append(this.transferForm, this.teamForm, this.closeForm, this.paneError);
 
     this.endedBox = el("div", "pane-ended");
     this.endedBox.hidden = true;
@@ -146,7 +166,9 @@ class Pane {
     this.dismiss.type = "button";
     this.endedBox.append(this.dismiss);
 
-    this.root.append(head, this.listEl, this.typingLine, this.composer, this.tools, this.endedBox);
+    this.root.append(
+      head, this.intakeBox, this.listEl, this.typingLine, this.composer, this.tools, this.endedBox,
+    );
     this.wire();
     $("panes").appendChild(this.root);
   }
@@ -172,14 +194,20 @@ class Pane {
       if (this.text.value && this.active) this.typingNotifier.input();
     });
     this.text.addEventListener("focus", () => this.markRead());
-    this.transferForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const target = this.toInput.value.trim();
-      if (!target) return;
-      this.paneError.textContent = "";
-      pendingTransfer = this;
-      connection.send({ type: "conversation.transfer", conversation_id: this.cid, to_professional: target });
-    });
+    // A transfer to a colleague or to a team's queue: the same message, another target field.
+    for (const [form, input, field] of [
+      [this.transferForm, this.toInput, "to_professional"],
+      [this.teamForm, this.teamInput, "to_team"],
+    ]) {
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const target = input.value.trim();
+        if (!target) return;
+        this.paneError.textContent = "";
+        pendingTransfer = this;
+        connection.send({ type: "conversation.transfer", conversation_id: this.cid, [field]: target });
+      });
+    }
     this.closeForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.paneError.textContent = "";
@@ -205,12 +233,15 @@ class Pane {
     this.text.placeholder = `Reply to ${name}…`;
     this.sendButton.setAttribute("aria-label", `Send to ${name}`);
     this.toInput.setAttribute("aria-label", `Transfer ${name}'s chat to (professional id)`);
+    this.teamInput.setAttribute("aria-label", `Move ${name}'s chat to the queue of team`);
     this.closeButton.setAttribute("aria-label", `End chat with ${name}`);
+    this.showIntake(view);
 
     const mine = view.state === "assigned" && view.professional && me && view.professional.id === me.id;
     let line = "";
     if (mine) line = `Chat started ${clockTime(view.created_at)}`;
     else if (view.state === "assigned") line = `Transferred to ${view.professional.name}`;
+    else if (view.state === "queued" && view.reason === "transferred") line = `Sent to the queue of team ${view.team}`;
     else if (view.state === "queued") line = "Back in the queue (no longer yours)";
     else if (view.state === "closed") {
       line = view.closed_by === "client" ? "The client ended the chat" : "You ended the chat";
@@ -219,6 +250,37 @@ class Pane {
     this.stateLine.textContent = line;
     this.setActive(Boolean(mine));
     this.list.peerRead(view.read_client_seq || 0);
+  }
+
+  showIntake(view) {
+    const intake = view.intake;
+    const identity = view.identity;
+    // The triage level at the top of the chat: what the nurse must see first.
+    const level = intake && intake.level;
+    this.triage.hidden = !level;
+    if (level) {
+      this.triage.textContent = intake.level_label || level;
+      this.triage.className = `pane-triage triage-${level}`;
+    }
+    this.intakeBox.hidden = !intake && !identity;
+    if (this.intakeBox.hidden) return;
+    if (identity) {
+      const parts = [identity.verified ? "Identified" : "Not verified", identity.name];
+      if (identity.masked_code) parts.push(identity.masked_code);
+      if (identity.age !== undefined && identity.age !== null) parts.push(`${identity.age} y`);
+      if (identity.postal_code) parts.push(identity.postal_code);
+      this.identityLine.textContent = parts.join(" · ");
+    } else {
+      this.identityLine.textContent = "Not identified";
+    }
+    if (view.station) this.identityLine.textContent += ` · station ${view.station}`;
+    this.reasonsList.replaceChildren(...((intake && intake.reasons) || []).map((r) => el("li", "", r)));
+    const rows = [];
+    for (const line of (intake && intake.lines) || []) {
+      rows.push(el("dt", "", line.label), el("dd", "", line.answer));
+    }
+    this.answers.replaceChildren(...rows);
+    this.intakeSummary.textContent = intake ? `Pre-chat answers: ${intake.title || intake.topic}` : "Client";
   }
 
   setActive(active) {

@@ -13,8 +13,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from kanava_testing import KanavaServer
-from playwright.async_api import Browser, BrowserContext, Page
+from kanava_testing import PASSWORD, KanavaServer
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from server.settings import Settings
 
@@ -94,3 +94,29 @@ class Pages:
     async def close(self) -> None:
         for context in self.contexts:
             await context.close()
+
+
+# --- the professional console ---------------------------------------------------------------
+
+
+async def sign_in(pages: Pages, username: str = "hoitaja1") -> Page:
+    page = await pages.new("/pro", width=1400, height=900)
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#me")).not_to_be_empty()
+    return page
+
+
+def pane(page: Page, client_name: str) -> Locator:
+    """The pane whose heading is exactly the client's name."""
+    return page.locator(".pane").filter(
+        has=page.get_by_role("heading", name=client_name, exact=True)
+    )
+
+
+async def take(page: Page, client_name: str) -> Locator:
+    await page.get_by_role("button", name=f"Take chat with {client_name}", exact=True).click()
+    chat_pane = pane(page, client_name)
+    await expect(chat_pane).to_have_count(1)
+    return chat_pane

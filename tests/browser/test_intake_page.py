@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_testing import Pages, PageServer, free_port
+from browser_testing import Pages, PageServer, free_port, sign_in, take
 from idp import provider_for_kanava
 from kanava_testing import Chat
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
@@ -347,7 +347,7 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
             await answer(page, yes_no, choose=("Ei",))
 
         await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
-        pro = await chat.open_pro("hoitaja1")  # in team kallio
+        console = await sign_in(pages, "hoitaja1")  # a nurse of team kallio
         async with page.context.expect_page() as popup_info:
             await page.get_by_role("button", name="Tunnistaudu").click()
         popup = await popup_info.value
@@ -364,18 +364,25 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
         await expect(page.locator("#chat")).to_be_visible()
         await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
         await expect(page.locator("#intake")).to_be_hidden()
-        await pro.send(QueueTake())
-        taken = await pro.expect(
-            ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+        # The nurse's console: who she is (identified, the code masked), the triage level at
+        # the top, and the answers.
+        chat_pane = await take(console, "Aino Testinen")
+        await expect(chat_pane.locator(".pane-triage")).to_have_text("Kiireetön")
+        await expect(chat_pane.locator(".pane-identity")).to_have_text(
+            "Identified · Aino Testinen · 150385-**** · 41 y · 00530 · station kallio"
         )
-        view = taken.conversation
-        assert (view.team, view.station) == ("kallio", "kallio")
-        assert view.client_name == "Aino Testinen"
-        assert isinstance(view.identity, dict) and view.identity["verified"] is True
-        assert view.identity["masked_code"] == "150385-****"
+        answers = chat_pane.locator(".pane-answers")
+        await expect(answers.locator("dt").first).to_have_text("Hätäoireet nyt")
+        await expect(answers).to_contain_text("Ihottuma kyynärvarressa viikon ajan.")
+        await expect(chat_pane).not_to_contain_text("150385-9")  # never the whole code
+        await pages.screenshot(console, "console-intake.png")
         await expect(page.locator("#chat-with")).to_have_text(
             "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
         )
+        view = identifying_server.hub.conversations[
+            next(iter(identifying_server.hub.conversations))
+        ]
+        assert (view.team_id, view.station_id) == ("kallio", "kallio")
     finally:
         await chat.close_all()
         await pages.close()

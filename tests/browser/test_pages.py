@@ -8,8 +8,8 @@ doubles nothing, and text that looks like HTML is shown as text.
 from __future__ import annotations
 
 import pytest
-from browser_testing import Pages, PageServer
-from kanava_testing import PASSWORD, Chat
+from browser_testing import Pages, PageServer, pane, sign_in, take
+from kanava_testing import Chat
 from playwright.async_api import Locator, Page, expect
 
 from protocol.messages import ConversationStateChanged, MessageNew, QueueTake
@@ -37,29 +37,6 @@ async def citizen_says(page: Page, text: str) -> None:
 
 def citizen_messages(page: Page) -> Locator:
     return page.locator("#messages .msg .msg-text")
-
-
-async def sign_in(pages: Pages, username: str = "hoitaja1") -> Page:
-    page = await pages.new("/pro", width=1400, height=900)
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator("#me")).not_to_be_empty()
-    return page
-
-
-def pane(page: Page, client_name: str) -> Locator:
-    """The pane whose heading is exactly the client's name."""
-    return page.locator(".pane").filter(
-        has=page.get_by_role("heading", name=client_name, exact=True)
-    )
-
-
-async def take(page: Page, client_name: str) -> Locator:
-    await page.get_by_role("button", name=f"Take chat with {client_name}", exact=True).click()
-    chat_pane = pane(page, client_name)
-    await expect(chat_pane).to_have_count(1)
-    return chat_pane
 
 
 async def pro_says(chat_pane: Locator, text: str) -> None:
@@ -302,6 +279,24 @@ async def test_transfer_to_a_colleague(pages: Pages) -> None:
     )
     await taken_over.get_by_role("button", name="Transfer").click()
     await expect(taken_over.get_by_role("alert")).to_contain_text("Transfer failed")
+
+
+async def test_moving_a_chat_to_another_teams_queue(pages: Pages) -> None:
+    """The nurse moves the chat to the doctors' team; the doctor's console gets it."""
+    citizen = await open_citizen(pages, "Eeva Esimerkki", "Lääkärin arvio")
+    nurse = await sign_in(pages, "hoitaja1")
+    chat_pane = await take(nurse, "Eeva Esimerkki")
+    await pro_says(chat_pane, "Ohjaan sinut lääkärille.")
+    await chat_pane.get_by_label("Move Eeva Esimerkki's chat to the queue of team").fill("vuosaari")
+    await chat_pane.get_by_role("button", name="Move", exact=True).click()
+    await expect(chat_pane.locator(".pane-state")).to_have_text(
+        "Sent to the queue of team vuosaari"
+    )
+    await expect(chat_pane.locator("textarea")).to_be_hidden()
+    await expect(citizen.locator("#chat-status")).to_contain_text("jonossa sijalla 1/1")
+    doctor = await sign_in(pages, "laakari1")  # vuosaari assigns automatically
+    doctors_pane = pane(doctor, "Eeva Esimerkki")
+    await expect(doctors_pane.locator(".msg-text")).to_have_text(["Ohjaan sinut lääkärille."])
 
 
 async def test_html_in_names_and_messages_is_shown_as_text(pages: Pages) -> None:

@@ -205,6 +205,54 @@ async def test_transfer_moves_the_chat_and_the_client_is_told(chat: Chat) -> Non
     await nurse.nothing_more(cls=MessageNew)
 
 
+async def test_transfer_to_another_team_queues_the_chat_there_with_its_history(
+    chat: Chat,
+) -> None:
+    """A nurse sends the chat to the doctors' team; a doctor gets it with everything said."""
+    client = await chat.open_client("Matti")
+    nurse = await chat.open_pro("hoitaja1")  # team kallio
+    await nurse.send(QueueTake(conversation_id=client.conversation_id))
+    await nurse.history(client.conversation_id)
+    await client.say("Tarvitsen lääkärin arvion")
+    await nurse.expect(MessageNew)
+    await nurse.send(
+        ConversationTransfer(client.conversation_id, to_team="vuosaari", note="Lääkärin arvio")
+    )
+    queued = await client.expect(
+        ConversationStateChanged, lambda m: m.conversation.state == "queued"
+    )
+    assert queued.conversation.team == "vuosaari"
+    assert queued.conversation.reason == "transferred"
+    assert queued.conversation.queue_position == 1
+    await nurse.expect(ConversationStateChanged, lambda m: m.conversation.state == "queued")
+    await nurse.send(MessageSend(client.conversation_id, "late", "Vielä yksi asia"))
+    await nurse.expect_error("not_assigned")
+    # Vuosaari assigns automatically: the doctor who comes online gets it, and its history.
+    doctor = await chat.open_pro("laakari1")
+    taken = await client.expect(ConversationStateChanged, assigned_to(doctor.id))
+    assert taken.conversation.team == "vuosaari"
+    assert texts(await doctor.history(client.conversation_id)) == ["Tarvitsen lääkärin arvion"]
+    await client.say("Kiitos")
+    assert (await doctor.expect(MessageNew)).message.text == "Kiitos"
+    await nurse.nothing_more(cls=MessageNew)
+
+
+async def test_a_transfer_must_name_one_existing_target(chat: Chat) -> None:
+    client, nurse = await chat.open_chat_with("hoitaja1")
+    cid = client.conversation_id
+    await nurse.send(ConversationTransfer(cid, to_team="mars"))
+    await nurse.expect_error("unknown_team")
+    await nurse.send(ConversationTransfer(cid, to_team="kallio"))
+    await nurse.expect_error("target_unavailable")
+    await nurse.send(ConversationTransfer(cid, to_professional="p_hoitaja2", to_team="vuosaari"))
+    await nurse.expect_error("invalid_field")
+    await nurse.send(ConversationTransfer(cid))
+    await nurse.expect_error("invalid_field")
+    # Nothing happened: the chat is still the nurse's.
+    await client.say("Oletko vielä siellä?")
+    assert (await nurse.expect(MessageNew)).message.text == "Oletko vielä siellä?"
+
+
 async def test_closing_tells_the_client_and_refuses_further_messages(chat: Chat) -> None:
     client, pro = await chat.open_chat_with("hoitaja1")
     await pro.send(ConversationClose(client.conversation_id, reason="Ohjattu ajanvaraukseen"))
