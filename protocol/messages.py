@@ -28,6 +28,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Auth",
     "AvailabilitySet",
+    "BotStart",
     "ChatMessage",
     "ConversationClose",
     "ConversationOpen",
@@ -105,6 +106,7 @@ class ProfessionalRef:
     id: Id
     name: Name
     title: Name | None = None
+    bot: bool = False  # an advice bot, not a person: clients must say so
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,10 @@ class ChatMessage:
     text: Text
     sent_at: int
     sender_id: Id | None = None  # the professional's id; "client" for the citizen
+    # From a bot: buttons that send their label as the client's next message, and links or
+    # phone numbers where the client can act. Each a list of objects (see the protocol).
+    quick_replies: JsonValue | None = None
+    actions: JsonValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,16 @@ class ConversationOpen(Message):
     team: Id | None = None
     # Chosen by the client (e.g. a random UUID) and sent again on a retry: the same
     # conversation is returned, with a fresh token, instead of a second one being queued.
+    open_id: Annotated[str, Limit(64, min_len=16)] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BotStart(Message):
+    """A client starts a chat with the advice bot: anonymous, at any hour, no intake."""
+
+    type: ClassVar[str] = "bot.start"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    language: Annotated[str, Limit(8)] | None = None
     open_id: Annotated[str, Limit(64, min_len=16)] | None = None
 
 
@@ -487,6 +503,7 @@ INBOUND: dict[str, type[Message]] = {
     cls.type: cls
     for cls in (
         ConversationOpen,
+        BotStart,
         IntakeStart,
         IntakeAnswer,
         IntakeAnonymous,

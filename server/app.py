@@ -18,6 +18,7 @@ from protocol.errors import CloseCode
 
 from .app_keys import CLOCK, CONNECTIONS, HUB, RECEPTION, SETTINGS, STORAGE
 from .auth import hash_token, new_token, verify_password
+from .bot import bot_context
 from .bus import LocalBus
 from .clock import Clock, SystemClock
 from .connection import Connection
@@ -42,6 +43,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[CONNECTIONS] = set()
     app.cleanup_ctx.append(_storage_and_hub)
     app.cleanup_ctx.append(intake_context)
+    app.cleanup_ctx.append(bot_context)
     app.on_shutdown.append(_close_websockets)
     app.router.add_get("/ws/client", client_websocket)
     app.router.add_get("/ws/pro", pro_websocket)

@@ -35,6 +35,7 @@ from protocol.errors import CloseCode
 from protocol.messages import (
     Auth,
     AvailabilitySet,
+    BotStart,
     ChatMessage,
     ConversationClose,
     ConversationOpen,
@@ -62,12 +63,13 @@ from protocol.messages import (
 )
 
 from .auth import hash_token
+from .bot import BOT_NAME, BOT_TEAM
 from .bus import Envelope
 from .clock import Clock
 from .conversations import Conversation
 from .errors import HubError, error_message, internal_error
 from .hub import Actor, Hub
-from .intake import IntakeSession
+from .intake import IntakeSession, client_language
 from .ratelimit import TokenBucket
 from .reception import Reception
 from .settings import Settings
@@ -127,6 +129,7 @@ class Connection:
         self._bucket = TokenBucket(rate, burst, clock.monotonic())
         handlers: dict[type[Message], Callable[[Any], Awaitable[None]]] = {
             ConversationOpen: self._on_open,
+            BotStart: self._on_bot_start,
             IntakeStart: self._on_intake_start,
             IntakeAnswer: self._on_intake_answer,
             IntakeAnonymous: self._on_intake_anonymous,
@@ -229,6 +232,21 @@ class Connection:
             )
         conv = await self.hub.open_conversation(msg, self)
         self.actor = Actor.for_client(conv)
+
+    async def _on_bot_start(self, msg: BotStart) -> None:
+        """A chat with the advice bot: anonymous, at any hour, without the intake."""
+        self._not_bound()
+        if msg.open_id and (again := self.hub.conversation_for_open_id(msg.open_id)):
+            conv = await self.hub.reopen(again, self)
+        else:
+            conv = await self.hub.create_conversation(
+                self,
+                team_id=BOT_TEAM,
+                topic=BOT_NAME,
+                language=client_language(msg.language),
+                open_key=hash_token(msg.open_id) if msg.open_id else None,
+            )
+        self._bind_client(conv)
 
     # --- the intake -----------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ class Professional:
     capacity: int
     teams: tuple[str, ...]
     password_hash: str = ""
+    bot: bool = False  # an advice bot (the built-in one), labelled as such to clients
     # Runtime state, not stored:
     connections: int = 0
     available: bool = True
@@ -53,7 +54,7 @@ class Professional:
         return self.capacity - len(self.conversation_ids)
 
     def ref(self) -> ProfessionalRef:
-        return ProfessionalRef(id=self.id, name=self.display_name, title=self.title)
+        return ProfessionalRef(id=self.id, name=self.display_name, title=self.title, bot=self.bot)
 
 
 @dataclass(slots=True)

@@ -266,13 +266,12 @@ class Hub:
     def default_team(self) -> str:
         if not self.teams:
             raise HubError(ErrorCode.UNKNOWN_TEAM, "no team is configured")
-        # A team somebody works in, so that a chat opened without a team can be answered.
-        staffed = {t for p in self.professionals.values() for t in p.teams}
-        return (
-            min(t for t in self.teams if t in staffed)
-            if staffed & set(self.teams)
-            else min(self.teams)
-        )
+        # A team somebody works in, so that a chat opened without a team can be answered;
+        # never a bot's team: a chat opened for a person goes to people.
+        bots = {t for p in self.professionals.values() if p.bot for t in p.teams}
+        teams = set(self.teams) - bots or set(self.teams)
+        staffed = {t for p in self.professionals.values() if not p.bot for t in p.teams}
+        return min(teams & staffed) if teams & staffed else min(teams)
 
     async def open_conversation(
         self, cmd: ConversationOpen, subscriber: Subscriber
@@ -577,8 +576,11 @@ class Hub:
         text: str,
         reply: Callable[[Message], None],
         exclude: Subscriber | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Store a chat message; ``reply`` gets the ack (or an error) after the commit.
+
+        ``extra`` holds a bot's quick replies and actions, stored and sent with the text.
 
         Does not wait: the read loop goes on with the next frame while this one commits, and
         messages are stored, acknowledged and delivered in the order they were sent.
@@ -593,7 +595,7 @@ class Hub:
             self._spawn(self._answer_late_retry(actor, conversation_id, msg_id, exc, reply))
             return
         future, duplicate = self.storage.submit_message(
-            conv.id, actor.role.value, actor.id, actor.name, msg_id, text
+            conv.id, actor.role.value, actor.id, actor.name, msg_id, text, extra
         )
         future.add_done_callback(
             functools.partial(self._message_stored, conv, msg_id, duplicate, reply, exclude)

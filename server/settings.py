@@ -50,6 +50,9 @@ class Settings:
     intake_required: bool = True
     # Folders and files of the intake's data; empty: the ones shipped in server/config.
     questionnaires_dir: Path | None = None
+    # The advice bot's knowledge base (None: the shipped one); bot = false turns the bot off.
+    knowledge_dir: Path | None = None
+    bot: bool = True
     areas_file: Path | None = None
     hours_file: Path | None = None
     # For trying Kanava outside service hours: never "closed".

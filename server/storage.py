@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import re
 import sqlite3
@@ -86,6 +87,7 @@ class _MessageOp:
     text: str
     future: asyncio.Future[ChatMessage]
     message: ChatMessage | None = None
+    extra: dict[str, Any] | None = None  # quick replies and actions of a bot's answer
 
 
 @dataclass(slots=True)
@@ -116,7 +118,7 @@ _MUTABLE_CONVERSATION_FIELDS = (
 )
 _INSERT_MESSAGE = (
     "INSERT INTO messages (conversation_id, seq, msg_id, sender_role, sender_id, sender_name, "
-    "text, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "text, sent_at, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -325,6 +327,7 @@ class Storage:
                 first_seq.setdefault(op.conversation_id, seq)
                 seq_log.next_seq = seq + 1
                 role, sender_id, msg_id = op.key
+                extra = op.extra
                 op.message = ChatMessage(
                     conversation_id=op.conversation_id,
                     seq=seq,
@@ -334,9 +337,21 @@ class Storage:
                     text=op.text,
                     sent_at=now,
                     sender_id=sender_id,
+                    quick_replies=extra.get("quick_replies") if extra else None,
+                    actions=extra.get("actions") if extra else None,
                 )
                 message_rows.append(
-                    (op.conversation_id, seq, msg_id, role, sender_id, op.sender_name, op.text, now)
+                    (
+                        op.conversation_id,
+                        seq,
+                        msg_id,
+                        role,
+                        sender_id,
+                        op.sender_name,
+                        op.text,
+                        now,
+                        json.dumps(extra, ensure_ascii=False) if extra else None,
+                    )
                 )
             else:
                 if message_rows:
@@ -398,6 +413,7 @@ class Storage:
         sender_name: str,
         msg_id: str,
         text: str,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[asyncio.Future[ChatMessage], bool]:
         """Queue a chat message for the next commit, without waiting.
 
@@ -433,7 +449,9 @@ class Storage:
             return future, True
         future = loop.create_future()
         seq_log.ids[key] = future
-        self._pending.append(_MessageOp(conversation_id, key, sender_name, text, future))
+        self._pending.append(
+            _MessageOp(conversation_id, key, sender_name, text, future, extra=extra)
+        )
         self._wake()
         return future, False
 
@@ -520,23 +538,28 @@ class Storage:
 
     async def history(self, conversation_id: str, after_seq: int, limit: int) -> list[ChatMessage]:
         rows = await self._read(
-            "SELECT seq, msg_id, sender_role, sender_name, text, sent_at, sender_id "
+            "SELECT seq, msg_id, sender_role, sender_name, text, sent_at, sender_id, extra "
             "FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (conversation_id, after_seq, limit),
         )
-        return [
-            ChatMessage(
-                conversation_id=conversation_id,
-                seq=r[0],
-                msg_id=r[1],
-                sender_role=r[2],
-                sender_name=r[3],
-                text=r[4],
-                sent_at=r[5],
-                sender_id=r[6],
+        result = []
+        for seq, msg_id, role, name, text, sent_at, sender_id, extra_json in rows:
+            extra = json.loads(extra_json) if extra_json else {}  # a bot's buttons and links
+            result.append(
+                ChatMessage(
+                    conversation_id,
+                    seq,
+                    msg_id,
+                    role,
+                    name,
+                    text,
+                    sent_at,
+                    sender_id,
+                    extra.get("quick_replies"),
+                    extra.get("actions"),
+                )
             )
-            for r in rows
-        ]
+        return result
 
     async def count_messages(self, conversation_id: str | None = None) -> int:
         if conversation_id is None:

@@ -1,0 +1,249 @@
+"""The built-in advice bot: a participant of the hub, like a professional.
+
+The bot is a professional account flagged ``bot`` in team ``bot``, which assigns
+automatically. A client's ``bot.start`` opens a conversation in that team; the hub assigns it
+to the bot as it would to a nurse, and the bot answers through the hub's own path
+(:meth:`Hub.send_message`), so its answers are stored, sequenced and resumable like any other
+message. What it answers is decided by :func:`compose`, a pure function of the knowledge base
+and the client's text.
+
+- An emergency is answered first, whatever else the message says (112; the crisis helpline;
+  the Poison Information Centre), with the numbers as actions.
+- A topic is answered with its text and the links or numbers where the client can act.
+- When the bot is not sure it says so and offers the topics as quick replies, rather than
+  guess.
+- Asking for a person is answered with how to reach a nurse (the identified chat opens from
+  the start page within service hours; the phone service and 116117 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
+
+from .auth import new_id
+from .bus import Envelope
+from .conversations import AssignMode, Professional, Team
+from .hub import Actor, Hub
+from .knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge
+
+__all__ = ["BOT_ID", "BOT_TEAM", "BotReply", "BotResponder", "bot_context", "compose", "greeting"]
+
+log = logging.getLogger("kanava.bot")
+
+BOT_ID = "p_bot"
+BOT_TEAM = "bot"
+BOT_NAME = "Neuvontabotti"
+BOT_CAPACITY = 100_000
+
+_GREETING = {
+    "fi": "Hei! Olen Kanavan neuvontabotti, en ihminen. Vastaan yleisiin kysymyksiin "
+    "terveysasemien palveluista. En tee diagnooseja enkä anna lääkeannoksia. "
+    "Hätätilanteessa soita 112. Kirjoita kysymyksesi tai valitse aihe.",
+    "sv": "Hej! Jag är Kanavas rådgivningsbot, inte en människa. Jag svarar på allmänna "
+    "frågor om hälsostationernas tjänster. Jag ställer inga diagnoser och ger inga "
+    "läkemedelsdoser. I nödsituationer ring 112. Skriv din fråga eller välj ett ämne.",
+    "en": "Hello! I am Kanava's advice bot, not a person. I answer general questions about "
+    "the health stations' services. I do not diagnose and I do not give medicine doses. "
+    "In an emergency, call 112. Write your question or choose a topic.",
+}
+_NOT_UNDERSTOOD = {
+    "fi": "En ole varma, mitä tarkoitat. Voisitko kertoa toisin sanoin, tai valitse aihe "
+    "alta? Hätätilanteessa soita 112.",
+    "sv": "Jag är inte säker på vad du menar. Kan du säga det med andra ord, eller välja ett "
+    "ämne nedan? I nödsituationer ring 112.",
+    "en": "I am not sure what you mean. Could you put it another way, or choose a topic "
+    "below? In an emergency, call 112.",
+}
+_HANDOFF = {
+    "fi": "Hoitajan kanssa voit keskustella tunnistautuneena chatissa terveysaseman "
+    "aukioloaikoina: aloita uusi keskustelu etusivulta ja valitse oma asiasi. Voit myös "
+    "soittaa terveysasemien puhelinpalveluun. Kiireellisissä asioissa soita "
+    "Päivystysapuun 116117, hätätilanteessa 112.",
+    "sv": "Med en skötare kan du chatta identifierad under hälsostationernas öppettider: "
+    "börja ett nytt samtal på startsidan och välj ditt ärende. Du kan också ringa "
+    "hälsostationernas telefontjänst. I brådskande ärenden ring Jourhjälpen 116117, i "
+    "nödsituationer 112.",
+    "en": "You can chat with a nurse, identified, during the health stations' opening "
+    "hours: start a new chat from the start page and choose your matter. You can also call "
+    "the health stations' phone service. For urgent matters call the Medical Helpline "
+    "116117, in an emergency 112.",
+}
+
+
+@dataclass(frozen=True)
+class BotReply:
+    """One message of the bot: text, quick replies (buttons), actions (links, numbers)."""
+
+    text: str
+    lang: str
+    quick_replies: tuple[dict[str, str], ...] = ()
+    actions: tuple[dict[str, str], ...] = ()
+    label: str = ""  # what the bot understood: emergency:112, a topic id, handoff, unknown
+
+    def extra(self) -> dict[str, Any] | None:
+        extra: dict[str, Any] = {}
+        if self.quick_replies:
+            extra["quick_replies"] = list(self.quick_replies)
+        if self.actions:
+            extra["actions"] = list(self.actions)
+        return extra or None
+
+
+def _quick_replies(
+    kb: KnowledgeBase, lang: str, first: tuple[str, ...] = ()
+) -> tuple[dict[str, str], ...]:
+    topics = [kb.topics[t] for t in first if t in kb.topics]
+    topics += [t for t in kb.quick_replies(lang) if t not in topics]
+    return tuple({"id": t.id, "label": t.titles[lang]} for t in topics[:8])
+
+
+def _by_title(kb: KnowledgeBase, text: str) -> tuple[Topic, str] | None:
+    """A quick reply pressed: its label names a topic exactly (in any language)."""
+    wanted = text.strip().casefold()
+    for topic in kb.topics.values():
+        for lang in LANGUAGES:
+            if topic.titles[lang].casefold() == wanted:
+                return topic, lang
+    return None
+
+
+def greeting(kb: KnowledgeBase, lang: str) -> BotReply:
+    lang = lang if lang in LANGUAGES else "fi"
+    return BotReply(_GREETING[lang], lang, _quick_replies(kb, lang), label="greeting")
+
+
+def compose(kb: KnowledgeBase, text: str, lang: str = "fi") -> BotReply:
+    """The bot's answer to one client message; ``lang`` is the conversation's language."""
+    lang = lang if lang in LANGUAGES else "fi"
+    pressed = _by_title(kb, text)
+    if pressed is not None:
+        topic, lang = pressed
+        match = Match("topic", lang, topic=topic, score=1.0)
+    else:
+        match = kb.understand(text, default_lang=lang)
+    lang = match.lang
+    # An emergency or a topic: its answer and where to act, in the client's language.
+    known = match.emergency if match.kind == "emergency" else match.topic
+    if known is not None:
+        return BotReply(
+            known.answers[lang],
+            lang,
+            actions=tuple(a.view(lang) for a in known.actions),
+            label=match.label,
+        )
+    if match.kind == "handoff":
+        nurse = kb.topics.get("contact_nurse")
+        actions = tuple(a.view(lang) for a in nurse.actions) if nurse else ()
+        return BotReply(_HANDOFF[lang], lang, actions=actions, label="handoff")
+    near = tuple(topic_id for topic_id, _ in match.alternatives)
+    return BotReply(
+        _NOT_UNDERSTOOD[lang], lang, _quick_replies(kb, lang, first=near), label="unknown"
+    )
+
+
+@dataclass(eq=False)  # subscribers are kept in sets: hashed by identity
+class BotResponder:
+    """The bot's connection to the hub: it receives its chats' events and answers them."""
+
+    hub: Hub
+    kb: KnowledgeBase
+    pro: Professional
+    _languages: dict[str, str] = field(default_factory=dict)  # conversation -> language
+    _greeted: set[str] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    answered: int = 0  # for tests and metrics
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.for_professional(self.pro)
+
+    # The Subscriber interface: called by the bus, must not block.
+    def deliver(self, envelope: Envelope) -> None:
+        msg = envelope.message
+        if isinstance(msg, MessageNew):
+            m = msg.message
+            if m.sender_role == "client":
+                lang = self._languages.get(m.conversation_id, "fi")
+                self._send(m.conversation_id, compose(self.kb, m.text, lang))
+        elif isinstance(msg, ConversationStateChanged):
+            view = msg.conversation
+            mine = view.professional is not None and view.professional.id == self.pro.id
+            if mine and view.state == "assigned":
+                self._languages[view.conversation_id] = view.language or "fi"
+                if view.conversation_id not in self._greeted and view.last_seq == 0:
+                    self._greeted.add(view.conversation_id)
+                    self._send(view.conversation_id, greeting(self.kb, view.language or "fi"))
+            elif view.state == "closed" or not mine:
+                self._languages.pop(view.conversation_id, None)
+                self._greeted.discard(view.conversation_id)
+        elif isinstance(msg, Welcome):
+            for view in msg.conversations:  # chats from before a restart: already greeted
+                self._languages[view.conversation_id] = view.language or "fi"
+                self._greeted.add(view.conversation_id)
+
+    def _send(self, conversation_id: str, reply: BotReply) -> None:
+        def on_reply(answer: Message) -> None:
+            if isinstance(answer, Error):
+                log.warning("bot answer in %s refused: %s", conversation_id, answer.code)
+
+        try:
+            self.hub.send_message(
+                self.actor,
+                conversation_id,
+                new_id("b"),
+                reply.text,
+                on_reply,
+                extra=reply.extra(),
+            )
+            self.answered += 1
+        except Exception:
+            # The chat may have closed meanwhile; the bot never takes the server down.
+            log.exception("the bot could not answer in %s", conversation_id)
+
+
+async def bot_context(app: web.Application) -> AsyncIterator[None]:
+    """Load the knowledge base (a bad file stops the start) and connect the bot to the hub."""
+    from .app_keys import (
+        HUB,
+        SETTINGS,
+        STORAGE,
+    )  # app_keys imports the connection, which imports us
+
+    settings = app[SETTINGS]
+    if not settings.bot:
+        yield
+        return
+    kb = load_knowledge(settings.knowledge_dir)
+    hub, storage = app[HUB], app[STORAGE]
+    if BOT_TEAM not in hub.teams:
+        team = Team(BOT_TEAM, "Neuvontabotti", AssignMode.AUTO)
+        await storage.save_team(team)
+        hub.add_team(team)
+    pro = Professional(
+        id=BOT_ID,
+        username="neuvontabotti",
+        display_name=BOT_NAME,
+        title="bot",
+        capacity=BOT_CAPACITY,
+        teams=(BOT_TEAM,),
+        password_hash="!",  # never matches: nobody signs in as the bot
+        bot=True,
+    )
+    await storage.save_professional(pro)
+    hub.add_professional(pro)
+    pro = hub.professionals[BOT_ID]
+    pro.bot = True
+    responder = BotResponder(hub, kb, pro)
+    await hub.connect_professional(pro, responder)
+    try:
+        yield
+    finally:
+        hub.disconnect_professional(pro, responder)
