@@ -127,6 +127,8 @@ async def service_status(request: web.Request) -> web.Response:
             "identification": flow.identification,
             # Off only for trying the chat without the intake (and for its older tests).
             "intake_required": request.app[SETTINGS].intake_required,
+            # The advice bot answers at any hour (bot.start): offer it beside the topics.
+            "bot": request.app[SETTINGS].bot,
         }
     )
 

@@ -63,8 +63,11 @@ const TEXT = {
     stationUnknown: "Tätä terveysasemaa ei löytynyt. Valitse toinen.",
     continue: "Jatka",
     botTitle: "Neuvontabotti",
-    botComing:
-      "Neuvontabotti tulee tähän palveluun pian. Sillä välin voit soittaa alla oleviin numeroihin.",
+    botStart: "Keskustele neuvontabotin kanssa",
+    botOffer:
+      "Yleinen kysymys, esimerkiksi aukioloajoista tai reseptin uusimisesta? Neuvontabotti vastaa heti, myös nimettömänä.",
+    botName: "Neuvontabotti (botti)",
+    withBot: "Keskustelet neuvontabotin kanssa. Se on botti, ei ihminen.",
     guidanceTitle: "Ohjeet",
     numbersTitle: "Puhelinnumerot",
     startOver: "Aloita alusta",
@@ -142,8 +145,11 @@ const TEXT = {
     stationUnknown: "Hälsostationen hittades inte. Välj en annan.",
     continue: "Fortsätt",
     botTitle: "Rådgivningsboten",
-    botComing:
-      "Rådgivningsboten kommer snart till den här tjänsten. Under tiden kan du ringa numren nedan.",
+    botStart: "Chatta med rådgivningsboten",
+    botOffer:
+      "En allmän fråga, till exempel om öppettider eller förnyelse av recept? Rådgivningsboten svarar genast, också anonymt.",
+    botName: "Rådgivningsboten (bot)",
+    withBot: "Du chattar med rådgivningsboten. Den är en bot, inte en människa.",
     guidanceTitle: "Anvisningar",
     numbersTitle: "Telefonnummer",
     startOver: "Börja om",
@@ -221,8 +227,11 @@ const TEXT = {
     stationUnknown: "This health station was not found. Please choose another.",
     continue: "Continue",
     botTitle: "Advice bot",
-    botComing:
-      "The advice bot is coming to this service soon. Meanwhile you can call the numbers below.",
+    botStart: "Chat with the advice bot",
+    botOffer:
+      "A general question, for example about opening hours or renewing a prescription? The advice bot answers at once, anonymously too.",
+    botName: "Advice bot (bot)",
+    withBot: "You are chatting with the advice bot. It is a bot, not a person.",
     guidanceTitle: "What to do",
     numbersTitle: "Phone numbers",
     startOver: "Start over",
@@ -393,7 +402,11 @@ function showChat() {
     list = new MessageList($("messages"), {
       isOwn: (m) => m.sender_role === "client",
       labels: labels(),
-      describeSender: (m) => m.sender_name || t("professional"),
+      describeSender: (m) =>
+        view && view.professional && view.professional.bot && m.sender_id === view.professional.id
+          ? t("botName")
+          : m.sender_name || t("professional"),
+      onQuickReply: (text) => sendText(text),
     });
     // Messages written before a reload and never acknowledged: show them, resend on connect.
     for (const item of outbox.forConversation(conversationId)) {
@@ -411,7 +424,9 @@ function showView(v) {
   const status = $("chat-status");
   const withLine = $("chat-with");
   const closed = v.state === "closed";
-  if (v.professional && !closed) {
+  if (v.professional && v.professional.bot && !closed) {
+    withLine.textContent = t("withBot");
+  } else if (v.professional && !closed) {
     withLine.textContent = t("with")(v.professional.name, titleOf(v.professional));
   } else if (!closed) {
     withLine.textContent = "";
@@ -485,6 +500,7 @@ async function showBeginning(message = "") {
   const answer = await fetchService();
   if (!answer) return;
   service = answer;
+  for (const offer of document.querySelectorAll(".bot-offer")) offer.hidden = !answer.bot;
   if (answer.intake_required === false) {
     showStart(message);
   } else if (!answer.accepting && answer.closed) {
@@ -554,6 +570,16 @@ function beginIntake(topicId) {
   sessionStorage.setItem(KEY.topic, topicId);
   intakeStart = { type: "intake.start", topic: topicId, language: lang, open_id: openId };
   restarted = false;
+  showAlert("");
+  showIntakeWaiting();
+  connection.stop();
+  connection.start();
+}
+
+/** A chat with the advice bot: anonymous, at any hour (bot.start instead of the intake). */
+function beginBotChat() {
+  forgetIntake();
+  openRequest = { type: "bot.start", language: lang, open_id: newMsgId() };
   showAlert("");
   showIntakeWaiting();
   connection.stop();
@@ -960,7 +986,15 @@ function renderEnd(box, kind, detail) {
   const parts = [heading];
   if (detail.text) parts.push(el("p", "", detail.text));
   if (detail.advice) parts.push(el("p", "", detail.advice));
-  if (kind === "bot") parts.push(el("p", "note", t("botComing")));
+  const botOn = !service || service.bot !== false;
+  if (botOn && (kind === "bot" || (kind === "closed" && detail.bot))) {
+    const talk = el("button", "primary", t("botStart"));
+    talk.type = "button";
+    talk.addEventListener("click", () => beginBotChat());
+    const row = el("div", "step-actions");
+    row.append(talk);
+    parts.push(row);
+  }
   if (detail.numbers && detail.numbers.length) {
     parts.push(el("h2", "numbers-title", t("numbersTitle")));
     const numbers = el("ul", "numbers");
@@ -1163,6 +1197,10 @@ function forgetConversation() {
 
 $("ui-language").addEventListener("change", (event) => setLanguage(event.target.value));
 
+for (const button of document.querySelectorAll(".bot-offer button")) {
+  button.addEventListener("click", () => beginBotChat());
+}
+
 $("start-form").addEventListener("submit", (event) => {
   event.preventDefault();
   showAlert("");
@@ -1183,14 +1221,19 @@ $("start-form").addEventListener("submit", (event) => {
   connection.start();
 });
 
+function sendText(text) {
+  if (!text || !conversationId) return;
+  const item = outbox.add(conversationId, text);
+  list.addPending(item.msg_id, text);
+  typingNotifier.stop();
+}
+
 $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   const box = $("text");
   const text = box.value.trim();
   if (!text || !conversationId) return;
-  const item = outbox.add(conversationId, text);
-  list.addPending(item.msg_id, text);
-  typingNotifier.stop();
+  sendText(text);
   box.value = "";
   box.focus();
 });

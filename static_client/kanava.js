@@ -311,8 +311,9 @@ export function clockTime(ms) {
  * after a transfer: those are not theirs).
  */
 export class MessageList {
-  constructor(listElement, { isOwn, labels, describeSender }) {
+  constructor(listElement, { isOwn, labels, describeSender, onQuickReply = null }) {
     this.list = listElement;
+    this.onQuickReply = onQuickReply; // (label) -> sends it; null: buttons are not shown
     this.isOwn = isOwn;
     this.labels = labels; // {sending, delivered, read, failed}
     this.describeSender = describeSender; // (message) -> name shown above others' messages
@@ -337,6 +338,7 @@ export class MessageList {
       return false;
     }
     const item = this.render(own, m.sender_role, m.text, this.describeSender(m), m.msg_id);
+    this.addExtras(item, m);
     this.setStored(item, m.seq, m.sent_at);
     return true;
   }
@@ -390,6 +392,49 @@ export class MessageList {
     if (own) item.appendChild(el("span", "msg-state"));
     this.byMsgId.set(msgId, item);
     return item;
+  }
+
+  /** A bot's links and numbers, and its quick replies (only the newest message's count). */
+  addExtras(item, m) {
+    if (Array.isArray(m.actions) && m.actions.length) {
+      const links = el("ul", "msg-actions");
+      for (const action of m.actions) {
+        const url = String(action.url || "");
+        if (!url.startsWith("https://") && !url.startsWith("tel:")) continue;
+        const phone = action.kind === "phone";
+        // A number must be readable where it cannot be dialled (a desktop browser).
+        const value = String(action.value || "");
+        const text = phone && value && !String(action.label).includes(value) ? `${action.label} ${value}` : action.label;
+        const link = el("a", `action action-${phone ? "phone" : "link"}`, text);
+        link.href = url;
+        if (url.startsWith("https://")) {
+          link.target = "_blank";
+          link.rel = "noopener noreferrer";
+        }
+        const entry = el("li");
+        entry.append(link);
+        links.append(entry);
+      }
+      item.append(links);
+    }
+    if (this.onQuickReply && Array.isArray(m.quick_replies) && m.quick_replies.length) {
+      for (const old of this.list.querySelectorAll(".quick-replies")) old.remove();
+      const group = el("div", "quick-replies");
+      group.setAttribute("role", "group");
+      for (const reply of m.quick_replies) {
+        const button = el("button", "quick-reply", reply.label);
+        button.type = "button";
+        button.addEventListener("click", () => {
+          group.remove();
+          this.onQuickReply(reply.label);
+        });
+        group.append(button);
+      }
+      item.append(group);
+    } else if (m.sender_role === "client") {
+      // The client wrote: earlier buttons no longer answer the conversation's last question.
+      for (const old of this.list.querySelectorAll(".quick-replies")) old.remove();
+    }
   }
 
   setStored(item, seq, sentAt) {

@@ -271,7 +271,7 @@ async def test_identification_opens_a_pop_up_or_continues_anonymously(
 
     await page.get_by_role("button", name="Jatka nimettömänä").click()
     await expect(page.get_by_role("heading", name="Neuvontabotti")).to_be_visible()
-    await expect(page.locator("#intake .note")).to_contain_text("Neuvontabotti tulee")
+    await expect(page.get_by_role("button", name="Keskustele neuvontabotin kanssa")).to_be_visible()
     numbers = page.locator("#intake .numbers a")
     await expect(numbers).to_have_text(["Päivystysapu 116117", "Hätänumero 112"])
     await expect(numbers.first).to_have_attribute("href", "tel:116117")
@@ -279,6 +279,37 @@ async def test_identification_opens_a_pop_up_or_continues_anonymously(
     assert played.types() == ["intake.start", "intake.anonymous"]
     await page.get_by_role("button", name="Aloita alusta").click()
     await expect(page.get_by_role("heading", name="Mitä asiasi koskee?")).to_be_visible()
+
+
+async def test_the_advice_bot_answers_with_buttons_links_and_112_first(
+    pages: Pages, web_server: PageServer
+) -> None:
+    """A general question from the start page: the bot, labelled as a bot, answers."""
+    page = await pages.new("/client")
+    await page.get_by_role("button", name="Keskustele neuvontabotin kanssa").click()
+    await expect(page.locator("#chat-with")).to_have_text(
+        "Keskustelet neuvontabotin kanssa. Se on botti, ei ihminen."
+    )
+    greeting = page.locator("#messages .msg").first
+    await expect(greeting.locator(".msg-sender")).to_have_text("Neuvontabotti (botti)")
+    await expect(greeting.locator(".msg-text")).to_contain_text("en ihminen")
+    # A topic button sends its label and gets the answer with where to act.
+    await greeting.get_by_role("button", name="Reseptin uusiminen").click()
+    answer = page.locator("#messages .msg-other").last
+    await expect(answer.locator(".msg-text")).to_contain_text("OmaKannassa")
+    link = answer.locator(".msg-actions a").first
+    await expect(link).to_have_attribute("href", re.compile(r"^https://www\.kanta\.fi"))
+    await expect(page.locator(".quick-replies")).to_have_count(0)
+    # Safety first: chest pain gets 112 at once.
+    await page.get_by_label("Viesti", exact=True).fill("mulla on kova rintakipu")
+    await page.get_by_role("button", name="Lähetä").click()
+    urgent = page.locator("#messages .msg-other").last
+    await expect(urgent.locator(".msg-text")).to_contain_text("Soita heti hätänumeroon 112")
+    await expect(urgent.locator(".msg-actions a")).to_have_attribute("href", "tel:112")
+    await pages.screenshot(page, "bot-chat.png")
+    # A reload brings the chat back, links included.
+    await page.reload()
+    await expect(page.locator("#messages .msg-actions a[href='tel:112']")).to_have_count(1)
 
 
 async def test_without_a_provider_only_anonymous_is_offered(
