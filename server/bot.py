@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,7 @@ from .auth import new_id
 from .bus import Envelope
 from .conversations import AssignMode, Professional, Team
 from .hub import Actor, Hub
-from .knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge
+from .knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
 
 __all__ = ["BOT_ID", "BOT_TEAM", "BotReply", "BotResponder", "bot_context", "compose", "greeting"]
 
@@ -76,6 +77,21 @@ _HANDOFF = {
     "the health stations' phone service. For urgent matters call the Medical Helpline "
     "116117, in an emergency 112.",
 }
+
+
+_THANKS = {
+    "fi": re.compile(
+        r"^(ok |okei |selvä |hyvä )?(kiitos|kiitti|kiitoksia|kiitos paljon|kiitti paljon)\b"
+    ),
+    "sv": re.compile(r"^(ok |okej |bra )?(tack|tackar|tack så mycket)\b"),
+    "en": re.compile(r"^(ok |okay |great )?(thanks|thank you|thx|cheers)\b"),
+}
+_WELCOME = {
+    "fi": "Ole hyvä! Voit kysyä lisää milloin vain. Hätätilanteessa soita 112.",
+    "sv": "Varsågod! Du kan fråga mer när du vill. I nödsituationer ring 112.",
+    "en": "You are welcome! Ask more at any time. In an emergency, call 112.",
+}
+_HELLO = re.compile(r"^(hei|heippa|moi|moikka|terve|päivää|hej|hejsan|god dag|hello|hi|hey)$")
 
 
 @dataclass(frozen=True)
@@ -123,12 +139,18 @@ def greeting(kb: KnowledgeBase, lang: str) -> BotReply:
 def compose(kb: KnowledgeBase, text: str, lang: str = "fi") -> BotReply:
     """The bot's answer to one client message; ``lang`` is the conversation's language."""
     lang = lang if lang in LANGUAGES else "fi"
-    pressed = _by_title(kb, text)
-    if pressed is not None:
-        topic, lang = pressed
-        match = Match("topic", lang, topic=topic, score=1.0)
-    else:
-        match = kb.understand(text, default_lang=lang)
+    plain = normalize(text)
+    match = kb.understand(text, default_lang=lang)
+    if match.kind != "emergency":  # safety first: nothing below may hide an emergency
+        if _HELLO.match(plain):
+            return greeting(kb, lang)
+        for thanks_lang, thanks in _THANKS.items():
+            if thanks.match(plain) and len(plain.split()) <= 4:
+                return BotReply(_WELCOME[thanks_lang], thanks_lang, label="thanks")
+        pressed = _by_title(kb, text)
+        if pressed is not None:
+            topic, pressed_lang = pressed
+            match = Match("topic", pressed_lang, topic=topic, score=1.0)
     lang = match.lang
     # An emergency or a topic: its answer and where to act, in the client's language.
     known = match.emergency if match.kind == "emergency" else match.topic

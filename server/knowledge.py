@@ -15,9 +15,13 @@ Finding the answer (all pure, no I/O after loading):
 3. **Retrieval.** Character n-grams (3 to 5 characters, inside word boundaries) weighted by
    TF-IDF and compared by cosine similarity: n-grams cope with Finnish and Swedish inflection
    (ajanvaraus, ajanvarauksen, ajanvaraukseen share most of their n-grams) and with typos,
-   without a stemmer. Every example question, and each topic's title with its keywords, is a
-   document; a topic scores as its best document. Below ``threshold`` the bot does not guess:
-   it says it did not understand and offers the quick replies.
+   without a stemmer. Function words ("miten", "hur", "how") are left out of the comparison.
+   Every example question, and each topic's title with its keywords, is a document; a topic
+   scores 0.7 × its best document + 0.3 × all its examples together (one lucky example does
+   not win alone). ``_offtopic.toml`` is a topic of its own for questions that are not about
+   the service (the weather, sports): a message closest to it, or scoring below
+   ``threshold``, gets no guess: the bot says it did not understand and offers the quick
+   replies.
 
 The language of the answer is the language the resident writes in, told apart by the same
 n-grams against each language's whole text (with the conversation's language breaking ties).
@@ -52,6 +56,22 @@ LANGUAGES = ("fi", "sv", "en")
 DEFAULT_FOLDER = Path(__file__).parent / "config" / "knowledge"
 _ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _NGRAMS = (3, 4, 5)
+_BEST_DOCUMENT = 0.7  # a topic's score: this much its best document, the rest all of them
+_OFF_TOPIC = "_offtopic"
+# Function words: they say which language, not what about (language detection uses them).
+_STOPWORDS = frozenset(
+    """
+    mä mun mulla mulle minä minun minulla minulle sinä sun sulla on ole oli olla ja tai että
+    jos kun niin se sen sitä ne nyt voi voiko voinko voisinko miten mitä mikä mistä missä
+    mihin milloin kuinka pitää pitäisi onko ei en kanssa tää tämä tässä tähän jo vielä vai
+    saa saako saanko saisko
+    jag mig min mitt mina du dig din är var vad hur när vilken vilket vilka kan man och
+    eller att om det den de en ett i på till för med av som har hade ska skulle måste får
+    finns inte e
+    me my mine you your is are was were be do does did could should would what when where
+    which who the a an and or to for of in on at with it this that there have has get
+    """.split()
+)
 
 
 class KnowledgeError(ConfigError):
@@ -143,10 +163,16 @@ def normalize(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).replace("_", " ").split())
 
 
-def _features(normalized: str) -> Counter[str]:
-    """Character n-grams of each word padded with spaces, and the words themselves."""
+def _features(normalized: str, *, content_only: bool = False) -> Counter[str]:
+    """Character n-grams of each word padded with spaces, and the words themselves.
+
+    ``content_only`` leaves out function words (unless nothing else is left).
+    """
     counts: Counter[str] = Counter()
-    for word in normalized.split():
+    words = normalized.split()
+    if content_only:
+        words = [w for w in words if w not in _STOPWORDS] or words
+    for word in words:
         padded = f" {word} "
         for n in _NGRAMS:
             if len(padded) < n:
@@ -196,26 +222,35 @@ class KnowledgeBase:
     topics: dict[str, Topic]
     emergencies: tuple[Emergency, ...]
     handoff: Mapping[str, tuple[re.Pattern[str], ...]]
-    threshold: float = 0.30
-    _index: _Index = field(init=False, repr=False)
-    _doc_topic: list[tuple[str, str]] = field(init=False, repr=False)  # (topic, lang)
+    off_topic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    threshold: float = 0.20
+    _index: _Index = field(init=False, repr=False)  # every example, and title + keywords
+    _doc_topic: list[str] = field(init=False, repr=False)
+    _topic_index: _Index = field(init=False, repr=False)  # a topic's examples together
     _languages: _Index = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         documents: list[tuple[str, Counter[str]]] = []
-        self._doc_topic = []
+        together: list[tuple[str, Counter[str]]] = []
         corpus: dict[str, list[str]] = {lang: [] for lang in LANGUAGES}
+        groups: list[tuple[str, list[str]]] = []
         for topic in self.topics.values():
             for lang in LANGUAGES:
                 texts = [
                     *topic.examples[lang],
                     " ".join((topic.titles[lang], *topic.keywords[lang])),
                 ]
-                for text in texts:
-                    documents.append((topic.id, _features(normalize(text))))
-                    self._doc_topic.append((topic.id, lang))
+                groups.append((topic.id, texts))
                 corpus[lang] += [*texts, topic.answers[lang]]
+        groups += [(_OFF_TOPIC, list(texts)) for texts in self.off_topic.values() if texts]
+        for topic_id, texts in groups:
+            for text in texts:
+                documents.append((topic_id, _features(normalize(text), content_only=True)))
+            joined = normalize(" ".join(texts))
+            together.append((topic_id, _features(joined, content_only=True)))
         self._index = _Index(documents)
+        self._doc_topic = [topic_id for topic_id, _ in documents]
+        self._topic_index = _Index(together)
         self._languages = _Index(
             [(lang, _features(normalize(" ".join(texts)))) for lang, texts in corpus.items()]
         )
@@ -245,20 +280,26 @@ class KnowledgeBase:
         for patterns in self.handoff.values():
             if any(p.search(normalized) for p in patterns):
                 return Match("handoff", lang, score=1.0)
-        by_topic: dict[str, float] = {}
-        for doc, score in self._index.scores(_features(normalized)).items():
-            topic_id, _ = self._doc_topic[doc]
-            if score > by_topic.get(topic_id, 0.0):
-                by_topic[topic_id] = score
+        features = _features(normalized, content_only=True)
+        best_doc: dict[str, float] = {}
+        for doc, score in self._index.scores(features).items():
+            topic_id = self._doc_topic[doc]
+            if score > best_doc.get(topic_id, 0.0):
+                best_doc[topic_id] = score
+        whole: dict[str, float] = {}
+        for doc, score in self._topic_index.scores(features).items():
+            topic_id = self._topic_index.keys[doc]
+            whole[topic_id] = max(whole.get(topic_id, 0.0), score)
+        by_topic = {
+            t: _BEST_DOCUMENT * best_doc.get(t, 0.0) + (1 - _BEST_DOCUMENT) * whole.get(t, 0.0)
+            for t in best_doc.keys() | whole.keys()
+        }
         ranked = sorted(by_topic.items(), key=lambda item: -item[1])
-        if not ranked or ranked[0][1] < self.threshold:
-            return Match(
-                "unknown",
-                lang,
-                score=ranked[0][1] if ranked else 0.0,
-                alternatives=tuple(ranked[:3]),
-            )
+        if not ranked or ranked[0][1] < self.threshold or ranked[0][0] == _OFF_TOPIC:
+            near = tuple(item for item in ranked if item[0] != _OFF_TOPIC)[:3]
+            return Match("unknown", lang, score=ranked[0][1] if ranked else 0.0, alternatives=near)
         best, score = ranked[0]
+        ranked = [item for item in ranked if item[0] != _OFF_TOPIC]
         return Match(
             "topic", lang, topic=self.topics[best], score=score, alternatives=tuple(ranked[1:4])
         )
@@ -412,6 +453,7 @@ def load_knowledge(folder: Path | None = None, threshold: float | None = None) -
     topics: dict[str, Topic] = {}
     emergencies: tuple[Emergency, ...] = ()
     handoff: dict[str, tuple[re.Pattern[str], ...]] | None = None
+    off_topic: dict[str, tuple[str, ...]] = {}
     for path in sorted(folder.glob("*.toml")):
         name = path.name
         reader = _Reader(name)
@@ -420,6 +462,9 @@ def load_knowledge(folder: Path | None = None, threshold: float | None = None) -
             emergencies = _emergencies(raw, reader)
         elif path.stem == "_handoff":
             handoff = _handoff(raw, reader)
+        elif path.stem == _OFF_TOPIC:
+            reader.known(raw, "", set(LANGUAGES))
+            off_topic = {lang: reader.texts(raw[lang], lang) for lang in LANGUAGES if lang in raw}
         elif _ID.fullmatch(path.stem):
             topics[path.stem] = _topic(path.stem, raw, reader)
         else:
@@ -432,7 +477,7 @@ def load_knowledge(folder: Path | None = None, threshold: float | None = None) -
         raise KnowledgeError(f"{folder}: _safety.toml is missing: the bot must know emergencies")
     if handoff is None:
         raise KnowledgeError(f"{folder}: _handoff.toml is missing")
-    kb = KnowledgeBase(topics, emergencies, handoff)
+    kb = KnowledgeBase(topics, emergencies, handoff, off_topic)
     if threshold is not None:
         kb.threshold = threshold
     return kb

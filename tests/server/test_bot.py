@@ -96,6 +96,13 @@ async def test_when_unsure_it_says_so_and_offers_topics(desk: Chat) -> None:
     answer = (await ask(client, "qwerty zxcvb")).message
     assert "En ole varma" in answer.text
     assert isinstance(answer.quick_replies, list) and answer.quick_replies
+    weather = (await ask(client, "millainen ilma on huomenna lapissa")).message
+    assert "En ole varma" in weather.text
+    thanks = (await ask(client, "kiitos")).message
+    assert thanks.text.startswith("Ole hyvä")
+    # A thank-you does not hide an emergency written after it.
+    urgent = (await ask(client, "kiitos, rintaan sattuu")).message
+    assert "112" in urgent.text and isinstance(urgent.actions, list)
 
 
 async def test_the_bot_chat_is_stored_and_resumes_with_its_buttons(desk: Chat) -> None:

@@ -26,8 +26,8 @@ def kb():  # type: ignore[no-untyped-def]
     return load_knowledge()
 
 
-def test_the_evaluation_set_catches_every_emergency_and_raises_no_false_alarm(kb) -> None:  # type: ignore[no-untyped-def]
-    """Safety on the whole set; and each question is answered well within 20 ms."""
+def test_the_evaluation_set_meets_its_targets(kb) -> None:  # type: ignore[no-untyped-def]
+    """Top-1 >= 85 % per language, every emergency caught, no false alarm, under 20 ms."""
     result = evaluate(kb, read_set(ROOT / "tests" / "bot_eval" / "questions.tsv"))
     assert result["questions"] >= 150
     counts = {lang: v["questions"] for lang, v in result["languages"].items()}
@@ -37,6 +37,7 @@ def test_the_evaluation_set_catches_every_emergency_and_raises_no_false_alarm(kb
     ]
     assert result["false_emergencies"] == 0
     assert result["median_ms"] < 20
+    assert result["ok"], result["failures"]
 
 
 def test_the_second_set_catches_every_emergency(kb) -> None:  # type: ignore[no-untyped-def]
@@ -59,6 +60,8 @@ def test_the_second_set_catches_every_emergency(kb) -> None:  # type: ignore[no-
         ("I had a stroke last year, how do I get a certificate", "certificates", "en"),
         ("I had a stroke last year and now my face is drooping again", "emergency:112", "en"),
         ("haluan puhua hoitajan kanssa", "handoff", "fi"),
+        ("kuka voitti euroviisut", "unknown", "fi"),
+        ("vad kostar en tågbiljett till Åbo", "unknown", "sv"),
     ],
 )
 def test_a_message_is_understood(kb, text: str, label: str, lang: str) -> None:  # type: ignore[no-untyped-def]
