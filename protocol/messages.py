@@ -209,6 +209,9 @@ class IntakeStart(Message):
     language: Annotated[str, Limit(8)] | None = None
     # As in conversation.open: the same open_id on a retry returns the same conversation.
     open_id: Annotated[str, Limit(64, min_len=16)] | None = None
+    # The token of the client's chat with the advice bot: the finished intake hands that
+    # chat, with everything said in it, over to a nurse instead of opening another one.
+    bot_token: Token | None = None
 
 
 @dataclass(frozen=True, slots=True)

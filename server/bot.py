@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,27 @@ _NOT_UNDERSTOOD = {
     "ämne nedan? I nödsituationer ring 112.",
     "en": "I am not sure what you mean. Could you put it another way, or choose a topic "
     "below? In an emergency, call 112.",
+}
+_HANDOFF_START = {
+    "fi": "Selvä, ohjaan sinut hoitajan chattiin. Vastaa ensin muutamaan kysymykseen ja "
+    "tunnistaudu. Hoitaja näkee myös tämän keskustelun.",
+    "sv": "Okej, jag för dig vidare till skötarens chatt. Svara först på några frågor och "
+    "identifiera dig. Skötaren ser också det här samtalet.",
+    "en": "All right, I will take you to the nurse's chat. First answer a few questions and "
+    "identify yourself. The nurse will also see this conversation.",
+}
+_HANDOFF_BUTTON = {
+    "fi": "Siirry hoitajan chattiin",
+    "sv": "Gå till skötarens chatt",
+    "en": "Go to the nurse's chat",
+}
+_HANDOFF_CLOSED = {
+    "fi": "Hoitajan chat ei ota nyt uusia keskusteluja. {closed} Kiireellisissä asioissa "
+    "soita Päivystysapuun 116117, hätätilanteessa 112. Voit kysyä minulta yleisiä asioita.",
+    "sv": "Skötarens chatt tar inte emot nya samtal just nu. {closed} I brådskande ärenden "
+    "ring Jourhjälpen 116117, i nödsituationer 112. Du kan fråga mig om allmänna saker.",
+    "en": "The nurse's chat is not taking new chats now. {closed} For urgent matters call "
+    "the Medical Helpline 116117, in an emergency 112. You can ask me general questions.",
 }
 _HANDOFF = {
     "fi": "Hoitajan kanssa voit keskustella tunnistautuneena chatissa terveysaseman "
@@ -136,8 +157,25 @@ def greeting(kb: KnowledgeBase, lang: str) -> BotReply:
     return BotReply(_GREETING[lang], lang, _quick_replies(kb, lang), label="greeting")
 
 
-def compose(kb: KnowledgeBase, text: str, lang: str = "fi") -> BotReply:
-    """The bot's answer to one client message; ``lang`` is the conversation's language."""
+@dataclass(frozen=True)
+class NurseChat:
+    """Whether the nurses' chat takes new chats now, for a handoff from the bot."""
+
+    open: bool
+    closed_text: str = ""  # when not: why and until when, in the client's language
+
+
+def compose(
+    kb: KnowledgeBase,
+    text: str,
+    lang: str = "fi",
+    nurse_chat: NurseChat | None = None,
+) -> BotReply:
+    """The bot's answer to one client message; ``lang`` is the conversation's language.
+
+    ``nurse_chat`` says whether a request for a person can start the intake now (``None``:
+    this server runs no intake, so the bot tells how to reach a nurse).
+    """
     lang = lang if lang in LANGUAGES else "fi"
     plain = normalize(text)
     match = kb.understand(text, default_lang=lang)
@@ -161,6 +199,12 @@ def compose(kb: KnowledgeBase, text: str, lang: str = "fi") -> BotReply:
             actions=tuple(a.view(lang) for a in known.actions),
             label=match.label,
         )
+    if match.kind == "handoff" and nurse_chat is not None and nurse_chat.open:
+        button = {"kind": "handoff", "label": _HANDOFF_BUTTON[lang], "value": "", "url": ""}
+        return BotReply(_HANDOFF_START[lang], lang, actions=(button,), label="handoff")
+    if match.kind == "handoff" and nurse_chat is not None:
+        text = _HANDOFF_CLOSED[lang].format(closed=nurse_chat.closed_text).replace("  ", " ")
+        return BotReply(text, lang, _quick_replies(kb, lang), label="handoff_closed")
     if match.kind == "handoff":
         nurse = kb.topics.get("contact_nurse")
         actions = tuple(a.view(lang) for a in nurse.actions) if nurse else ()
@@ -178,6 +222,8 @@ class BotResponder:
     hub: Hub
     kb: KnowledgeBase
     pro: Professional
+    # lang -> whether the nurses' chat is open now; None: no intake, no handoff to start.
+    nurse_chat: Callable[[str], NurseChat] | None = None
     _languages: dict[str, str] = field(default_factory=dict)  # conversation -> language
     _greeted: set[str] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -194,7 +240,8 @@ class BotResponder:
             m = msg.message
             if m.sender_role == "client":
                 lang = self._languages.get(m.conversation_id, "fi")
-                self._send(m.conversation_id, compose(self.kb, m.text, lang))
+                nurse = self.nurse_chat(lang) if self.nurse_chat is not None else None
+                self._send(m.conversation_id, compose(self.kb, m.text, lang, nurse))
         elif isinstance(msg, ConversationStateChanged):
             view = msg.conversation
             mine = view.professional is not None and view.professional.id == self.pro.id
@@ -233,11 +280,8 @@ class BotResponder:
 
 async def bot_context(app: web.Application) -> AsyncIterator[None]:
     """Load the knowledge base (a bad file stops the start) and connect the bot to the hub."""
-    from .app_keys import (
-        HUB,
-        SETTINGS,
-        STORAGE,
-    )  # app_keys imports the connection, which imports us
+    # app_keys imports the connection, which imports this module: import it here.
+    from .app_keys import HUB, RECEPTION, SETTINGS, STORAGE
 
     settings = app[SETTINGS]
     if not settings.bot:
@@ -263,7 +307,18 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
     hub.add_professional(pro)
     pro = hub.professionals[BOT_ID]
     pro.bot = True
-    responder = BotResponder(hub, kb, pro)
+    reception = app.get(RECEPTION)
+    nurse_chat = None
+    if reception is not None and settings.intake_required:
+
+        def nurse_chat(lang: str) -> NurseChat:
+            closed = reception.flow.closed_step(lang, reception.local_now())
+            if closed is None:
+                return NurseChat(open=True)
+            detail = closed.detail or {}
+            return NurseChat(open=False, closed_text=str(detail.get("text", "")))
+
+    responder = BotResponder(hub, kb, pro, nurse_chat)
     await hub.connect_professional(pro, responder)
     try:
         yield

@@ -57,6 +57,22 @@ class Professional:
         return ProfessionalRef(id=self.id, name=self.display_name, title=self.title, bot=self.bot)
 
 
+@dataclass(frozen=True, slots=True)
+class IntakeFacts:
+    """What a finished intake tells about a conversation: who, about what, how urgent, where.
+
+    ``intake_json`` holds the questionnaire and its summary, ``identity_json`` the identity
+    (its personal identity code only encrypted).
+    """
+
+    client_name: str | None
+    topic: str | None
+    triage: str | None
+    station_id: str | None
+    intake_json: str | None
+    identity_json: str | None
+
+
 @dataclass(slots=True)
 class Conversation:
     id: str

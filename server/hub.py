@@ -52,7 +52,7 @@ from protocol.messages import (
 from .auth import hash_token, new_id, new_token
 from .bus import Bus, Envelope, Subscriber
 from .clock import Clock
-from .conversations import AssignMode, Conversation, Professional, Team
+from .conversations import AssignMode, Conversation, IntakeFacts, Professional, Team
 from .errors import HubError, error_message, internal_error
 from .routing import Queue, choose_professional, estimate_wait
 from .settings import Settings
@@ -312,10 +312,7 @@ class Hub:
         topic: str | None = None,
         language: str | None = None,
         open_key: str | None = None,
-        triage: str | None = None,
-        station_id: str | None = None,
-        intake_json: str | None = None,
-        identity_json: str | None = None,
+        facts: IntakeFacts | None = None,
         extra_statements: tuple[Statement, ...] = (),
         conversation_id: str | None = None,
     ) -> Conversation:
@@ -324,9 +321,11 @@ class Hub:
             raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
         token = new_token()
         now = self.clock.now_ms()
+        if facts is None:
+            facts = IntakeFacts(client_name, topic, None, None, None, None)
         # Urgent chats sort before every routine one and keep their own order among
         # themselves: their rank is their queueing time moved far into the past.
-        rank = float(now) - (URGENT_RANK_OFFSET_MS if triage == "urgent" else 0)
+        rank = float(now) - (URGENT_RANK_OFFSET_MS if facts.triage == "urgent" else 0)
         conv = Conversation(
             id=conversation_id or new_id("c"),
             token_hash=hash_token(token),
@@ -334,16 +333,16 @@ class Hub:
             state=ConversationState.QUEUED,
             created_at=now,
             updated_at=now,
-            client_name=client_name,
-            topic=topic,
+            client_name=facts.client_name,
+            topic=facts.topic,
             language=language,
             queue_rank=rank,
             queued_at=now,
             open_key_hash=open_key,
-            triage=triage,
-            station_id=station_id,
-            intake_json=intake_json,
-            identity_json=identity_json,
+            triage=facts.triage,
+            station_id=facts.station_id,
+            intake_json=facts.intake_json,
+            identity_json=facts.identity_json,
         )
         self._index(conv)
         queue = self.queues[team_id]
@@ -372,17 +371,21 @@ class Hub:
 
     async def reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
         """Give a client back its open conversation with a fresh token."""
+        changes = _Changes()
+        self._touch(conv, changes)
+        changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "reopened"))
+        self._open_for(conv, subscriber, changes)
+        await self._apply(changes)
+        return conv
+
+    def _open_for(self, conv: Conversation, subscriber: Subscriber, changes: _Changes) -> None:
+        """A fresh token for ``conv``, sent to ``subscriber`` in ``conversation.opened``."""
         token = new_token()
         self._by_token.pop(conv.token_hash, None)
         conv.token_hash = hash_token(token)
         self._by_token[conv.token_hash] = conv
         self.bus.subscribe("conv:" + conv.id, subscriber)
-        changes = _Changes()
-        self._touch(conv, changes)
-        changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "reopened"))
         changes.events.append(_Event(ConversationOpened(token, self.view(conv)), to=subscriber))
-        await self._apply(changes)
-        return conv
 
     async def resume_conversation(self, token: str, subscriber: Subscriber) -> Conversation:
         """A client returns with its token; subscribes it and sends the current state."""
@@ -565,6 +568,68 @@ class Hub:
         changes.events.append(self._state_event(conv, pro.id))
         changes.teams.update((old_team, team_id, *pro.teams))
         await self._apply(changes)
+
+    # --- from the bot to a person ---------------------------------------------------------
+
+    def bot_conversation(self, token: str) -> Conversation:
+        """The open chat with a bot that ``token`` names (for an intake that hands it over)."""
+        match self._by_token.get(hash_token(token)):
+            case None:
+                raise HubError(ErrorCode.INVALID_TOKEN, "no open conversation has this token")
+            case conv if conv.state is ConversationState.ASSIGNED and self._with_bot(conv):
+                return conv
+        raise HubError(ErrorCode.INVALID_STATE, "this conversation is not with the bot")
+
+    def _with_bot(self, conv: Conversation) -> bool:
+        pro = self.professionals.get(conv.professional_id or "")
+        return pro is not None and pro.bot
+
+    async def hand_over(
+        self,
+        conv: Conversation,
+        subscriber: Subscriber,
+        team_id: str,
+        facts: IntakeFacts,
+        extra_statements: tuple[Statement, ...] = (),
+    ) -> Conversation:
+        """A chat with the bot goes to a team's queue with what the intake found.
+
+        The same conversation, so whoever takes it reads everything said with the bot. The
+        client's connection that ran the intake gets ``conversation.opened`` with a new token.
+        """
+        if team_id not in self.teams:
+            raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
+        if conv.state is not ConversationState.ASSIGNED:
+            raise HubError(ErrorCode.CONVERSATION_CLOSED, "the chat with the bot has ended")
+        bot = self.professionals.get(conv.professional_id) if conv.professional_id else None
+        self._transition(conv, ConversationEvent.REQUEUE)
+        if bot is not None:
+            bot.conversation_ids.discard(conv.id)
+        old_team = conv.team_id
+        now = self.clock.now_ms()
+        conv.professional_id = None
+        conv.team_id = team_id
+        conv.client_name = facts.client_name or conv.client_name
+        conv.topic = facts.topic or conv.topic
+        conv.triage, conv.station_id = facts.triage, facts.station_id
+        conv.intake_json, conv.identity_json = facts.intake_json, facts.identity_json
+        urgent = URGENT_RANK_OFFSET_MS if facts.triage == "urgent" else 0
+        conv.queue_rank = float(now) - urgent
+        conv.queued_at = now
+        conv.reason = "handed_over"
+        queue = self.queues[team_id]
+        queue.add(conv)
+        self._last_position[conv.id] = queue.position(conv) or 1
+        changes = _Changes()
+        self._open_for(conv, subscriber, changes)
+        self._touch(conv, changes)
+        changes.audit.append(self.storage.intake_columns_statement(conv))
+        changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "handed_over"))
+        changes.audit.extend(extra_statements)
+        changes.events.append(self._state_event(conv, bot.id if bot else None))
+        changes.teams.update((old_team, team_id))
+        await self._apply(changes)
+        return conv
 
     # --- both parties ---------------------------------------------------------------------
 

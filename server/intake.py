@@ -141,6 +141,7 @@ class IntakeSession:
     station_id: str | None = None
     outcome: Outcome | None = None
     conversation_id: str | None = None
+    bot_conversation_id: str | None = None  # a chat with the bot this intake hands over
     ticket: str | None = None  # names this intake in an identification round trip
     last_step: Step | None = field(default=None, repr=False)
 

@@ -27,7 +27,7 @@ from protocol.messages import IntakeStart, IntakeStep
 from .auth import hash_token, new_id, new_token
 from .bus import Envelope, Subscriber
 from .clock import Clock
-from .conversations import Conversation
+from .conversations import Conversation, IntakeFacts
 from .errors import HubError
 from .hub import Hub
 from .intake import (
@@ -93,11 +93,13 @@ class Reception:
             form = self.flow.topics.start(cmd.topic, lang)
         except AnswerError as exc:
             raise HubError(ErrorCode(exc.code), exc.reason) from None
+        bot_chat = self.hub.bot_conversation(cmd.bot_token) if cmd.bot_token else None
         session = IntakeSession(
             id=new_id("i"),
             token_hash=hash_token(token),
             topic_id=cmd.topic,
             lang=lang,
+            bot_conversation_id=bot_chat.id if bot_chat is not None else None,
             started_ms=self.clock.now_ms(),
             form=form,
             open_id=cmd.open_id,
@@ -230,7 +232,12 @@ class Reception:
                 "record": identity.to_record(),
                 "view": identity.view(self.local_now().date()),
             }
-        conversation_id = new_id("c")
+        bot_chat = (
+            self.hub.conversations.get(session.bot_conversation_id)
+            if session.bot_conversation_id
+            else None
+        )
+        conversation_id = bot_chat.id if bot_chat is not None else new_id("c")
         record = self.storage.intake_statement(
             session.id,
             session.started_ms,
@@ -245,20 +252,27 @@ class Reception:
         subscriber = live.subscriber
         if subscriber is None:
             raise HubError(ErrorCode.NO_INTAKE, "the client is not connected")
-        conv = await self.hub.create_conversation(
-            subscriber,
-            team_id=team_id,
+        facts = IntakeFacts(
             client_name=identity.name if identity is not None else None,
             topic=summary.get("title") or session.topic_id,
-            language=session.lang,
-            open_key=hash_token(session.open_id) if session.open_id else None,
             triage=step.triage,
             station_id=session.station_id,
             intake_json=json.dumps(intake_doc, ensure_ascii=False),
             identity_json=json.dumps(identity_doc, ensure_ascii=False) if identity_doc else None,
-            extra_statements=(record,),
-            conversation_id=conversation_id,
         )
+        if bot_chat is not None:
+            # From the bot to a nurse: the same chat, its whole transcript for the nurse.
+            conv = await self.hub.hand_over(bot_chat, subscriber, team_id, facts, (record,))
+        else:
+            conv = await self.hub.create_conversation(
+                subscriber,
+                team_id=team_id,
+                language=session.lang,
+                open_key=hash_token(session.open_id) if session.open_id else None,
+                facts=facts,
+                extra_statements=(record,),
+                conversation_id=conversation_id,
+            )
         session.outcome = Outcome.QUEUED
         session.conversation_id = conv.id
         self._forget(live)

@@ -671,6 +671,24 @@ class Storage:
         await self._execute([statement, *audit])
 
     @staticmethod
+    def intake_columns_statement(conv: Conversation) -> Statement:
+        """What an intake adds to a conversation that already exists (a chat with the bot
+        handed over to a nurse): who, what about, how urgent, where."""
+        return (
+            "UPDATE conversations SET client_name = ?, topic = ?, triage = ?, station_id = ?, "
+            "intake = ?, identity = ? WHERE id = ?",
+            (
+                conv.client_name,
+                conv.topic,
+                conv.triage,
+                conv.station_id,
+                conv.intake_json,
+                conv.identity_json,
+                conv.id,
+            ),
+        )
+
+    @staticmethod
     def audit_statement(
         at: int,
         conversation_id: str | None,

@@ -26,6 +26,7 @@ const KEY = {
   intake: "kanava.client.intake", // the intake's token, for intake.resume
   topic: "kanava.client.topic",
   openId: "kanava.client.open_id", // a retried intake.start returns the chat it queued
+  botToken: "kanava.client.bot_token", // the bot chat an intake hands over to a nurse
 };
 
 const LANGS = ["fi", "sv", "en"];
@@ -64,6 +65,8 @@ const TEXT = {
     continue: "Jatka",
     botTitle: "Neuvontabotti",
     botStart: "Keskustele neuvontabotin kanssa",
+    handoffIntro: "Valitse, mitä asiasi koskee. Hoitaja näkee myös keskustelusi neuvontabotin kanssa.",
+    backToBot: "Palaa neuvontabotin keskusteluun",
     botOffer:
       "Yleinen kysymys, esimerkiksi aukioloajoista tai reseptin uusimisesta? Neuvontabotti vastaa heti, myös nimettömänä.",
     botName: "Neuvontabotti (botti)",
@@ -146,6 +149,8 @@ const TEXT = {
     continue: "Fortsätt",
     botTitle: "Rådgivningsboten",
     botStart: "Chatta med rådgivningsboten",
+    handoffIntro: "Välj vad ditt ärende gäller. Skötaren ser också ditt samtal med rådgivningsboten.",
+    backToBot: "Tillbaka till samtalet med rådgivningsboten",
     botOffer:
       "En allmän fråga, till exempel om öppettider eller förnyelse av recept? Rådgivningsboten svarar genast, också anonymt.",
     botName: "Rådgivningsboten (bot)",
@@ -228,6 +233,8 @@ const TEXT = {
     continue: "Continue",
     botTitle: "Advice bot",
     botStart: "Chat with the advice bot",
+    handoffIntro: "Choose what your matter is about. The nurse will also see your chat with the advice bot.",
+    backToBot: "Back to the chat with the advice bot",
     botOffer:
       "A general question, for example about opening hours or renewing a prescription? The advice bot answers at once, anonymously too.",
     botName: "Advice bot (bot)",
@@ -407,6 +414,7 @@ function showChat() {
           ? t("botName")
           : m.sender_name || t("professional"),
       onQuickReply: (text) => sendText(text),
+      onHandoff: () => beginHandoff(),
     });
     // Messages written before a reload and never acknowledged: show them, resend on connect.
     for (const item of outbox.forConversation(conversationId)) {
@@ -569,11 +577,23 @@ function beginIntake(topicId) {
   sessionStorage.setItem(KEY.openId, openId);
   sessionStorage.setItem(KEY.topic, topicId);
   intakeStart = { type: "intake.start", topic: topicId, language: lang, open_id: openId };
+  const botToken = sessionStorage.getItem(KEY.botToken);
+  if (botToken) intakeStart.bot_token = botToken;
   restarted = false;
   showAlert("");
   showIntakeWaiting();
   connection.stop();
   connection.start();
+}
+
+/** From the bot to a nurse: the intake's questions, then the same chat in a nurse's queue. */
+function beginHandoff() {
+  if (!token) return;
+  sessionStorage.setItem(KEY.botToken, token);
+  connection.stop();
+  token = null;
+  sessionStorage.removeItem(KEY.token);
+  showTopics(t("handoffIntro"));
 }
 
 /** A chat with the advice bot: anonymous, at any hour (bot.start instead of the intake). */
@@ -1001,6 +1021,23 @@ function renderEnd(box, kind, detail) {
     numbers.append(...numberItems(detail.numbers));
     parts.push(numbers);
   }
+  const botToken = sessionStorage.getItem(KEY.botToken);
+  if (botToken && kind !== "emergency") {
+    // The nurse's chat did not open (e.g. under 18): the chat with the bot is still there.
+    const back = el("button", "primary", t("backToBot"));
+    back.type = "button";
+    back.addEventListener("click", () => {
+      forgetIntake();
+      token = botToken;
+      sessionStorage.setItem(KEY.token, token);
+      sessionStorage.removeItem(KEY.botToken);
+      connection.stop();
+      connection.start();
+    });
+    const row = el("div", "step-actions");
+    row.append(back);
+    parts.push(row);
+  }
   const again = el("button", "quiet", t("startOver"));
   again.type = "button";
   again.addEventListener("click", () => {
@@ -1078,6 +1115,7 @@ function handle(msg) {
     case "conversation.opened":
       token = msg.token;
       sessionStorage.setItem(KEY.token, token);
+      sessionStorage.removeItem(KEY.botToken);
       openRequest = null;
       forgetIntake();
       step = null;

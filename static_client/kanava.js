@@ -311,9 +311,10 @@ export function clockTime(ms) {
  * after a transfer: those are not theirs).
  */
 export class MessageList {
-  constructor(listElement, { isOwn, labels, describeSender, onQuickReply = null }) {
+  constructor(listElement, { isOwn, labels, describeSender, onQuickReply = null, onHandoff = null }) {
     this.list = listElement;
     this.onQuickReply = onQuickReply; // (label) -> sends it; null: buttons are not shown
+    this.onHandoff = onHandoff; // () -> goes on to the nurse's chat; null: not offered
     this.isOwn = isOwn;
     this.labels = labels; // {sending, delivered, read, failed}
     this.describeSender = describeSender; // (message) -> name shown above others' messages
@@ -399,6 +400,16 @@ export class MessageList {
     if (Array.isArray(m.actions) && m.actions.length) {
       const links = el("ul", "msg-actions");
       for (const action of m.actions) {
+        if (action.kind === "handoff") {
+          if (!this.onHandoff) continue;
+          const button = el("button", "primary handoff", action.label);
+          button.type = "button";
+          button.addEventListener("click", () => this.onHandoff());
+          const entry = el("li");
+          entry.append(button);
+          links.append(entry);
+          continue;
+        }
         const url = String(action.url || "");
         if (!url.startsWith("https://") && !url.startsWith("tel:")) continue;
         const phone = action.kind === "phone";
@@ -415,7 +426,7 @@ export class MessageList {
         entry.append(link);
         links.append(entry);
       }
-      item.append(links);
+      if (links.children.length) item.append(links);
     }
     if (this.onQuickReply && Array.isArray(m.quick_replies) && m.quick_replies.length) {
       for (const old of this.list.querySelectorAll(".quick-replies")) old.remove();

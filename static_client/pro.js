@@ -118,8 +118,11 @@ class Pane {
     this.list = new MessageList(this.listEl, {
       isOwn: (m) => m.sender_role === "professional" && me !== null && m.sender_name === me.name,
       labels: LABELS,
-      describeSender: (m) =>
-        m.sender_role === "client" ? m.sender_name || "Client" : `${m.sender_name} (colleague)`,
+      describeSender: (m) => {
+        if (m.sender_role === "client") return m.sender_name || "Client";
+        // The built-in advice bot (p_bot): its answers before the chat was handed over.
+        return m.sender_id === "p_bot" ? `${m.sender_name} (bot)` : `${m.sender_name} (colleague)`;
+      },
     });
     this.typingLine = el("p", "typing");
     this.typingLine.setAttribute("aria-live", "polite");

@@ -413,3 +413,16 @@ __all__ = [
     "ProPeer",
     "texts",
 ]
+
+
+def closed_hours_file(folder: Path) -> Path:
+    """The shipped hours file with every weekday closed: the chat takes no new chats."""
+    shipped = Path(__file__).resolve().parent.parent / "server" / "config" / "hours.toml"
+    source = shipped.read_text(encoding="utf-8")
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    weekly = "[weekly]\n" + "".join(f'{d} = "closed"\n' for d in days) + "\n"
+    start = source.index("\n[weekly]\n") + 1
+    end = source.index("\n[", start + 1)
+    path = folder / "closed-hours.toml"
+    path.write_text(source[:start] + weekly + source[end + 1 :], encoding="utf-8")
+    return path

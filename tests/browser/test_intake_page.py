@@ -79,6 +79,24 @@ async def choose_topic(page: Page, title: str) -> None:
     await page.get_by_role("button", name=re.compile(f"^{title}")).click()
 
 
+async def answer_something_else(
+    page: Page, description: str, *, duration: str, age: str, sex: str, pregnant: str = ""
+) -> None:
+    """Go through the questions of "Jokin muu vaiva" without a danger sign."""
+    await choose_topic(page, "Jokin muu vaiva")
+    await answer(page, "red_flags", choose=("Ei mitään näistä",))
+    await answer(page, "description", fill=description)
+    await answer(page, "duration", choose=(duration,))
+    await answer(page, "severity", fill="2")
+    await answer(page, "worsening", choose=("Ei",))
+    await answer(page, "age", fill=age)
+    await answer(page, "sex", choose=(sex,))
+    if pregnant:
+        await answer(page, "pregnant", choose=(pregnant,))
+    for yes_no in ("chronic", "medication", "allergies"):
+        await answer(page, yes_no, choose=("Ei",))
+
+
 # --- the tests ------------------------------------------------------------------------------
 
 
@@ -312,6 +330,47 @@ async def test_the_advice_bot_answers_with_buttons_links_and_112_first(
     await expect(page.locator("#messages .msg-actions a[href='tel:112']")).to_have_count(1)
 
 
+async def test_from_the_bot_to_a_nurse_in_the_same_chat(
+    pages: Pages, web_server: PageServer
+) -> None:
+    """Asking the bot for a nurse runs the intake; the nurse gets the chat with its transcript."""
+    page = await pages.new("/client")
+    await page.get_by_role("button", name="Keskustele neuvontabotin kanssa").click()
+    await expect(page.locator("#messages .msg-other")).to_have_count(1)  # the greeting
+    await page.get_by_label("Viesti", exact=True).fill("haluan puhua hoitajan kanssa")
+    await page.get_by_role("button", name="Lähetä").click()
+    await page.get_by_role("button", name="Siirry hoitajan chattiin").click()
+    await expect(page.get_by_role("alert")).to_contain_text("Hoitaja näkee myös")
+    await answer_something_else(
+        page, "Haluan kysyä rokotuksista.", duration="Alkoi tänään", age="35", sex="Mies"
+    )
+    await page.get_by_label("Valitse oma terveysasemasi.").select_option(
+        label="Kallion terveysasema"
+    )
+    await page.get_by_role("button", name="Jatka").click()
+
+    # The same chat, now waiting for a nurse: the talk with the bot is still on the screen.
+    await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+    await expect(page.locator("#messages .msg-text").nth(1)).to_have_text(
+        "haluan puhua hoitajan kanssa"
+    )
+    console = await sign_in(pages, "hoitaja1")
+    chat_pane = await take(console, "Unnamed client")  # not identified (no provider here)
+    await expect(chat_pane.locator(".msg-text").nth(1)).to_have_text("haluan puhua hoitajan kanssa")
+    await expect(chat_pane.locator(".msg-sender").first).to_have_text("Neuvontabotti (bot)")
+    # The client's buttons are the client's: the nurse sees the words, not the buttons.
+    await expect(chat_pane.locator(".quick-replies, .handoff")).to_have_count(0)
+    await expect(chat_pane.locator(".pane-answers")).to_contain_text("Haluan kysyä rokotuksista.")
+    await chat_pane.locator("textarea").fill("Hei, olen hoitaja.")
+    await chat_pane.get_by_role("button", name="Send").click()
+    await expect(page.locator("#messages .msg-other .msg-text").last).to_have_text(
+        "Hei, olen hoitaja."
+    )
+    await expect(page.locator("#chat-with")).to_have_text(
+        "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
+    )
+
+
 async def test_without_a_provider_only_anonymous_is_offered(
     pages: Pages, web_server: PageServer
 ) -> None:
@@ -365,17 +424,14 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
     chat = Chat(identifying_server)
     try:
         page = await pages.new("/client")
-        await choose_topic(page, "Jokin muu vaiva")
-        await answer(page, "red_flags", choose=("Ei mitään näistä",))
-        await answer(page, "description", fill="Ihottuma kyynärvarressa viikon ajan.")
-        await answer(page, "duration", choose=("1–6 päivää",))
-        await answer(page, "severity", fill="3")
-        await answer(page, "worsening", choose=("Ei",))
-        await answer(page, "age", fill="41")
-        await answer(page, "sex", choose=("Nainen",))
-        await answer(page, "pregnant", choose=("En ole",))
-        for yes_no in ("chronic", "medication", "allergies"):
-            await answer(page, yes_no, choose=("Ei",))
+        await answer_something_else(
+            page,
+            "Ihottuma kyynärvarressa viikon ajan.",
+            duration="1–6 päivää",
+            age="41",
+            sex="Nainen",
+            pregnant="En ole",
+        )
 
         await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
         console = await sign_in(pages, "hoitaja1")  # a nurse of team kallio

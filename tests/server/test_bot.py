@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kanava_testing import Chat, ClientPeer, KanavaServer
+from kanava_testing import Chat, ClientPeer, KanavaServer, closed_hours_file
+from test_conversations import assigned_to
+from test_intake import answer_all
 
 from protocol import Codec
 from protocol.messages import (
@@ -13,9 +16,14 @@ from protocol.messages import (
     ConversationOpened,
     ConversationResume,
     ConversationStateChanged,
+    ConversationTransfer,
+    IntakeStart,
+    IntakeStation,
+    IntakeStep,
     MessageHistory,
     MessageNew,
     MessageSend,
+    QueueTake,
 )
 from server.bot import BOT_ID
 from server.knowledge import load_knowledge
@@ -133,5 +141,100 @@ async def test_without_the_bot_bot_start_is_refused(server_factory: Any, codec: 
         client = await desk.raw_client()
         await client.send(BotStart(language="fi"))
         await client.expect_error("unknown_team")
+    finally:
+        await desk.close_all()
+
+
+# --- from the bot to a nurse, and back -----------------------------------------------------
+
+
+@pytest.fixture
+async def open_desk(server_factory: Any, codec: Codec) -> Any:
+    server: KanavaServer = server_factory(
+        intake_required=True, always_open=True, client_rate_burst=1000, pro_rate_burst=1000
+    )
+    helper = Chat(server, codec)
+    yield helper
+    await helper.close_all()
+
+
+async def test_asking_for_a_nurse_hands_the_same_chat_over_with_its_transcript(
+    open_desk: Chat,
+) -> None:
+    """Bot → intake → the nurse's queue → the nurse reads everything → back to the bot."""
+    client, greeting = await start_bot_chat(open_desk)
+    answer = await ask(client, "miten uusin reseptin")
+    offer = (await ask(client, "haluan puhua hoitajan kanssa")).message
+    assert isinstance(offer.actions, list)
+    assert offer.actions[0]["kind"] == "handoff"
+    await client.close()
+
+    # The page runs the intake on a new connection, naming the bot chat.
+    intake = await open_desk.raw_client()
+    await intake.send(IntakeStart("other", "fi", bot_token=client.token))
+    step = await answer_all(intake, await intake.expect(IntakeStep))
+    assert step.step == "station"
+    await intake.send(IntakeStation("kallio"))
+    opened = await intake.expect(ConversationOpened)
+    view = opened.conversation
+    assert view.conversation_id == client.conversation_id  # the same chat, not a new one
+    assert (view.state, view.team, view.reason) == ("queued", "kallio", "handed_over")
+    assert isinstance(view.intake, dict) and view.intake["topic"] == "other"
+    intake.conversation_id, intake.token = view.conversation_id, opened.token
+
+    nurse = await open_desk.open_pro("hoitaja1")
+    await nurse.send(QueueTake(conversation_id=view.conversation_id))
+    history = await nurse.history(view.conversation_id)
+    assert [m.text for m in history] == [
+        greeting.message.text,
+        "miten uusin reseptin",
+        answer.message.text,
+        "haluan puhua hoitajan kanssa",
+        offer.text,
+    ]
+    assert history[0].sender_id == BOT_ID and history[2].actions
+    # (A new connection numbers its messages from m1 again: the page uses random ids.)
+    await intake.say("Hei, tarvitsen apua.", msg_id="after-handover-1")
+    assert (await nurse.expect(MessageNew)).message.text == "Hei, tarvitsen apua."
+    await nurse.say(view.conversation_id, "Hei, olen hoitaja.")
+    assert (await intake.expect(MessageNew)).message.text == "Hei, olen hoitaja."
+    # The bot is out of it now: nothing more from it.
+    await intake.nothing_more(cls=MessageNew)
+
+    # And back: the nurse hands a general question to the bot's team; the bot answers again.
+    await nurse.send(ConversationTransfer(view.conversation_id, to_team="bot"))
+    await intake.expect(ConversationStateChanged, assigned_to(BOT_ID))
+    await intake.say("milloin terveysasemat ovat auki", msg_id="after-handover-2")
+    again = await intake.expect(MessageNew, lambda m: m.message.sender_id == BOT_ID)
+    assert again.message.sender_id == BOT_ID and again.message.actions
+
+
+async def test_a_wrong_bot_token_is_refused_and_nothing_is_queued(open_desk: Chat) -> None:
+    client = await open_desk.raw_client()
+    await client.send(IntakeStart("other", "fi", bot_token="x" * 43))
+    await client.expect_error("invalid_token")
+    # A chat with a person is not a chat with the bot.
+    person = await open_desk.raw_client()
+    await person.send(IntakeStart("other", "fi"))
+    step = await answer_all(person, await person.expect(IntakeStep))
+    await person.send(IntakeStation("kallio"))
+    opened = await person.expect(ConversationOpened)
+    third = await open_desk.raw_client()
+    await third.send(IntakeStart("other", "fi", bot_token=opened.token))
+    await third.expect_error("invalid_state")
+    assert step.step == "station"
+
+
+async def test_outside_hours_the_bot_explains_instead_of_handing_over(
+    server_factory: Any, codec: Codec, tmp_path: Path
+) -> None:
+    hours_file = closed_hours_file(tmp_path)
+    desk = Chat(server_factory(intake_required=True, hours_file=hours_file), codec)
+    try:
+        client, _ = await start_bot_chat(desk)
+        reply = (await ask(client, "haluan puhua hoitajan kanssa")).message
+        assert reply.text.startswith("Hoitajan chat ei ota nyt uusia keskusteluja")
+        assert "116117" in reply.text and "112" in reply.text
+        assert not reply.actions or all(a["kind"] != "handoff" for a in reply.actions)
     finally:
         await desk.close_all()

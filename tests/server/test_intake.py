@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from idp import login, provider_for_kanava
-from kanava_testing import Chat, ClientPeer, KanavaServer
+from kanava_testing import Chat, ClientPeer, KanavaServer, closed_hours_file
 
 from protocol import Codec
 from protocol.messages import (
@@ -374,13 +374,7 @@ async def test_outside_service_hours_the_client_is_told_when_the_chat_opens(
     server_factory: Any, codec: Codec, tmp_path: Path
 ) -> None:
     """An hours file with no open day: intake.start answers `closed` with the numbers."""
-    source = Path("server/config/hours.toml").read_text(encoding="utf-8")
-    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-    weekly = "[weekly]\n" + "".join(f'{d} = "closed"\n' for d in days) + "\n"
-    start = source.index("\n[weekly]\n") + 1
-    end = source.index("\n[", start + 1)
-    hours_file = tmp_path / "closed-hours.toml"
-    hours_file.write_text(source[:start] + weekly + source[end + 1 :], encoding="utf-8")
+    hours_file = closed_hours_file(tmp_path)
     server = server_factory(intake_required=True, hours_file=hours_file)
     desk = Chat(server, codec)
     try:
