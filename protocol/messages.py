@@ -312,6 +312,9 @@ class MessageSend(Message):
     conversation_id: Id
     msg_id: Id
     text: Text
+    # Only from a bot account: buttons and links, as in ChatMessage.
+    quick_replies: JsonValue | None = None
+    actions: JsonValue | None = None
 
 
 @dataclass(frozen=True, slots=True)

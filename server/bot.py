@@ -27,11 +27,13 @@ from typing import Any
 
 from aiohttp import web
 
+from protocol import ErrorCode
 from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
 
 from .auth import new_id
 from .bus import Envelope
 from .conversations import AssignMode, Professional, Team
+from .errors import HubError
 from .hub import Actor, Hub
 from .knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
 
@@ -113,6 +115,64 @@ _WELCOME = {
     "en": "You are welcome! Ask more at any time. In an emergency, call 112.",
 }
 _HELLO = re.compile(r"^(hei|heippa|moi|moikka|terve|päivää|hej|hejsan|god dag|hello|hi|hey)$")
+
+
+MAX_QUICK_REPLIES = 8
+MAX_ACTIONS = 5
+_LABEL_MAX = 80
+
+
+def bot_extras(quick_replies: object, actions: object) -> dict[str, Any] | None:
+    """Check the buttons and links a bot account sends with a message (HubError if wrong).
+
+    Quick replies: ``{"id", "label"}``; actions: ``{"kind": "link"|"phone"|"handoff",
+    "label", "url"}`` with an ``https://`` or ``tel:`` url (none for ``handoff``).
+    """
+    extra: dict[str, Any] = {}
+    if quick_replies is not None:
+        if not isinstance(quick_replies, list) or len(quick_replies) > MAX_QUICK_REPLIES:
+            raise HubError(ErrorCode.INVALID_FIELD, f"quick_replies: at most {MAX_QUICK_REPLIES}")
+        extra["quick_replies"] = [_button(r, "quick_replies") for r in quick_replies]
+    if actions is not None:
+        if not isinstance(actions, list) or len(actions) > MAX_ACTIONS:
+            raise HubError(ErrorCode.INVALID_FIELD, f"actions: at most {MAX_ACTIONS}")
+        extra["actions"] = [_action(a) for a in actions]
+    return extra or None
+
+
+def _label(entry: object, field_name: str) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise HubError(ErrorCode.INVALID_FIELD, f"{field_name}: each entry is an object")
+    label = entry.get("label")
+    if not isinstance(label, str) or not label.strip() or len(label) > _LABEL_MAX:
+        raise HubError(ErrorCode.INVALID_FIELD, f"{field_name}: a label of 1 to {_LABEL_MAX}")
+    return entry
+
+
+def _button(entry: object, field_name: str) -> dict[str, str]:
+    checked = _label(entry, field_name)
+    return {"id": str(checked.get("id") or ""), "label": checked["label"]}
+
+
+def _action(entry: object) -> dict[str, str]:
+    checked = _label(entry, "actions")
+    kind, url = checked.get("kind"), checked.get("url") or ""
+    ok = (
+        (kind == "link" and isinstance(url, str) and url.startswith("https://"))
+        or (kind == "phone" and isinstance(url, str) and url.startswith("tel:"))
+        or (kind == "handoff" and url == "")
+    )
+    if not ok:
+        raise HubError(
+            ErrorCode.INVALID_FIELD, "actions: a link (https://), a phone (tel:) or a handoff"
+        )
+    value = checked.get("value")
+    return {
+        "kind": str(kind),
+        "label": checked["label"],
+        "value": value if isinstance(value, str) else "",
+        "url": str(url),
+    }
 
 
 @dataclass(frozen=True)

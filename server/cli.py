@@ -12,7 +12,8 @@ from pathlib import Path
 from aiohttp import web
 
 from .app import build_app
-from .auth import hash_password
+from .auth import hash_password, hash_token, new_token
+from .bot import BOT_TEAM
 from .conversations import AssignMode, Professional, Team
 from .demo import DEMO_ACCOUNTS
 from .settings import Settings
@@ -79,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
         "--capacity", type=int, help="concurrent chats (default: the default_capacity setting)"
     )
     pro.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
+
+    bot = commands.add_parser(
+        "add-bot",
+        help="create a bot account and print its token",
+        description="Create (or renew) an advice-bot account for a health service's own bot "
+        "engine. It connects to /ws/pro with the printed token (auth), gets the chats of team "
+        "'bot' (created if missing, automatic assignment) and is always shown to clients as "
+        "a bot. The token is printed once: store it as a secret. Set KANAVA_BOT=false to "
+        "leave the chats to this bot instead of the built-in one.",
+    )
+    bot.add_argument("username")
+    bot.add_argument("--name", required=True, help="name shown to clients, e.g. Terveysbotti")
+    bot.add_argument("--capacity", type=int, default=1000, help="concurrent chats (1000)")
+    bot.add_argument("--days", type=int, default=365, help="days the token is valid (365)")
+    bot.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
     return parser
 
 
@@ -118,9 +134,44 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
     return f"professional {args.username} saved (capacity {capacity}; restart the server)"
 
 
+async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
+    if args.capacity < 1 or args.days < 1:
+        raise SystemExit("kanava: capacity and days must be at least 1")
+    storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
+    try:
+        if BOT_TEAM not in {t.id for t in await storage.teams()}:
+            await storage.save_team(Team(BOT_TEAM, "Neuvontabotti", AssignMode.AUTO))
+        existing = {p.username: p.id for p in await storage.professionals()}
+        pro = Professional(
+            id=existing.get(args.username) or "p_" + args.username,
+            username=args.username,
+            display_name=args.name,
+            title="bot",
+            capacity=args.capacity,
+            teams=(BOT_TEAM,),
+            password_hash="!",  # no password: the token is its only way in
+            bot=True,
+        )
+        await storage.save_professional(pro)
+        token = new_token()
+        expires_at = storage.clock.now_ms() + args.days * 86_400_000
+        await storage.create_session(hash_token(token), pro.id, expires_at)
+    finally:
+        await storage.close()
+    return token
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "add-bot":
+        settings = Settings.from_env(database=args.database)
+        token = asyncio.run(_add_bot(settings, args))
+        print(
+            f"bot {args.username} saved (team {BOT_TEAM}; restart the server). Its token, "
+            f"valid {args.days} days, shown only now:\n{token}"
+        )
+        return 0
     if args.command in ("add-team", "add-professional"):
         settings = Settings.from_env(database=args.database)
         if args.command == "add-team":

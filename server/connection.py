@@ -63,7 +63,7 @@ from protocol.messages import (
 )
 
 from .auth import hash_token
-from .bot import BOT_NAME, BOT_TEAM
+from .bot import BOT_NAME, BOT_TEAM, bot_extras
 from .bus import Envelope
 from .clock import Clock
 from .conversations import Conversation
@@ -197,8 +197,14 @@ class Connection:
         # The hot path first: chat messages and typing need no task switch.
         if kind is MessageSend:
             assert isinstance(msg, MessageSend)
+            actor = self._actor()
+            extra = None
+            if msg.quick_replies is not None or msg.actions is not None:
+                if actor.professional is None or not actor.professional.bot:
+                    raise HubError(ErrorCode.INVALID_FIELD, "only a bot sends buttons and links")
+                extra = bot_extras(msg.quick_replies, msg.actions)
             self.hub.send_message(
-                self._actor(), msg.conversation_id, msg.msg_id, msg.text, self.send, self
+                actor, msg.conversation_id, msg.msg_id, msg.text, self.send, self, extra
             )
         elif kind is TypingSet:
             assert isinstance(msg, TypingSet)
@@ -236,6 +242,10 @@ class Connection:
     async def _on_bot_start(self, msg: BotStart) -> None:
         """A chat with the advice bot: anonymous, at any hour, without the intake."""
         self._not_bound()
+        if BOT_TEAM not in self.hub.teams:
+            raise HubError(ErrorCode.UNKNOWN_TEAM, "this server runs no advice bot")
+        if not self.hub.bot_online(BOT_TEAM):
+            raise HubError(ErrorCode.TARGET_UNAVAILABLE, "the advice bot is not available now")
         if msg.open_id and (again := self.hub.conversation_for_open_id(msg.open_id)):
             conv = await self.hub.reopen(again, self)
         else:

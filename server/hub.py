@@ -580,6 +580,13 @@ class Hub:
                 return conv
         raise HubError(ErrorCode.INVALID_STATE, "this conversation is not with the bot")
 
+    def bot_online(self, team_id: str) -> bool:
+        """Whether a bot account of ``team_id`` is connected (the built-in one or another)."""
+        return any(
+            p.bot and p.online and team_id in p.teams and p.free_slots > 0
+            for p in self.professionals.values()
+        )
+
     def _with_bot(self, conv: Conversation) -> bool:
         pro = self.professionals.get(conv.professional_id or "")
         return pro is not None and pro.bot

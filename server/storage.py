@@ -780,10 +780,10 @@ class Storage:
         statements: list[Statement] = [
             (
                 "INSERT INTO professionals (id, username, display_name, title, password_hash, "
-                "capacity) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "capacity, bot) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                 "username = excluded.username, display_name = excluded.display_name, "
                 "title = excluded.title, password_hash = excluded.password_hash, "
-                "capacity = excluded.capacity",
+                "capacity = excluded.capacity, bot = excluded.bot",
                 (
                     pro.id,
                     pro.username,
@@ -791,6 +791,7 @@ class Storage:
                     pro.title,
                     pro.password_hash,
                     pro.capacity,
+                    int(pro.bot),
                 ),
             ),
             ("DELETE FROM professional_teams WHERE professional_id = ?", (pro.id,)),
@@ -804,7 +805,7 @@ class Storage:
     async def professionals(self) -> list[Professional]:
         rows = await self._read(
             "SELECT p.id, p.username, p.display_name, p.title, p.capacity, p.password_hash, "
-            "GROUP_CONCAT(t.team_id) FROM professionals p "
+            "GROUP_CONCAT(t.team_id), p.bot FROM professionals p "
             "LEFT JOIN professional_teams t ON t.professional_id = p.id "
             "GROUP BY p.id ORDER BY p.id"
         )
@@ -817,6 +818,7 @@ class Storage:
                 capacity=r[4],
                 password_hash=r[5],
                 teams=tuple(sorted(r[6].split(","))) if r[6] else (),
+                bot=bool(r[7]),
             )
             for r in rows
         ]

@@ -20,7 +20,8 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     started: list[KanavaServer] = []
 
     def start(**settings: Any) -> KanavaServer:
-        server = KanavaServer(tmp_path / f"kanava{len(started)}.sqlite3", **settings)
+        database = settings.pop("database", None) or tmp_path / f"kanava{len(started)}.sqlite3"
+        server = KanavaServer(database, **settings)
         started.append(server.start())
         return server
 

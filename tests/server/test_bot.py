@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from protocol.messages import (
     IntakeStart,
     IntakeStation,
     IntakeStep,
+    MessageAck,
     MessageHistory,
     MessageNew,
     MessageSend,
@@ -236,5 +239,81 @@ async def test_outside_hours_the_bot_explains_instead_of_handing_over(
         assert reply.text.startswith("Hoitajan chat ei ota nyt uusia keskusteluja")
         assert "116117" in reply.text and "112" in reply.text
         assert not reply.actions or all(a["kind"] != "handoff" for a in reply.actions)
+    finally:
+        await desk.close_all()
+
+
+# --- a health service's own bot --------------------------------------------------------------
+
+
+async def test_a_services_own_bot_connects_with_a_bot_token(
+    server_factory: Any, codec: Codec, tmp_path: Path
+) -> None:
+    """`kanava add-bot` makes the account; the engine answers over /ws/pro, shown as a bot."""
+    database = tmp_path / "kanava.sqlite3"
+    made = subprocess.run(
+        [sys.executable, "-m", "server.cli", "add-bot", "omabotti", "--name", "Terveysbotti"]
+        + ["--database", str(database)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+    server = server_factory(database=database, bot=False, intake_required=True)
+    desk = Chat(server, codec)
+    try:
+        nobody = await desk.raw_client()
+        await nobody.send(BotStart(language="fi"))
+        await nobody.expect_error("target_unavailable")  # the engine is not connected yet
+
+        engine = await desk.open_pro("omabotti", token=token)
+        assert engine.welcome.professional.bot is True
+        client = await desk.raw_client()
+        await client.send(BotStart(language="fi"))
+        opened = await client.expect(ConversationOpened)
+        cid = opened.conversation.conversation_id
+        assigned = await client.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+        )
+        assert assigned.conversation.professional is not None
+        assert assigned.conversation.professional.bot is True
+        await engine.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
+        await engine.send(
+            MessageSend(
+                cid,
+                "hello-1",
+                "Hei! Olen terveysasemien oma botti.",
+                quick_replies=[{"id": "hours", "label": "Aukioloajat"}],
+                actions=[{"kind": "phone", "label": "Puhelinpalvelu", "url": "tel:0931010023"}],
+            )
+        )
+        await engine.expect(MessageAck)
+        got = (await client.expect(MessageNew)).message
+        assert got.quick_replies == [{"id": "hours", "label": "Aukioloajat"}]
+        assert isinstance(got.actions, list) and got.actions[0]["url"] == "tel:0931010023"
+        # Links must be https or tel: anything else is refused and nothing is stored.
+        await engine.send(
+            MessageSend(
+                cid, "bad-1", "x", actions=[{"kind": "link", "label": "x", "url": "http://x"}]
+            )
+        )
+        await engine.expect_error("invalid_field")
+        # People do not send buttons.
+        nurse_desk = Chat(server_factory(intake_required=False), codec)
+        try:
+            patient, nurse = await nurse_desk.open_chat_with("hoitaja1")
+            await nurse.send(
+                MessageSend(
+                    patient.conversation_id,
+                    "n1",
+                    "Hei",
+                    quick_replies=[{"id": "a", "label": "A"}],
+                )
+            )
+            await nurse.expect_error("invalid_field")
+        finally:
+            await nurse_desk.close_all()
+        await client.nothing_more(cls=MessageNew)
     finally:
         await desk.close_all()
