@@ -80,11 +80,14 @@ _HANDOFF_BUTTON = {
 }
 _HANDOFF_CLOSED = {
     "fi": "Hoitajan chat ei ota nyt uusia keskusteluja. {closed} Kiireellisissä asioissa "
-    "soita Päivystysapuun 116117, hätätilanteessa 112. Voit kysyä minulta yleisiä asioita.",
+    "soita Päivystysapuun 116117, hätätilanteessa 112. Koululaiset voivat kääntyä "
+    "kouluterveydenhoitajan puoleen. Voit kysyä minulta yleisiä asioita.",
     "sv": "Skötarens chatt tar inte emot nya samtal just nu. {closed} I brådskande ärenden "
-    "ring Jourhjälpen 116117, i nödsituationer 112. Du kan fråga mig om allmänna saker.",
+    "ring Jourhjälpen 116117, i nödsituationer 112. Elever kan vända sig till "
+    "skolhälsovårdaren. Du kan fråga mig om allmänna saker.",
     "en": "The nurse's chat is not taking new chats now. {closed} For urgent matters call "
-    "the Medical Helpline 116117, in an emergency 112. You can ask me general questions.",
+    "the Medical Helpline 116117, in an emergency 112. Pupils can turn to their school "
+    "health nurse. You can ask me general questions.",
 }
 _HANDOFF = {
     "fi": "Hoitajan kanssa voit keskustella tunnistautuneena chatissa terveysaseman "

@@ -188,14 +188,16 @@ _ANONYMOUS_BOT = {
 }
 _UNDER_AGE = {
     "fi": "Alle 18-vuotias ei voi aloittaa tunnistautunutta chattia itse. Neuvontabotti "
-    "vastaa yleisiin kysymyksiin. Voit myös pyytää huoltajaa ottamaan yhteyttä, tai soittaa "
-    "päivystysapuun 116117. Hätätilanteessa soita 112.",
+    "vastaa yleisiin kysymyksiin. Koululaisena voit kääntyä oman kouluterveydenhoitajasi "
+    "puoleen. Voit myös pyytää huoltajaa ottamaan yhteyttä, tai soittaa päivystysapuun "
+    "116117. Hätätilanteessa soita 112.",
     "sv": "Den som är under 18 år kan inte själv starta en identifierad chatt. "
-    "Rådgivningsboten svarar på allmänna frågor. Du kan också be en vårdnadshavare kontakta "
-    "oss, eller ringa jourhjälpen 116117. I nödsituationer ring 112.",
+    "Rådgivningsboten svarar på allmänna frågor. Som elev kan du vända dig till din "
+    "skolhälsovårdare. Du kan också be en vårdnadshavare kontakta oss, eller ringa "
+    "jourhjälpen 116117. I nödsituationer ring 112.",
     "en": "Under-18s cannot start an identified chat themselves. The advice bot answers "
-    "general questions. You can also ask a guardian to contact us, or call the medical "
-    "helpline 116117. In an emergency call 112.",
+    "general questions. Pupils can turn to their school health nurse. You can also ask a "
+    "guardian to contact us, or call the medical helpline 116117. In an emergency call 112.",
 }
 _NOT_RESIDENT = {
     "fi": "Tämä chat palvelee {municipality} asukkaita. Ota yhteyttä oman kuntasi tai "

@@ -442,6 +442,10 @@ export class MessageList {
         group.append(button);
       }
       item.append(group);
+    } else if (Array.isArray(m.quick_replies) && m.quick_replies.length) {
+      // Shown to the other party (a nurse reading a bot chat) as what the client was offered.
+      const labels = m.quick_replies.map((r) => r.label).join(" · ");
+      item.append(el("p", "msg-offered", `${this.labels.offered || "Offered"}: ${labels}`));
     } else if (m.sender_role === "client") {
       // The client wrote: earlier buttons no longer answer the conversation's last question.
       for (const old of this.list.querySelectorAll(".quick-replies")) old.remove();

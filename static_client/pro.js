@@ -20,6 +20,7 @@ const LABELS = {
   delivered: "Delivered",
   read: "Read",
   failed: "Not sent",
+  offered: "Offered to the client",
 };
 
 const $ = (id) => document.getElementById(id);

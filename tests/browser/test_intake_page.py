@@ -358,14 +358,18 @@ async def test_from_the_bot_to_a_nurse_in_the_same_chat(
     chat_pane = await take(console, "Unnamed client")  # not identified (no provider here)
     await expect(chat_pane.locator(".msg-text").nth(1)).to_have_text("haluan puhua hoitajan kanssa")
     await expect(chat_pane.locator(".msg-sender").first).to_have_text("Neuvontabotti (bot)")
-    # The client's buttons are the client's: the nurse sees the words, not the buttons.
+    # The client's buttons are the client's: the nurse sees what was offered, not buttons.
     await expect(chat_pane.locator(".quick-replies, .handoff")).to_have_count(0)
+    await expect(chat_pane.locator(".msg-offered").first).to_contain_text("Reseptin uusiminen")
     await expect(chat_pane.locator(".pane-answers")).to_contain_text("Haluan kysyä rokotuksista.")
     await chat_pane.locator("textarea").fill("Hei, olen hoitaja.")
     await chat_pane.get_by_role("button", name="Send").click()
     await expect(page.locator("#messages .msg-other .msg-text").last).to_have_text(
         "Hei, olen hoitaja."
     )
+    # Nobody is left waiting: the queue the nurse sees is empty again.
+    await expect(console.get_by_role("heading", name="Kallio – 0 waiting")).to_be_visible()
+    await pages.screenshot(console, "console-handover.png")
     await expect(page.locator("#chat-with")).to_have_text(
         "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
     )

@@ -6,6 +6,7 @@ example questions; holdout.tsv was written later, also apart from both.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -80,6 +81,18 @@ def test_every_answer_has_somewhere_to_act_in_every_language(kb) -> None:  # typ
                 assert view["url"].startswith(("https://", "tel:")), (topic.id, view)
     for emergency in kb.emergencies:
         assert any(a.value == "112" for a in emergency.actions), emergency.kind
+
+
+def test_no_answer_gives_a_dose_or_a_diagnosis(kb) -> None:  # type: ignore[no-untyped-def]
+    """The bot never doses: no amounts of medicine anywhere in what it can say."""
+    dose = re.compile(
+        r"\d+\s*(mg|g|ml|µg|mcg)\b|\d+\s*(tablet|tabletti|tablett|kapsel|pill)|"
+        r"(kerran|kahdesti|gånger|times) (päivässä|om dagen|a day)",
+        re.IGNORECASE,
+    )
+    texts = [t.answers[lang] for t in kb.topics.values() for lang in ("fi", "sv", "en")]
+    texts += [e.answers[lang] for e in kb.emergencies for lang in ("fi", "sv", "en")]
+    assert not [t for t in texts if dose.search(t)]
 
 
 def test_the_answer_follows_the_language_the_resident_writes_in(kb) -> None:  # type: ignore[no-untyped-def]
