@@ -187,6 +187,9 @@ class BotReply:
     quick_replies: tuple[dict[str, str], ...] = ()
     actions: tuple[dict[str, str], ...] = ()
     label: str = ""  # what the bot understood: emergency:112, a topic id, handoff, unknown
+    # After an emergency's answer: the answer to what else the message asked, if anything
+    # (someone asking for the records of last year's heart attack still gets them).
+    follow_up: BotReply | None = None
 
     def extra(self) -> dict[str, Any] | None:
         extra: dict[str, Any] = {}
@@ -256,11 +259,22 @@ def compose(
     # An emergency or a topic: its answer and where to act, in the client's language.
     known = match.emergency if match.kind == "emergency" else match.topic
     if known is not None:
+        follow_up = None
+        if match.kind == "emergency":
+            also = kb.understand(text, default_lang=lang, safety=False)
+            if also.kind == "topic" and also.topic is not None:
+                follow_up = BotReply(
+                    also.topic.answers[lang],
+                    lang,
+                    actions=tuple(a.view(lang) for a in also.topic.actions),
+                    label=also.topic.id,
+                )
         return BotReply(
             known.answers[lang],
             lang,
             actions=tuple(a.view(lang) for a in known.actions),
             label=match.label,
+            follow_up=follow_up,
         )
     if match.kind == "handoff" and nurse_chat is not None and nurse_chat.open:
         button = {"kind": "handoff", "label": _HANDOFF_BUTTON[lang], "value": "", "url": ""}
@@ -322,6 +336,11 @@ class BotResponder:
                 self._greeted.add(view.conversation_id)
 
     def _send(self, conversation_id: str, reply: BotReply) -> None:
+        self._send_one(conversation_id, reply)
+        if reply.follow_up is not None:
+            self._send_one(conversation_id, reply.follow_up)
+
+    def _send_one(self, conversation_id: str, reply: BotReply) -> None:
         def on_reply(answer: Message) -> None:
             if isinstance(answer, Error):
                 log.warning("bot answer in %s refused: %s", conversation_id, answer.code)

@@ -58,6 +58,7 @@ _ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _NGRAMS = (3, 4, 5)
 _BEST_DOCUMENT = 0.7  # a topic's score: this much its best document, the rest all of them
 _OFF_TOPIC = "_offtopic"
+_EMERGENCY_CLASS = "!"  # "!112", "!crisis", "!poison": the emergency examples' classes
 # Function words: they say which language, not what about (language detection uses them).
 _STOPWORDS = frozenset(
     """
@@ -126,9 +127,13 @@ class Emergency:
     def matches(self, normalized: str) -> bool:
         if not any(p.search(normalized) for ps in self.patterns.values() for p in ps):
             return False
+        return not self.cancelled(normalized)
+
+    def cancelled(self, normalized: str) -> bool:
+        """A past event (or a blocked nose) and nothing saying it is happening again."""
         if any(p.search(normalized) for p in self.unless):
-            return any(p.search(normalized) for p in self.acute)
-        return True
+            return not any(p.search(normalized) for p in self.acute)
+        return False
 
 
 @dataclass(frozen=True)
@@ -223,7 +228,10 @@ class KnowledgeBase:
     emergencies: tuple[Emergency, ...]
     handoff: Mapping[str, tuple[re.Pattern[str], ...]]
     off_topic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # kind -> example messages (all languages): an emergency told in words no pattern knows.
+    emergency_examples: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     threshold: float = 0.20
+    emergency_threshold: float = 0.20
     _index: _Index = field(init=False, repr=False)  # every example, and title + keywords
     _doc_topic: list[str] = field(init=False, repr=False)
     _topic_index: _Index = field(init=False, repr=False)  # a topic's examples together
@@ -243,6 +251,12 @@ class KnowledgeBase:
                 groups.append((topic.id, texts))
                 corpus[lang] += [*texts, topic.answers[lang]]
         groups += [(_OFF_TOPIC, list(texts)) for texts in self.off_topic.values() if texts]
+        kinds = {e.kind for e in self.emergencies}
+        groups += [
+            (_EMERGENCY_CLASS + kind, list(texts))
+            for kind, texts in self.emergency_examples.items()
+            if texts and kind in kinds
+        ]
         for topic_id, texts in groups:
             for text in texts:
                 documents.append((topic_id, _features(normalize(text), content_only=True)))
@@ -270,11 +284,15 @@ class KnowledgeBase:
             return default
         return self._languages.keys[best]
 
-    def understand(self, text: str, default_lang: str = "fi") -> Match:
-        """What the bot makes of one message: emergency, handoff, a topic, or unknown."""
+    def understand(self, text: str, default_lang: str = "fi", *, safety: bool = True) -> Match:
+        """What the bot makes of one message: emergency, handoff, a topic, or unknown.
+
+        ``safety=False`` leaves emergencies out: what else the message asks about, for the
+        answer that follows an emergency's.
+        """
         normalized = normalize(text)
         lang = self.language_of(normalized, default_lang)
-        for emergency in self.emergencies:
+        for emergency in self.emergencies if safety else ():
             if emergency.matches(normalized):
                 return Match("emergency", lang, emergency=emergency, score=1.0)
         for patterns in self.handoff.values():
@@ -295,6 +313,13 @@ class KnowledgeBase:
             for t in best_doc.keys() | whole.keys()
         }
         ranked = sorted(by_topic.items(), key=lambda item: -item[1])
+        if safety and ranked and ranked[0][0].startswith(_EMERGENCY_CLASS):
+            # Closest to the examples of an emergency: safety first, as with the patterns.
+            kind, score = ranked[0][0][len(_EMERGENCY_CLASS) :], ranked[0][1]
+            emergency = next(e for e in self.emergencies if e.kind == kind)
+            if score >= self.emergency_threshold and not emergency.cancelled(normalized):
+                return Match("emergency", lang, emergency=emergency, score=score)
+        ranked = [item for item in ranked if not item[0].startswith(_EMERGENCY_CLASS)]
         if not ranked or ranked[0][1] < self.threshold or ranked[0][0] == _OFF_TOPIC:
             near = tuple(item for item in ranked if item[0] != _OFF_TOPIC)[:3]
             return Match("unknown", lang, score=ranked[0][1] if ranked else 0.0, alternatives=near)
@@ -475,6 +500,7 @@ def _load(folder: Path, threshold: float | None) -> KnowledgeBase:
     emergencies: tuple[Emergency, ...] = ()
     handoff: dict[str, tuple[re.Pattern[str], ...]] | None = None
     off_topic: dict[str, tuple[str, ...]] = {}
+    emergency_examples: dict[str, tuple[str, ...]] = {}
     for path in sorted(folder.glob("*.toml")):
         name = path.name
         reader = _Reader(name)
@@ -483,6 +509,18 @@ def _load(folder: Path, threshold: float | None) -> KnowledgeBase:
             emergencies = _emergencies(raw, reader)
         elif path.stem == "_handoff":
             handoff = _handoff(raw, reader)
+        elif path.stem == "_emergency_examples":
+            table = reader.table(reader.required(raw, "", "examples"), "examples")
+            emergency_examples = {
+                kind: tuple(
+                    text
+                    for lang in LANGUAGES
+                    if lang in entry
+                    for text in reader.texts(entry[lang], f"examples.{kind}.{lang}")
+                )
+                for kind, entry in table.items()
+                if isinstance(entry, dict)
+            }
         elif path.stem == _OFF_TOPIC:
             reader.known(raw, "", set(LANGUAGES))
             off_topic = {lang: reader.texts(raw[lang], lang) for lang in LANGUAGES if lang in raw}
@@ -498,7 +536,13 @@ def _load(folder: Path, threshold: float | None) -> KnowledgeBase:
         raise KnowledgeError(f"{folder}: _safety.toml is missing: the bot must know emergencies")
     if handoff is None:
         raise KnowledgeError(f"{folder}: _handoff.toml is missing")
-    kb = KnowledgeBase(topics, emergencies, handoff, off_topic)
+    unknown = set(emergency_examples) - {e.kind for e in emergencies}
+    if unknown:
+        raise KnowledgeError(
+            f"examples of an emergency kind _safety.toml does not have: {sorted(unknown)}",
+            source="_emergency_examples.toml",
+        )
+    kb = KnowledgeBase(topics, emergencies, handoff, off_topic, emergency_examples)
     if threshold is not None:
         kb.threshold = threshold
     return kb

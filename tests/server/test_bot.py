@@ -89,6 +89,9 @@ async def test_an_emergency_is_answered_first_with_112(desk: Chat) -> None:
     assert "112" in answer.text
     assert isinstance(answer.actions, list)
     assert answer.actions[0]["url"] == "tel:112"
+    # Only after it, the answer to what else was asked.
+    then = await client.expect(MessageNew, lambda m: m.message.sender_role == "professional")
+    assert then.message.seq == answer.seq + 1 and "OmaKanna" in then.message.text
     crisis = (await ask(client, "en halua enää elää")).message
     assert "09 2525 0111" in crisis.text
 

@@ -41,7 +41,7 @@ def test_the_evaluation_set_meets_its_targets(kb) -> None:  # type: ignore[no-un
     assert result["ok"], result["failures"]
 
 
-@pytest.mark.parametrize("name", ["holdout.tsv", "fresh.tsv"])
+@pytest.mark.parametrize("name", ["holdout.tsv", "fresh.tsv", "safety.tsv", "safety2.tsv"])
 def test_the_later_sets_catch_every_emergency(kb, name: str) -> None:  # type: ignore[no-untyped-def]
     """Sets written after the first, apart from it: every emergency in them is caught too."""
     result = evaluate(kb, read_set(ROOT / "tests" / "bot_eval" / name))
