@@ -18,7 +18,6 @@ and the client's text.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -204,7 +203,7 @@ def _quick_replies(
     kb: KnowledgeBase, lang: str, first: tuple[str, ...] = ()
 ) -> tuple[dict[str, str], ...]:
     topics = [kb.topics[t] for t in first if t in kb.topics]
-    topics += [t for t in kb.quick_replies(lang) if t not in topics]
+    topics += [t for t in kb.quick_replies() if t not in topics]
     return tuple({"id": t.id, "label": t.titles[lang]} for t in topics[:8])
 
 
@@ -303,8 +302,6 @@ class BotResponder:
     nurse_chat: Callable[[str], NurseChat] | None = None
     _languages: dict[str, str] = field(default_factory=dict)  # conversation -> language
     _greeted: set[str] = field(default_factory=set)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    answered: int = 0  # for tests and metrics
 
     @property
     def actor(self) -> Actor:
@@ -354,7 +351,6 @@ class BotResponder:
                 on_reply,
                 extra=reply.extra(),
             )
-            self.answered += 1
         except Exception:
             # The chat may have closed meanwhile; the bot never takes the server down.
             log.exception("the bot could not answer in %s", conversation_id)
@@ -386,9 +382,7 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
         bot=True,
     )
     await storage.save_professional(pro)
-    hub.add_professional(pro)
-    pro = hub.professionals[BOT_ID]
-    pro.bot = True
+    hub.add_professional(pro)  # keeps the chats the bot had before a restart
     reception = app.get(RECEPTION)
     nurse_chat = None
     if reception is not None and settings.intake_required:

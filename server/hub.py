@@ -69,6 +69,12 @@ RECENTLY_CLOSED = 10_000
 URGENT_RANK_OFFSET_MS = 10**12  # about 32 years: before any routine chat
 
 
+def _rank(queued_ms: int, triage: str | None) -> float:
+    """A queue rank. Urgent chats sort before every routine one and keep their own order
+    among themselves: their rank is their queueing time moved far into the past."""
+    return float(queued_ms) - (URGENT_RANK_OFFSET_MS if triage == "urgent" else 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """The party behind a connection, as the hub knows it."""
@@ -323,9 +329,7 @@ class Hub:
         now = self.clock.now_ms()
         if facts is None:
             facts = IntakeFacts(client_name, topic, None, None, None, None)
-        # Urgent chats sort before every routine one and keep their own order among
-        # themselves: their rank is their queueing time moved far into the past.
-        rank = float(now) - (URGENT_RANK_OFFSET_MS if facts.triage == "urgent" else 0)
+        rank = _rank(now, facts.triage)
         conv = Conversation(
             id=conversation_id or new_id("c"),
             token_hash=hash_token(token),
@@ -542,19 +546,9 @@ class Hub:
             raise HubError(ErrorCode.UNKNOWN_TEAM, f"there is no team '{team_id}'")
         if team_id == conv.team_id:
             raise HubError(ErrorCode.TARGET_UNAVAILABLE, "the chat is already in this team")
-        self._transition(conv, ConversationEvent.REQUEUE)
-        pro.conversation_ids.discard(conv.id)
         old_team = conv.team_id
-        conv.professional_id = None
-        conv.team_id = team_id
-        now = self.clock.now_ms()
-        urgent = URGENT_RANK_OFFSET_MS if conv.triage == "urgent" else 0
-        conv.queue_rank = float(conv.created_at) - urgent
-        conv.queued_at = now
-        conv.reason = "transferred"
-        queue = self.queues[team_id]
-        queue.add(conv)
-        self._last_position[conv.id] = queue.position(conv) or 1
+        rank = _rank(conv.created_at, conv.triage)
+        self._back_to_queue(conv, team_id, rank, "transferred", pro)
         self._assigned_at.pop(conv.id, None)
         changes = _Changes()
         self._touch(conv, changes)
@@ -609,24 +603,13 @@ class Hub:
         if conv.state is not ConversationState.ASSIGNED:
             raise HubError(ErrorCode.CONVERSATION_CLOSED, "the chat with the bot has ended")
         bot = self.professionals.get(conv.professional_id) if conv.professional_id else None
-        self._transition(conv, ConversationEvent.REQUEUE)
-        if bot is not None:
-            bot.conversation_ids.discard(conv.id)
         old_team = conv.team_id
-        now = self.clock.now_ms()
-        conv.professional_id = None
-        conv.team_id = team_id
         conv.client_name = facts.client_name or conv.client_name
         conv.topic = facts.topic or conv.topic
         conv.triage, conv.station_id = facts.triage, facts.station_id
         conv.intake_json, conv.identity_json = facts.intake_json, facts.identity_json
-        urgent = URGENT_RANK_OFFSET_MS if facts.triage == "urgent" else 0
-        conv.queue_rank = float(now) - urgent
-        conv.queued_at = now
-        conv.reason = "handed_over"
-        queue = self.queues[team_id]
-        queue.add(conv)
-        self._last_position[conv.id] = queue.position(conv) or 1
+        rank = _rank(self.clock.now_ms(), facts.triage)
+        self._back_to_queue(conv, team_id, rank, "handed_over", bot)
         changes = _Changes()
         self._open_for(conv, subscriber, changes)
         self._touch(conv, changes)
@@ -898,21 +881,35 @@ class Hub:
         changes: _Changes,
         previous: Professional | None = None,
     ) -> None:
-        self._transition(conv, ConversationEvent.REQUEUE)
-        if previous is not None:
-            previous.conversation_ids.discard(conv.id)
         old_pro = conv.professional_id
-        conv.professional_id = None
-        queue = self.queues[conv.team_id]
-        conv.queue_rank = queue.front_rank(self.clock.now_ms())
-        conv.queued_at = self.clock.now_ms()
-        conv.reason = reason
-        queue.add(conv)
-        self._last_position[conv.id] = queue.position(conv) or 1
+        rank = self.queues[conv.team_id].front_rank(self.clock.now_ms())
+        self._back_to_queue(conv, conv.team_id, rank, reason, previous)
         self._touch(conv, changes)
         changes.teams.add(conv.team_id)
         changes.audit.append(self._audit(conv.id, "system", "hub", "requeued", reason))
         changes.events.append(self._state_event(conv, old_pro))
+
+    def _back_to_queue(
+        self,
+        conv: Conversation,
+        team_id: str,
+        rank: float,
+        reason: str,
+        previous: Professional | None,
+    ) -> None:
+        """An assigned chat waits in ``team_id``'s queue again (requeued, transferred to a
+        team, handed over from the bot); ``previous`` no longer has it."""
+        self._transition(conv, ConversationEvent.REQUEUE)
+        if previous is not None:
+            previous.conversation_ids.discard(conv.id)
+        conv.professional_id = None
+        conv.team_id = team_id
+        conv.queue_rank = rank
+        conv.queued_at = self.clock.now_ms()
+        conv.reason = reason
+        queue = self.queues[team_id]
+        queue.add(conv)
+        self._last_position[conv.id] = queue.position(conv) or 1
 
     def _auto_assign(self, team_id: str, changes: _Changes) -> None:
         team = self.teams.get(team_id)

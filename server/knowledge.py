@@ -33,7 +33,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,7 +269,7 @@ class KnowledgeBase:
             [(lang, _features(normalize(" ".join(texts)))) for lang, texts in corpus.items()]
         )
 
-    def quick_replies(self, lang: str) -> list[Topic]:
+    def quick_replies(self) -> list[Topic]:
         return sorted((t for t in self.topics.values() if t.quick_reply), key=lambda t: t.order)
 
     def language_of(self, text: str, default: str = "fi") -> str:
@@ -546,11 +546,3 @@ def _load(folder: Path, threshold: float | None) -> KnowledgeBase:
     if threshold is not None:
         kb.threshold = threshold
     return kb
-
-
-def iter_examples(kb: KnowledgeBase) -> Iterable[tuple[str, str, str]]:
-    """(language, topic id, example) of every example question, for checks and tools."""
-    for topic in kb.topics.values():
-        for lang in LANGUAGES:
-            for example in topic.examples[lang]:
-                yield lang, topic.id, example
