@@ -56,6 +56,9 @@ class ErrorCode(StrEnum):
     UNKNOWN_STATION = "unknown_station"
     SERVICE_CLOSED = "service_closed"
     RATE_LIMITED = "rate_limited"
+    # The professional console.
+    PANE_MISMATCH = "pane_mismatch"  # a send from a pane showing another conversation
+    CSRF = "csrf"  # an HTTP request without the console's anti-forgery token
     INTERNAL = "internal"
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Auth",
     "AvailabilitySet",
+    "DraftSet",
     "BotStart",
     "ChatMessage",
     "ConversationClose",
@@ -107,6 +108,7 @@ class ProfessionalRef:
     name: Name
     title: Name | None = None
     bot: bool = False  # an advice bot, not a person: clients must say so
+    role: Code | None = None  # "nurse", "doctor", "supervisor" or "admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,12 @@ class ConversationView:
     # professional's console shows; the client's own views carry them too.
     intake: JsonValue | None = None
     identity: JsonValue | None = None
+    # Messages up to this seq were with the advice bot, before a person took over (0: none).
+    bot_seq: int = 0
+    # How the chat reached its professional, when another professional sent it:
+    # {"kind": "transfer" | "team" | "escalation", "from_id", "from_name", "note", "at"}.
+    handover: JsonValue | None = None
+    escalated: bool = False  # a nurse escalated it to a doctor (in the same conversation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +270,8 @@ class ConversationResume(Message):
 
 @dataclass(frozen=True, slots=True)
 class Auth(Message):
-    """A professional authenticates with the token from ``POST /api/login``.
+    """A professional authenticates: with the session cookie of the websocket's upgrade
+    request (the console), or with a ``token`` from ``POST /api/login`` (scripts, bots).
 
     ``cursors`` maps a conversation id to the last seq this console has of it; the server then
     sends exactly the missing messages of each assigned conversation.
@@ -270,7 +279,7 @@ class Auth(Message):
 
     type: ClassVar[str] = "auth"
     senders: ClassVar[frozenset[Role]] = PRO_ONLY
-    token: Token
+    token: Token | None = None
     cursors: dict[str, int] | None = None
 
 
@@ -315,6 +324,19 @@ class MessageSend(Message):
     # Only from a bot account: buttons and links, as in ChatMessage.
     quick_replies: JsonValue | None = None
     actions: JsonValue | None = None
+    # From a professional's console: the conversation of the pane the composer belongs to,
+    # read apart from ``conversation_id``. The server refuses the send when they differ.
+    pane: Id | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftSet(Message):
+    """A professional's unsent text in one conversation, kept by the server (empty: none)."""
+
+    type: ClassVar[str] = "draft.set"
+    senders: ClassVar[frozenset[Role]] = PRO_ONLY
+    conversation_id: Id
+    text: Annotated[str, Limit(MAX_TEXT_LENGTH, too_long=ErrorCode.TEXT_TOO_LONG)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +363,9 @@ class ReadMark(Message):
 class ConversationTransfer(Message):
     """Hand a conversation to another professional, or to another team's queue.
 
-    Exactly one of ``to_professional`` and ``to_team``; an optional note for the audit log.
+    Exactly one of ``to_professional`` and ``to_team``; an optional note, which the receiving
+    professional sees. ``escalate`` marks a nurse's escalation to a doctor: the same
+    conversation, to a professional whose role is doctor (or to a team's queue).
     """
 
     type: ClassVar[str] = "conversation.transfer"
@@ -350,6 +374,7 @@ class ConversationTransfer(Message):
     to_professional: Id | None = None
     note: Reason | None = None
     to_team: Id | None = None
+    escalate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +446,8 @@ class Welcome(Message):
     teams: tuple[Id, ...]
     conversations: tuple[ConversationView, ...]
     protocol_version: int = PROTOCOL_VERSION
+    # The professional's unsent text per conversation (``draft.set``), for their composers.
+    drafts: JsonValue | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +548,7 @@ INBOUND: dict[str, type[Message]] = {
         QueueTake,
         ConversationSync,
         MessageSend,
+        DraftSet,
         TypingSet,
         ReadMark,
         ConversationTransfer,

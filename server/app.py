@@ -17,11 +17,11 @@ from protocol import CODECS, DEFAULT_SUBPROTOCOL, SUBPROTOCOLS, ErrorCode, Role
 from protocol.errors import CloseCode
 
 from .app_keys import CLOCK, CONNECTIONS, HUB, RECEPTION, SETTINGS, STORAGE
-from .auth import hash_token, new_token, verify_password
 from .bot import bot_context
 from .bus import LocalBus
 from .clock import Clock, SystemClock
 from .connection import Connection
+from .console_web import add_console_routes, csrf_middleware
 from .demo import seed_demo
 from .hub import Hub
 from .intake_web import add_intake_routes, intake_context
@@ -37,7 +37,7 @@ STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[csrf_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[CONNECTIONS] = set()
@@ -47,8 +47,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.on_shutdown.append(_close_websockets)
     app.router.add_get("/ws/client", client_websocket)
     app.router.add_get("/ws/pro", pro_websocket)
-    app.router.add_post("/api/login", login)
-    app.router.add_post("/api/logout", logout)
+    add_console_routes(app)
     app.router.add_get("/healthz", healthz)
     add_intake_routes(app)
     static = settings.static_dir or STATIC_ROOT
@@ -150,45 +149,6 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
     return ws
-
-
-async def login(request: web.Request) -> web.Response:
-    """``POST /api/login`` with ``{"username", "password"}`` → a session token."""
-    try:
-        body = await request.json()
-        username, password = body["username"], body["password"]
-        if not isinstance(username, str) or not isinstance(password, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        return _json_error(400, ErrorCode.MALFORMED, "send JSON with username and password")
-    hub, settings, clock = request.app[HUB], request.app[SETTINGS], request.app[CLOCK]
-    pro = next((p for p in hub.professionals.values() if p.username == username), None)
-    if pro is None or not verify_password(password, pro.password_hash):
-        return _json_error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
-    token = new_token()
-    expires_at = clock.now_ms() + int(settings.session_hours * 3_600_000)
-    await request.app[STORAGE].create_session(hash_token(token), pro.id, expires_at)
-    return web.json_response(
-        {
-            "token": token,
-            "expires_at": expires_at,
-            "professional": {"id": pro.id, "name": pro.display_name, "title": pro.title},
-        }
-    )
-
-
-async def logout(request: web.Request) -> web.Response:
-    """``POST /api/logout`` with ``Authorization: Bearer <token>``: ends the session."""
-    header = request.headers.get(hdrs.AUTHORIZATION, "")
-    if not header.startswith("Bearer "):
-        return _json_error(400, ErrorCode.MALFORMED, "send Authorization: Bearer <token>")
-    token_hash = hash_token(header.removeprefix("Bearer ").strip())
-    await request.app[STORAGE].delete_session(token_hash)
-    connections: set[Connection] = request.app[CONNECTIONS]
-    for conn in list(connections):
-        if conn.session_hash == token_hash:
-            await conn.close(CloseCode.SESSION_ENDED, "signed out")
-    return web.json_response({"signed_out": True})
 
 
 async def healthz(request: web.Request) -> web.Response:

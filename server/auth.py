@@ -1,9 +1,16 @@
 """Professional accounts and sessions.
 
-Passwords are hashed with scrypt (standard library). A sign-in creates a session: a random
-token given to the browser once, stored only as its SHA-256 hash, valid for
-``session_hours``. The professional's websocket presents it in its first message (``auth``).
+Passwords are hashed with Argon2id (``argon2-cffi``) with the parameters OWASP's password
+storage guidance recommends (19 MiB of memory, 2 passes, 1 lane), in a worker thread so that a
+sign-in never stalls the chats. Hashes from before Argon2 (scrypt) still verify and are
+replaced by an Argon2 hash at the next sign-in.
+
+A sign-in creates a session: a random token, stored only as its SHA-256 hash, valid for
+``session_hours``; the console gets it as an ``HttpOnly`` cookie, scripts in the response body.
 Client conversation tokens follow the same rule: only their hash is stored.
+
+The console's anti-forgery token is derived from the session token (an HMAC), so it needs no
+storage, changes with every session, and cannot be computed without the cookie's secret.
 """
 
 from __future__ import annotations
@@ -13,21 +20,65 @@ import hashlib
 import hmac
 import secrets
 
-__all__ = ["hash_password", "hash_token", "new_id", "new_token", "verify_password"]
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+__all__ = [
+    "LOGIN_CSRF_COOKIE",
+    "SESSION_COOKIE",
+    "csrf_for_session",
+    "hash_password",
+    "hash_token",
+    "needs_rehash",
+    "new_id",
+    "new_token",
+    "verify_password",
+]
+
+SESSION_COOKIE = "kanava_session"
+LOGIN_CSRF_COOKIE = "kanava_login_csrf"
+
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+# A password is checked against this when the username is unknown, so that a wrong username
+# takes as long as a wrong password and does not reveal which usernames exist.
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
 
 
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
-    )
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
 
 
-def verify_password(password: str, stored: str) -> bool:
+def verify_password(password: str, stored: str | None) -> bool:
+    if stored is None:
+        try:
+            _HASHER.verify(_DUMMY_HASH, password)
+        except VerificationError:
+            pass
+        return False
+    if stored.startswith("$argon2"):
+        try:
+            return _HASHER.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+    return _verify_scrypt(password, stored)
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for a hash made before Argon2, or with weaker parameters than today's."""
+    if not stored.startswith("$argon2"):
+        return True
+    try:
+        return _HASHER.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
+
+
+def csrf_for_session(session_token: str) -> str:
+    """The anti-forgery token of one session (sent back in the ``X-CSRF-Token`` header)."""
+    return hmac.new(session_token.encode("utf-8"), b"kanava csrf v1", hashlib.sha256).hexdigest()
+
+
+def _verify_scrypt(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
         if scheme != "scrypt":

@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     pro.add_argument("--name", required=True, help="full name shown to clients")
     pro.add_argument("--title", default="nurse", help="e.g. nurse or doctor (default nurse)")
     pro.add_argument(
+        "--role",
+        choices=["nurse", "doctor", "supervisor", "admin"],
+        help="what the account may do (default: doctor for --title doctor, else nurse); "
+        "a supervisor and an admin also read the access log",
+    )
+    pro.add_argument(
+        "--oidc-subject",
+        help="the account's subject (sub) at the OpenID Connect provider, so that the "
+        "professional can sign in with the organisation's account",
+    )
+    pro.add_argument(
         "--team", action="append", required=True, dest="teams", help="team id (repeatable)"
     )
     pro.add_argument(
@@ -127,6 +138,8 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
                 capacity=capacity,
                 teams=tuple(args.teams),
                 password_hash=hash_password(password),
+                role=args.role or ("doctor" if args.title == "doctor" else "nurse"),
+                oidc_subject=args.oidc_subject or None,
             )
         )
     finally:
@@ -202,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
     if settings.demo:
         print("Kanava demo accounts (password 'kanava-demo'):")
-        for _, username, _, name, title, teams in DEMO_ACCOUNTS:
-            print(f"  {username:10} {name} ({title}; teams: {', '.join(teams)})")
+        for _, username, _, name, title, role, teams in DEMO_ACCOUNTS:
+            print(f"  {username:11} {name} ({title}, role {role}; teams: {', '.join(teams)})")
         base = f"http://{settings.host}:{settings.port}"
         print(f"Client page: {base}/client   Professional page: {base}/pro   Demo: {base}/demo")
     # The collector's full passes stall every chat for tens of milliseconds on a busy

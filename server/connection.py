@@ -44,6 +44,7 @@ from protocol.messages import (
     ConversationStateChanged,
     ConversationSync,
     ConversationTransfer,
+    DraftSet,
     Error,
     IntakeAnonymous,
     IntakeAnswer,
@@ -62,7 +63,7 @@ from protocol.messages import (
     Welcome,
 )
 
-from .auth import hash_token
+from .auth import SESSION_COOKIE, hash_token
 from .bot import BOT_NAME, BOT_TEAM, bot_extras
 from .bus import Envelope
 from .clock import Clock
@@ -137,6 +138,7 @@ class Connection:
             IntakeResume: self._on_intake_resume,
             ConversationResume: self._on_resume,
             Auth: self._on_auth,
+            DraftSet: self._on_draft,
             AvailabilitySet: self._on_availability,
             QueueTake: self._on_take,
             ConversationTransfer: self._on_transfer,
@@ -198,6 +200,13 @@ class Connection:
         if kind is MessageSend:
             assert isinstance(msg, MessageSend)
             actor = self._actor()
+            if msg.pane is not None and msg.pane != msg.conversation_id:
+                # The console says which pane the text was written in: a send addressed to
+                # another chat than the one that pane shows would reach the wrong patient.
+                raise HubError(
+                    ErrorCode.PANE_MISMATCH,
+                    "not sent: this message was written in another chat's pane",
+                )
             extra = None
             if msg.quick_replies is not None or msg.actions is not None:
                 if actor.professional is None or not actor.professional.bot:
@@ -314,11 +323,19 @@ class Connection:
 
     async def _on_auth(self, msg: Auth) -> None:
         self._not_bound()
-        pro = await self.hub.professional_for_session(msg.token)
+        # The console's session is its HttpOnly cookie, sent with the websocket's upgrade
+        # request; scripts and bots send the token from POST /api/login instead.
+        token = msg.token or self.request.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise HubError(ErrorCode.AUTH_FAILED, "not signed in: sign in first")
+        pro = await self.hub.professional_for_session(token)
         self.actor = Actor.for_professional(pro)
-        self.session_hash = hash_token(msg.token)
+        self.session_hash = hash_token(token)
         self._auth_cursors = dict(msg.cursors or {})
         await self.hub.connect_professional(pro, self)
+
+    async def _on_draft(self, msg: DraftSet) -> None:
+        await self.hub.set_draft(self._actor(), msg.conversation_id, msg.text)
 
     async def _on_availability(self, msg: AvailabilitySet) -> None:
         actor = self._actor()
@@ -335,12 +352,12 @@ class Connection:
             )
         if msg.to_team is not None:
             await self.hub.transfer_to_team(
-                self._actor(), msg.conversation_id, msg.to_team, msg.note
+                self._actor(), msg.conversation_id, msg.to_team, msg.note, msg.escalate
             )
         else:
             assert msg.to_professional is not None
             await self.hub.transfer(
-                self._actor(), msg.conversation_id, msg.to_professional, msg.note
+                self._actor(), msg.conversation_id, msg.to_professional, msg.note, msg.escalate
             )
 
     async def _on_close(self, msg: ConversationClose) -> None:

@@ -14,7 +14,11 @@ from enum import StrEnum
 from protocol import ConversationEvent, ConversationState, next_state
 from protocol.messages import ConversationView, ProfessionalRef
 
-__all__ = ["AssignMode", "Conversation", "Professional", "Team"]
+__all__ = ["ROLES", "AssignMode", "Conversation", "Professional", "Team"]
+
+# A professional is a nurse or a doctor; a supervisor also reads the access log; an admin
+# manages accounts (and reads the log). Bots are accounts too, never signed in by a person.
+ROLES = ("nurse", "doctor", "supervisor", "admin", "bot")
 
 
 class AssignMode(StrEnum):
@@ -39,6 +43,8 @@ class Professional:
     teams: tuple[str, ...]
     password_hash: str = ""
     bot: bool = False  # an advice bot (the built-in one), labelled as such to clients
+    role: str = "nurse"  # one of ROLES
+    oidc_subject: str | None = None  # sign-in through the organisation's OpenID provider
     # Runtime state, not stored:
     connections: int = 0
     available: bool = True
@@ -53,8 +59,15 @@ class Professional:
     def free_slots(self) -> int:
         return self.capacity - len(self.conversation_ids)
 
+    @property
+    def supervises(self) -> bool:
+        """May read the access log (a supervisor, or an admin)."""
+        return self.role in ("supervisor", "admin")
+
     def ref(self) -> ProfessionalRef:
-        return ProfessionalRef(id=self.id, name=self.display_name, title=self.title, bot=self.bot)
+        return ProfessionalRef(
+            id=self.id, name=self.display_name, title=self.title, bot=self.bot, role=self.role
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,11 @@ class Conversation:
     station_id: str | None = None
     intake_json: str | None = None
     identity_json: str | None = None
+    # The console's view of the chat's path: where the bot's part ends, how it reached its
+    # professional (JSON), and whether a nurse escalated it to a doctor.
+    bot_seq: int = 0
+    handover_json: str | None = None
+    escalated: bool = False
     last_seq: int = 0
     # Runtime only: the professional the last *published* state event named. Live messages
     # follow this, not professional_id, so a professional never gets a chat's messages
@@ -138,4 +156,7 @@ class Conversation:
             wait_max_minutes=wait_minutes[1] if wait_minutes else None,
             intake=json.loads(self.intake_json)["summary"] if self.intake_json else None,
             identity=json.loads(self.identity_json)["view"] if self.identity_json else None,
+            bot_seq=self.bot_seq,
+            handover=json.loads(self.handover_json) if self.handover_json else None,
+            escalated=self.escalated,
         )

@@ -1,10 +1,12 @@
-"""Demo data for ``scripts/serve``: two teams and three professional accounts.
+"""Demo data for ``scripts/serve``: two teams, three professionals and a supervisor.
 
 The passwords are printed by ``kanava serve --demo``; they are for trying Kanava on one's own
 machine, never for a real deployment.
 """
 
 from __future__ import annotations
+
+import functools
 
 from .auth import hash_password
 from .conversations import AssignMode, Professional, Team
@@ -18,12 +20,31 @@ DEMO_TEAMS = (
     Team("vuosaari", "Vuosaari health station", AssignMode.AUTO),
 )
 
-# (id, username, password, name, title, teams)
+# (id, username, password, name, title, role, teams)
 DEMO_ACCOUNTS = (
-    ("p_hoitaja1", "hoitaja1", "kanava-demo", "Hanna Hoitaja", "nurse", ("kallio",)),
-    ("p_hoitaja2", "hoitaja2", "kanava-demo", "Ville Virtanen", "nurse", ("kallio", "vuosaari")),
-    ("p_laakari1", "laakari1", "kanava-demo", "Laura Lääkäri", "doctor", ("vuosaari",)),
+    ("p_hoitaja1", "hoitaja1", "kanava-demo", "Hanna Hoitaja", "nurse", "nurse", ("kallio",)),
+    (
+        "p_hoitaja2",
+        "hoitaja2",
+        "kanava-demo",
+        "Ville Virtanen",
+        "nurse",
+        "nurse",
+        ("kallio", "vuosaari"),
+    ),
+    ("p_laakari1", "laakari1", "kanava-demo", "Laura Lääkäri", "doctor", "doctor", ("vuosaari",)),
+    (
+        "p_esihenkilo1",
+        "esihenkilo1",
+        "kanava-demo",
+        "Sari Salo",
+        "head nurse",
+        "supervisor",
+        ("kallio", "vuosaari"),
+    ),
 )
+# The demo password's hash, made once per process: Argon2 is slow on purpose.
+_demo_hash = functools.cache(hash_password)
 
 
 async def seed_demo(storage: Storage, settings: Settings) -> None:
@@ -31,7 +52,7 @@ async def seed_demo(storage: Storage, settings: Settings) -> None:
     for team in DEMO_TEAMS:
         await storage.save_team(team)
     known = {p.id for p in await storage.professionals()}
-    for pro_id, username, password, name, title, teams in DEMO_ACCOUNTS:
+    for pro_id, username, password, name, title, role, teams in DEMO_ACCOUNTS:
         if pro_id in known:
             continue
         await storage.save_professional(
@@ -42,6 +63,7 @@ async def seed_demo(storage: Storage, settings: Settings) -> None:
                 title=title,
                 capacity=settings.default_capacity,
                 teams=teams,
-                password_hash=hash_password(password),
+                password_hash=_demo_hash(password),
+                role=role,
             )
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
@@ -67,6 +68,21 @@ QUEUE_UPDATE_SECONDS = 0.25  # queue positions and snapshots go out at most this
 OPEN_RETRY_MINUTES = 15
 RECENTLY_CLOSED = 10_000
 URGENT_RANK_OFFSET_MS = 10**12  # about 32 years: before any routine chat
+
+
+# Why a professional opened a conversation, as the access log says it.
+_ACCESS_REASONS = {
+    "taken": "taken from the queue",
+    "auto": "assigned automatically from the queue",
+}
+
+
+def client_key(conv: Conversation) -> str | None:
+    """The fingerprint of an identified client's identity code (None: not identified)."""
+    if not conv.identity_json:
+        return None
+    key = json.loads(conv.identity_json).get("record", {}).get("fingerprint")
+    return key if isinstance(key, str) else None
 
 
 def _rank(queued_ms: int, triage: str | None) -> float:
@@ -442,12 +458,14 @@ class Hub:
             (c for c in self.conversations.values() if c.announced_professional_id == pro.id),
             key=lambda c: c.created_at,
         )
+        drafts = await self.storage.drafts(pro.id, (c.id for c in mine)) if not pro.bot else {}
         welcome = Welcome(
             professional=pro.ref(),
             capacity=pro.capacity,
             available=pro.available,
             teams=pro.teams,
             conversations=tuple(self.view(c) for c in mine),
+            drafts=drafts or None,
         )
         changes.events.append(_Event(welcome, to=subscriber))
         for team_id in pro.teams:
@@ -503,13 +521,22 @@ class Hub:
         return conv
 
     async def transfer(
-        self, actor: Actor, conversation_id: str, to_professional: str, note: str | None
+        self,
+        actor: Actor,
+        conversation_id: str,
+        to_professional: str,
+        note: str | None,
+        escalate: bool = False,
     ) -> None:
         pro = self._pro(actor)
         conv = self._open_conversation_of(actor, conversation_id)
         target = self.professionals.get(to_professional)
         if target is None or target is pro:
             raise HubError(ErrorCode.TARGET_UNAVAILABLE, "choose another professional")
+        if escalate and target.role != "doctor":
+            raise HubError(
+                ErrorCode.TARGET_UNAVAILABLE, f"{target.display_name} is not a doctor: choose one"
+            )
         if not target.online:
             raise HubError(ErrorCode.TARGET_UNAVAILABLE, f"{target.display_name} is not online")
         if target.free_slots <= 0:
@@ -518,22 +545,47 @@ class Hub:
         pro.conversation_ids.discard(conv.id)
         target.conversation_ids.add(conv.id)
         conv.professional_id = target.id
-        conv.reason = "transferred"
+        conv.reason = "escalated" if escalate else "transferred"
+        kind = "escalation" if escalate else "transfer"
+        self._mark_handover(conv, kind, pro, note)
         changes = _Changes()
         self._touch(conv, changes)
         changes.audit.append(
-            self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, "transferred", target.id)
+            self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, conv.reason, target.id)
         )
         if note:
             changes.audit.append(
                 self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, "transfer_note", note)
             )
+        verb = "escalated to a doctor" if escalate else "transferred"
+        changes.audit.append(self._access(conv, target, f"{verb} by {pro.display_name}"))
         changes.events.append(self._state_event(conv, pro.id))
         changes.teams.update(pro.teams)
         await self._apply(changes)
 
+    def _mark_handover(
+        self, conv: Conversation, kind: str, pro: Professional, note: str | None
+    ) -> None:
+        conv.handover_json = json.dumps(
+            {
+                "kind": kind,
+                "from_id": pro.id,
+                "from_name": pro.display_name,
+                "note": note or None,
+                "at": self.clock.now_ms(),
+            },
+            ensure_ascii=False,
+        )
+        if kind == "escalation":
+            conv.escalated = True
+
     async def transfer_to_team(
-        self, actor: Actor, conversation_id: str, team_id: str, note: str | None
+        self,
+        actor: Actor,
+        conversation_id: str,
+        team_id: str,
+        note: str | None,
+        escalate: bool = False,
     ) -> None:
         """Send an assigned chat to another team's queue (a doctor's team, another station).
 
@@ -549,6 +601,7 @@ class Hub:
         old_team = conv.team_id
         rank = _rank(conv.created_at, conv.triage)
         self._back_to_queue(conv, team_id, rank, "transferred", pro)
+        self._mark_handover(conv, "escalation" if escalate else "team", pro, note)
         self._assigned_at.pop(conv.id, None)
         changes = _Changes()
         self._touch(conv, changes)
@@ -608,6 +661,8 @@ class Hub:
         conv.topic = facts.topic or conv.topic
         conv.triage, conv.station_id = facts.triage, facts.station_id
         conv.intake_json, conv.identity_json = facts.intake_json, facts.identity_json
+        # The nurse's console shows what was said with the bot apart, at the top.
+        conv.bot_seq = conv.last_seq
         rank = _rank(self.clock.now_ms(), facts.triage)
         self._back_to_queue(conv, team_id, rank, "handed_over", bot)
         changes = _Changes()
@@ -691,6 +746,11 @@ class Hub:
         if message.seq > conv.last_seq:
             conv.last_seq = message.seq
         self.bus.publish(self._live_topics(conv), Envelope(MessageNew(message)), exclude)
+
+    async def set_draft(self, actor: Actor, conversation_id: str, text: str) -> None:
+        """Keep a professional's unsent text of an assigned conversation."""
+        conv = self._open_conversation_of(actor, conversation_id)
+        await self.storage.set_draft(conv.id, actor.id, text, self.clock.now_ms())
 
     def typing(
         self, actor: Actor, conversation_id: str, typing: bool, exclude: Subscriber | None
@@ -862,6 +922,12 @@ class Hub:
             self.clock.now_ms(), conversation_id, role, actor_id, action, detail
         )
 
+    def _access(self, conv: Conversation, pro: Professional, reason: str) -> Statement:
+        """An access-log row: ``pro`` opens ``conv`` (with the change that lets them)."""
+        return Storage.access_statement(
+            self.clock.now_ms(), pro, conv.id, client_key(conv), conv.client_name, reason
+        )
+
     def _assign(self, conv: Conversation, pro: Professional, how: str, changes: _Changes) -> None:
         self._transition(conv, ConversationEvent.ASSIGN)
         self._dequeue(conv)
@@ -872,6 +938,7 @@ class Hub:
         self._touch(conv, changes)
         changes.teams.add(conv.team_id)
         changes.audit.append(self._audit(conv.id, Role.PROFESSIONAL.value, pro.id, how))
+        changes.audit.append(self._access(conv, pro, _ACCESS_REASONS.get(how, how)))
         changes.events.append(self._state_event(conv))
 
     def _requeue(

@@ -84,6 +84,9 @@ class ClientIdentity:
     birth_date: date
     municipality: str | None = None
     postal_code: str | None = None
+    # The keyed fingerprint of the identity code: finds the person's access-log entries
+    # without decrypting anything.
+    fingerprint: str | None = None
 
     def age_on(self, day: date) -> int:
         years = day.year - self.birth_date.year
@@ -100,6 +103,7 @@ class ClientIdentity:
             "birth_date": self.birth_date.isoformat(),
             "municipality": self.municipality,
             "postal_code": self.postal_code,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -111,6 +115,7 @@ class ClientIdentity:
             birth_date=date.fromisoformat(record["birth_date"]),
             municipality=record.get("municipality"),
             postal_code=record.get("postal_code"),
+            fingerprint=record.get("fingerprint"),
         )
 
     def view(self, today: date) -> dict[str, Any]:

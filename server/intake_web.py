@@ -24,6 +24,7 @@ from aiohttp import web
 
 from .app_keys import CLOCK, HUB, IDENTIFICATION, RECEPTION, SETTINGS, STORAGE, Identification
 from .areas import load_areas
+from .console_web import sign_in_with_identity
 from .conversations import AssignMode, Team
 from .errors import HubError
 from .hours import load_hours
@@ -161,6 +162,9 @@ async def identity_callback(request: web.Request) -> web.StreamResponse:
     except IdentificationError as exc:
         log.info("identification refused: %s (%s)", exc.code, exc.reason)
         return _page(lang, exc.user_message(lang), status=400, ok=False)
+    if ticket.startswith("pro:"):
+        # A professional signing in to the console with the organisation's provider.
+        return await sign_in_with_identity(request, ticket, person)
     reception: Reception = request.app[RECEPTION]
     session = reception.session_for_ticket(ticket)
     if session is not None:
@@ -174,6 +178,7 @@ async def identity_callback(request: web.Request) -> web.StreamResponse:
         birth_date=person.birth_date,
         municipality=person.municipality_code or person.municipality,
         postal_code=person.postal_code,
+        fingerprint=protector.fingerprint(person.hetu),
     )
     try:
         await reception.identified(ticket, identity)

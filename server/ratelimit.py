@@ -1,8 +1,10 @@
-"""A token bucket per connection: a steady rate with room for short bursts."""
+"""Rate limits: a token bucket per connection, and failed sign-ins per account and address."""
 
 from __future__ import annotations
 
-__all__ = ["TokenBucket"]
+from collections import deque
+
+__all__ = ["LoginLimiter", "TokenBucket"]
 
 
 class TokenBucket:
@@ -29,3 +31,39 @@ class TokenBucket:
             self._tokens -= 1.0
             return 0.0
         return (1.0 - self._tokens) / self.rate if self.rate > 0 else float("inf")
+
+
+class LoginLimiter:
+    """Failed sign-ins per key (a username, an address) within a sliding window.
+
+    After ``attempts`` failures within ``window`` seconds a key is refused until the oldest
+    of them leaves the window; a successful sign-in clears its username. Guessing passwords
+    thus costs hours per account, while a nurse who mistypes twice is not locked out. Time is
+    passed in (monotonic seconds). Keys are forgotten when their failures expire, so the
+    table holds at most the keys that failed within the window.
+    """
+
+    def __init__(self, attempts: int, window: float) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, key: str, now: float) -> float:
+        """0 if ``key`` may try now, else the seconds until it may."""
+        failures = self._failures.get(key)
+        if failures is None:
+            return 0.0
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+            return 0.0
+        if len(failures) < self.attempts:
+            return 0.0
+        return failures[0] + self.window - now
+
+    def failed(self, key: str, now: float) -> None:
+        self._failures.setdefault(key, deque()).append(now)
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)

@@ -40,6 +40,14 @@ class Settings:
     grace_seconds: float = 60.0
     default_capacity: int = 4
     session_hours: float = 12.0
+    # Failed sign-ins allowed per username (and 4 times as many per address) in the window.
+    login_attempts: int = 5
+    login_window_minutes: float = 15.0
+    # The session cookie's Secure flag: "auto" sets it unless the server listens on a
+    # loopback address only (development on one's own machine); "always" or "never".
+    cookie_secure: str = "auto"
+    # Canned responses of the console (None: the shipped server/config/canned.toml).
+    canned_file: Path | None = None
     closed_token_hours: float = 24.0
     history_page: int = 100
     static_dir: Path | None = None

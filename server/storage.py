@@ -99,7 +99,8 @@ class _StatementsOp:
 _CONVERSATION_COLUMNS = (
     "id, token_hash, team_id, state, created_at, updated_at, client_name, topic, language, "
     "professional_id, queue_rank, queued_at, closed_at, closed_by, reason, read_client_seq, "
-    "read_professional_seq, open_key_hash, triage, station_id, intake, identity"
+    "read_professional_seq, open_key_hash, triage, station_id, intake, identity, bot_seq, "
+    "handover, escalated"
 )
 _MUTABLE_CONVERSATION_FIELDS = (
     "state",
@@ -115,7 +116,11 @@ _MUTABLE_CONVERSATION_FIELDS = (
     "read_professional_seq",
     "updated_at",
     "team_id",
+    "bot_seq",
+    "handover_json",
+    "escalated",
 )
+_COLUMN_OF = {"handover_json": "handover"}  # attribute → column, where they differ
 _INSERT_MESSAGE = (
     "INSERT INTO messages (conversation_id, seq, msg_id, sender_role, sender_id, sender_name, "
     "text, sent_at, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -585,7 +590,7 @@ class Storage:
             statements.append(
                 (
                     f"INSERT INTO conversations ({_CONVERSATION_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"VALUES ({', '.join('?' * 25)})",
                     (
                         conv.id,
                         conv.token_hash,
@@ -609,12 +614,17 @@ class Storage:
                         conv.station_id,
                         conv.intake_json,
                         conv.identity_json,
+                        conv.bot_seq,
+                        conv.handover_json,
+                        int(conv.escalated),
                     ),
                 )
             )
         update_sql = (
             "UPDATE conversations SET "
-            + ", ".join(f"{name} = ?" for name in _MUTABLE_CONVERSATION_FIELDS)
+            + ", ".join(
+                f"{_COLUMN_OF.get(name, name)} = ?" for name in _MUTABLE_CONVERSATION_FIELDS
+            )
             + " WHERE id = ?"
         )
         for conv in updated:
@@ -736,6 +746,9 @@ class Storage:
             station_id=row["station_id"],
             intake_json=row["intake"],
             identity_json=row["identity"],
+            bot_seq=row["bot_seq"],
+            handover_json=row["handover"],
+            escalated=bool(row["escalated"]),
             last_seq=row["last_seq"] or 0,
         )
 
@@ -780,10 +793,12 @@ class Storage:
         statements: list[Statement] = [
             (
                 "INSERT INTO professionals (id, username, display_name, title, password_hash, "
-                "capacity, bot) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "capacity, bot, role, oidc_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET "
                 "username = excluded.username, display_name = excluded.display_name, "
                 "title = excluded.title, password_hash = excluded.password_hash, "
-                "capacity = excluded.capacity, bot = excluded.bot",
+                "capacity = excluded.capacity, bot = excluded.bot, role = excluded.role, "
+                "oidc_subject = excluded.oidc_subject",
                 (
                     pro.id,
                     pro.username,
@@ -792,6 +807,8 @@ class Storage:
                     pro.password_hash,
                     pro.capacity,
                     int(pro.bot),
+                    pro.role,
+                    pro.oidc_subject,
                 ),
             ),
             ("DELETE FROM professional_teams WHERE professional_id = ?", (pro.id,)),
@@ -802,10 +819,20 @@ class Storage:
         ]
         await self._execute(statements)
 
+    async def set_password_hash(self, professional_id: str, password_hash: str) -> None:
+        await self._execute(
+            [
+                (
+                    "UPDATE professionals SET password_hash = ? WHERE id = ?",
+                    (password_hash, professional_id),
+                )
+            ]
+        )
+
     async def professionals(self) -> list[Professional]:
         rows = await self._read(
             "SELECT p.id, p.username, p.display_name, p.title, p.capacity, p.password_hash, "
-            "GROUP_CONCAT(t.team_id), p.bot FROM professionals p "
+            "GROUP_CONCAT(t.team_id), p.bot, p.role, p.oidc_subject FROM professionals p "
             "LEFT JOIN professional_teams t ON t.professional_id = p.id "
             "GROUP BY p.id ORDER BY p.id"
         )
@@ -819,6 +846,8 @@ class Storage:
                 password_hash=r[5],
                 teams=tuple(sorted(r[6].split(","))) if r[6] else (),
                 bot=bool(r[7]),
+                role=r[8],
+                oidc_subject=r[9],
             )
             for r in rows
         ]
@@ -843,6 +872,138 @@ class Storage:
 
     async def delete_session(self, token_hash: str) -> None:
         await self._execute([("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))])
+
+    # --- the console: drafts, the access log, record entries ------------------------------
+
+    async def set_draft(
+        self, conversation_id: str, professional_id: str, text: str, at: int
+    ) -> None:
+        """Keep (or, when empty, forget) a professional's unsent text in a conversation."""
+        if text:
+            statement: Statement = (
+                "INSERT INTO drafts (conversation_id, professional_id, text, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(conversation_id, professional_id) DO UPDATE "
+                "SET text = excluded.text, updated_at = excluded.updated_at",
+                (conversation_id, professional_id, text, at),
+            )
+        else:
+            statement = (
+                "DELETE FROM drafts WHERE conversation_id = ? AND professional_id = ?",
+                (conversation_id, professional_id),
+            )
+        await self._execute([statement])
+
+    async def drafts(self, professional_id: str, conversation_ids: Iterable[str]) -> dict[str, str]:
+        wanted = list(conversation_ids)
+        if not wanted:
+            return {}
+        marks = ", ".join("?" for _ in wanted)
+        rows = await self._read(
+            f"SELECT conversation_id, text FROM drafts WHERE professional_id = ? "
+            f"AND conversation_id IN ({marks})",
+            (professional_id, *wanted),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    @staticmethod
+    def access_statement(
+        at: int,
+        professional: Professional,
+        conversation_id: str,
+        client_key: str | None,
+        client_name: str | None,
+        reason: str,
+    ) -> Statement:
+        """An access-log row, to pass along with the change that opens the conversation."""
+        return (
+            "INSERT INTO access_log (at, professional_id, professional_name, conversation_id, "
+            "client_key, client_name, reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                at,
+                professional.id,
+                professional.display_name,
+                conversation_id,
+                client_key,
+                client_name,
+                reason,
+            ),
+        )
+
+    async def save_event(self, statement: Statement) -> None:
+        """Store one audit or access-log row on its own."""
+        await self._execute([statement])
+
+    async def access_log(
+        self, *, client_key: str | None = None, conversation_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Who opened the conversations of one client (or one conversation), oldest first."""
+        columns = (
+            "SELECT at, professional_id, professional_name, conversation_id, client_name, reason "
+            "FROM access_log "
+        )
+        if client_key is not None:
+            rows = await self._read(columns + "WHERE client_key = ? ORDER BY at, id", (client_key,))
+        else:
+            rows = await self._read(
+                columns + "WHERE conversation_id = ? ORDER BY at, id", (conversation_id,)
+            )
+        return [dict(r) for r in rows]
+
+    async def save_record(
+        self,
+        conversation_id: str,
+        professional_id: str,
+        saved_at: int,
+        fields: dict[str, str],
+        new_record_id: str,
+    ) -> tuple[str, int]:
+        """Store a new version of a conversation's record entry: ``(record_id, version)``."""
+        latest = await self.record(conversation_id)
+        record_id = latest["record_id"] if latest else new_record_id
+        version = latest["version"] + 1 if latest else 1
+        await self._execute(
+            [
+                (
+                    "INSERT INTO records (record_id, version, conversation_id, professional_id, "
+                    "saved_at, outcome, reason, symptoms, advice, follow_up) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record_id,
+                        version,
+                        conversation_id,
+                        professional_id,
+                        saved_at,
+                        fields["outcome"],
+                        fields["reason"],
+                        fields["symptoms"],
+                        fields["advice"],
+                        fields["follow_up"],
+                    ),
+                )
+            ]
+        )
+        return record_id, version
+
+    _SELECT_RECORD = (
+        "SELECT record_id, version, conversation_id, professional_id, saved_at, outcome, "
+        "reason, symptoms, advice, follow_up FROM records "
+    )
+
+    async def record(
+        self, conversation_id: str | None = None, *, record_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The latest version of a conversation's (or a record id's) entry, or None."""
+        if record_id is not None:
+            rows = await self._read(
+                self._SELECT_RECORD + "WHERE record_id = ? ORDER BY version DESC LIMIT 1",
+                (record_id,),
+            )
+        else:
+            rows = await self._read(
+                self._SELECT_RECORD + "WHERE conversation_id = ? ORDER BY version DESC LIMIT 1",
+                (conversation_id,),
+            )
+        return dict(rows[0]) if rows else None
 
 
 def _transaction_in_thread(
@@ -874,6 +1035,16 @@ def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> N
 
 
 def _split_sql(script: str) -> list[str]:
-    """Statements of a migration file (no semicolons inside string literals there)."""
+    """Statements of a migration file; a trigger's body (BEGIN … END) stays whole."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    pending = ""
+    for part in "\n".join(lines).split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        statements.append(pending.strip().removesuffix(";").strip())
+    return statements

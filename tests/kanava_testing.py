@@ -57,6 +57,22 @@ def free_port() -> int:
         return port
 
 
+async def login_token(base: str, username: str, password: str = PASSWORD) -> str:
+    """Sign in as a script does: the anti-forgery token first, then the session's token."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base + "/api/session") as response:
+            csrf = (await response.json())["csrf"]
+        async with session.post(
+            base + "/api/login",
+            json={"username": username, "password": password, "token": True},
+            headers={"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"},
+        ) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            token: str = body["token"]
+            return token
+
+
 class KanavaServer:
     """A Kanava server on 127.0.0.1:<ephemeral port>, in a background thread."""
 
@@ -168,16 +184,24 @@ class KanavaServer:
         return self.app[STORAGE]
 
     async def add_professional(
-        self, username: str, teams: tuple[str, ...] = ("kallio",), capacity: int = 4
+        self,
+        username: str,
+        teams: tuple[str, ...] = ("kallio",),
+        capacity: int = 4,
+        role: str = "nurse",
+        oidc_subject: str | None = None,
+        password_hash: str | None = None,
     ) -> Professional:
         pro = Professional(
             id="p_" + username,
             username=username,
             display_name=username.title(),
-            title="nurse",
+            title="doctor" if role == "doctor" else "nurse",
             capacity=capacity,
             teams=teams,
-            password_hash=_PASSWORD_HASH,
+            password_hash=password_hash or _PASSWORD_HASH,
+            role=role,
+            oidc_subject=oidc_subject,
         )
 
         async def save() -> None:
@@ -357,17 +381,7 @@ class Chat:
         return peer
 
     async def login(self, username: str, password: str = PASSWORD) -> str:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                self.server.base + "/api/login",
-                json={"username": username, "password": password},
-            ) as response,
-        ):
-            body = await response.json()
-            assert response.status == 200, body
-            token: str = body["token"]
-            return token
+        return await login_token(self.server.base, username, password)
 
     async def open_pro(
         self, username: str, cursors: dict[str, int] | None = None, token: str | None = None

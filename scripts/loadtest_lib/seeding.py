@@ -4,7 +4,7 @@ Professional ``i`` works in team ``load-((i-1) % K)``, where K is the number of 
 processes: each process simulates one team, its clients and its professionals. A pick-mode
 team ``load-wait`` that nobody works in holds the queued conversations of idle clients.
 
-The password is hashed once (scrypt is slow on purpose) and the hash reused for every account.
+The password is hashed once (Argon2 is slow on purpose) and the hash reused for every account.
 When the load tool starts its own server it also creates a session per account here, so no
 time is spent on sign-ins; against a server given with ``--url`` the professionals sign in
 with ``POST /api/login``.

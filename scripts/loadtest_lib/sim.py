@@ -442,9 +442,13 @@ class Worker:
 
     async def _login(self, username: str) -> str:
         assert self.session is not None
+        # The anti-forgery token of a sign-in, sent back as its cookie and its header.
+        async with self.session.get(self.plan.http_base + "/api/session") as response:
+            csrf = (await response.json())["csrf"]
         async with self.session.post(
             self.plan.http_base + "/api/login",
-            json={"username": username, "password": self.cfg.password},
+            json={"username": username, "password": self.cfg.password, "token": True},
+            headers={"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"},
         ) as response:
             body = await response.json()
             if response.status != 200:

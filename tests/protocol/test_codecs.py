@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from protocol.messages import (
     ConversationSync,
     ConversationTransfer,
     ConversationView,
+    DraftSet,
     Error,
     IntakeAnonymous,
     IntakeAnswer,
@@ -100,15 +102,20 @@ EXAMPLES: list[Message] = [
     ConversationResume(token="t" * 43, last_seq=7),
     Auth(token="s" * 43, cursors={"c_1": 3, "c_2": 0}),
     Auth(token="s" * 43),
+    Auth(cursors={"c_1": 2}),
     AvailabilitySet(available=False),
     QueueTake(),
     QueueTake(conversation_id="c_1", team="kallio"),
     ConversationSync(conversation_id="c_1", after_seq=2),
     MessageSend(conversation_id="c_1", msg_id="m-1", text="Hei"),
+    MessageSend(conversation_id="c_1", msg_id="m-2", text="Hei", pane="c_1"),
+    DraftSet(conversation_id="c_1", text="Hei Aino, katsoin"),
+    DraftSet(conversation_id="c_1", text=""),
     TypingSet(conversation_id="c_1", typing=True),
     ReadMark(conversation_id="c_1", seq=3),
     ConversationTransfer(conversation_id="c_1", to_professional="p_2", note="Lääkärille"),
     ConversationTransfer(conversation_id="c_1", to_team="vuosaari"),
+    ConversationTransfer(conversation_id="c_1", to_professional="p_3", note="Iho", escalate=True),
     BotStart(language="sv", open_id="o" * 20),
     BotStart(),
     ConversationClose(conversation_id="c_1", reason="Ohjattu"),
@@ -121,6 +128,27 @@ EXAMPLES: list[Message] = [
         available=True,
         teams=("kallio", "vuosaari"),
         conversations=(VIEW,),
+    ),
+    Welcome(
+        professional=ProfessionalRef(id="p_1", name="Hanna", title="nurse", role="nurse"),
+        capacity=4,
+        available=True,
+        teams=("kallio",),
+        conversations=(
+            dataclasses.replace(
+                VIEW,
+                bot_seq=4,
+                escalated=True,
+                handover={
+                    "kind": "escalation",
+                    "from_id": "p_2",
+                    "from_name": "Ville",
+                    "note": None,
+                    "at": 1,
+                },
+            ),
+        ),
+        drafts={"c_1": "Hei Aino"},
     ),
     MessageNew(message=CHAT),
     MessageNew(

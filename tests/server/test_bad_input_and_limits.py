@@ -200,12 +200,19 @@ async def test_an_expired_session_is_refused(chat: Chat) -> None:
 
 async def test_wrong_password_is_refused_by_login(chat: Chat) -> None:
     async with aiohttp.ClientSession() as session:
+        async with session.get(chat.server.base + "/api/session") as response:
+            csrf = (await response.json())["csrf"]
+        headers = {"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"}
         async with session.post(
-            chat.server.base + "/api/login", json={"username": "hoitaja1", "password": "väärä"}
+            chat.server.base + "/api/login",
+            json={"username": "hoitaja1", "password": "väärä"},
+            headers=headers,
         ) as response:
             assert response.status == 401
             assert (await response.json())["error"]["code"] == "auth_failed"
-        async with session.post(chat.server.base + "/api/login", data=b"{broken") as response:
+        async with session.post(
+            chat.server.base + "/api/login", data=b"{broken", headers=headers
+        ) as response:
             assert response.status == 400
 
 

@@ -29,7 +29,7 @@ import pytest
 import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kanava_testing import PASSWORD, KanavaServer
+from kanava_testing import PASSWORD, KanavaServer, login_token
 
 from protocol import JSON, MSGPACK, Codec, Message, to_wire
 from protocol.messages import (
@@ -329,18 +329,11 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture(scope="module")
 def tokens(shared_server: KanavaServer) -> dict[str, str]:
-    import aiohttp
-
     async def login_all() -> dict[str, str]:
-        out = {}
-        async with aiohttp.ClientSession() as session:
-            for name in ("hoitaja1", "hoitaja2", "laakari1"):
-                async with session.post(
-                    shared_server.base + "/api/login",
-                    json={"username": name, "password": PASSWORD},
-                ) as response:
-                    out[name] = (await response.json())["token"]
-        return out
+        return {
+            name: await login_token(shared_server.base, name, PASSWORD)
+            for name in ("hoitaja1", "hoitaja2", "laakari1")
+        }
 
     return asyncio.run(login_all())
 

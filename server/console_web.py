@@ -1,0 +1,614 @@
+"""The professional console's HTTP side: sign-in, the console's data, record entries, the
+access log.
+
+Sign-in
+    ``GET /api/session`` says who is signed in and gives the anti-forgery token;
+    ``POST /api/login`` checks the password (Argon2id, in a thread) and sets the session
+    cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` outside development);
+    ``POST /api/logout`` ends the session and closes its websockets;
+    ``GET /pro/oidc/start`` signs in through the organisation's OpenID Connect provider, with
+    the relying party the intake uses (its callback comes back to ``/identity/callback``).
+
+Forgery
+    Every state-changing request (``POST``…) under ``/api/`` passes :func:`csrf_middleware`:
+    a foreign ``Origin`` is refused, and a request that relies on the session cookie must
+    carry ``X-CSRF-Token`` with the session's token (an HMAC of the session token). The
+    sign-in itself carries the token of a short-lived pre-sign-in cookie (double submit).
+    A script that sends ``Authorization: Bearer`` and no cookie cannot be forged by a page.
+
+The console's data
+    ``GET /api/console``: teams, colleagues (for transfers), canned responses, outcomes.
+    ``GET|POST /api/conversations/{id}/record``: the record entry's draft and saved versions;
+    ``GET /api/records/{id}.txt`` and ``.fhir.json``: downloads.
+    ``POST /api/access-log``: who opened one client's conversations (supervisors, admins).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import hdrs, web
+
+from protocol import ErrorCode
+from protocol.errors import CloseCode
+
+from . import personal_code
+from .app_keys import CLOCK, CONNECTIONS, HUB, IDENTIFICATION, SETTINGS, STORAGE
+from .auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    csrf_for_session,
+    hash_password,
+    hash_token,
+    needs_rehash,
+    new_id,
+    new_token,
+    verify_password,
+)
+from .canned import CannedResponse, canned_for, load_canned
+from .connection import Connection
+from .conversations import Conversation, Professional
+from .errors import HubError
+from .hub import Actor
+from .identity import Identity
+from .ratelimit import LoginLimiter
+from .records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
+from .records import validate_entry as validate_record
+from .settings import Settings
+
+__all__ = ["LOGIN_LIMITER", "add_console_routes", "csrf_middleware", "sign_in_with_identity"]
+
+log = logging.getLogger("kanava.console")
+
+# Failed sign-ins per username, and per address (four times as many: a shared ward computer
+# is fine, a script guessing across many accounts is not).
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+PEER_LIMITER = web.AppKey("peer_limiter", LoginLimiter)
+CANNED = web.AppKey("canned", tuple[CannedResponse, ...])
+OIDC_COOKIE = "kanava_pro_oidc"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NO_STORE = {"Cache-Control": "no-store"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_console_routes(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    window = settings.login_window_minutes * 60
+    app[LOGIN_LIMITER] = LoginLimiter(settings.login_attempts, window)
+    app[PEER_LIMITER] = LoginLimiter(settings.login_attempts * 4, window)
+    app[CANNED] = load_canned(settings.canned_file)
+    app.router.add_get("/api/session", session_info)
+    app.router.add_post("/api/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/pro/oidc/start", oidc_start)
+    app.router.add_get("/api/console", console_data)
+    app.router.add_get("/api/conversations/{cid}/record", get_record)
+    app.router.add_post("/api/conversations/{cid}/record", save_record)
+    app.router.add_get("/api/records/{record_id}.txt", download_text)
+    app.router.add_get("/api/records/{record_id}.fhir.json", download_fhir)
+    app.router.add_post("/api/access-log", access_log)
+
+
+def _error(status: int, code: ErrorCode, reason: str, **extra: Any) -> web.Response:
+    body = {"error": {"code": code.value, "reason": reason, **extra}}
+    return web.json_response(body, status=status, headers=_NO_STORE)
+
+
+# --- forgery ------------------------------------------------------------------------------
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method not in _UNSAFE or not request.path.startswith("/api/"):
+        return await handler(request)
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None and origin not in request.app[SETTINGS].origins():
+        return _error(403, ErrorCode.CSRF, "requests from this origin are not accepted")
+    sent = request.headers.get("X-CSRF-Token", "")
+    if request.path == "/api/login":
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    elif (token := request.cookies.get(SESSION_COOKIE)) is not None:
+        expected = csrf_for_session(token)
+    elif request.headers.get(hdrs.AUTHORIZATION, "").startswith("Bearer "):
+        return await handler(request)  # not ambient: a page cannot make the browser send it
+    else:
+        return await handler(request)  # nothing to forge: the handler says "sign in"
+    if not expected or not sent or not hmac.compare_digest(sent, expected):
+        return _error(
+            403, ErrorCode.CSRF, "the anti-forgery token is missing or wrong: reload the page"
+        )
+    return await handler(request)
+
+
+# --- cookies ------------------------------------------------------------------------------
+
+
+def _secure(settings: Settings) -> bool:
+    if settings.cookie_secure in ("always", "never"):
+        return settings.cookie_secure == "always"
+    try:
+        return not ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        return settings.host != "localhost"
+
+
+def _set_cookie(
+    response: web.StreamResponse,
+    settings: Settings,
+    name: str,
+    value: str,
+    max_age: int,
+    samesite: str = "Strict",
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite=samesite,
+        secure=_secure(settings),
+    )
+
+
+def _set_session_cookie(response: web.StreamResponse, settings: Settings, token: str) -> None:
+    _set_cookie(response, settings, SESSION_COOKIE, token, int(settings.session_hours * 3600))
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+
+
+# --- who is asking ------------------------------------------------------------------------
+
+
+def _session_token(request: web.Request) -> str | None:
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def _signed_in(request: web.Request) -> Professional:
+    """The professional of the request's session, or an HTTP 401 to return."""
+    token = _session_token(request)
+    if token is None:
+        raise _http(401, ErrorCode.AUTH_REQUIRED, "sign in first")
+    try:
+        return await request.app[HUB].professional_for_session(token)
+    except HubError as exc:
+        raise _http(401, exc.code, exc.reason) from None
+
+
+def _http(status: int, code: ErrorCode, reason: str) -> web.HTTPException:
+    exc = web.HTTPException(
+        text=json.dumps({"error": {"code": code.value, "reason": reason}}),
+        content_type="application/json",
+        headers=_NO_STORE,
+    )
+    exc.set_status(status)
+    return exc
+
+
+def _profile(pro: Professional) -> dict[str, Any]:
+    return {
+        "id": pro.id,
+        "name": pro.display_name,
+        "title": pro.title,
+        "role": pro.role,
+        "teams": list(pro.teams),
+        "capacity": pro.capacity,
+    }
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+
+async def session_info(request: web.Request) -> web.Response:
+    """Who is signed in here, and the anti-forgery token for the next POST."""
+    rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
+    token = request.cookies.get(SESSION_COOKIE)
+    if token is not None:
+        try:
+            pro = await request.app[HUB].professional_for_session(token)
+        except HubError:
+            pass
+        else:
+            return web.json_response(
+                {"professional": _profile(pro), "csrf": csrf_for_session(token), "oidc": bool(rp)},
+                headers=_NO_STORE,
+            )
+    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
+    response = web.json_response(
+        {"professional": None, "csrf": csrf, "oidc": bool(rp)}, headers=_NO_STORE
+    )
+    _set_cookie(response, request.app[SETTINGS], LOGIN_CSRF_COOKIE, csrf, 3600)
+    if token is not None:
+        response.del_cookie(SESSION_COOKIE, path="/")  # expired or unknown: forget it
+    return response
+
+
+def _peer(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def login(request: web.Request) -> web.Response:
+    """``POST /api/login`` with ``{"username", "password"}``: a session.
+
+    The console gets the session as a cookie. A script that sends ``"token": true`` gets the
+    token in the body instead, for ``auth`` on the websocket and ``Authorization: Bearer``.
+    """
+    try:
+        body = await request.json()
+        username, password = body["username"], body["password"]
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise TypeError
+        want_token = body.get("token") is True
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _error(400, ErrorCode.MALFORMED, "send JSON with username and password")
+    app = request.app
+    hub, settings, clock = app[HUB], app[SETTINGS], app[CLOCK]
+    users, peers = app[LOGIN_LIMITER], app[PEER_LIMITER]
+    now = clock.monotonic()
+    user_key, peer_key = username.strip().lower(), _peer(request)
+    wait = max(users.retry_after(user_key, now), peers.retry_after(peer_key, now))
+    if wait:
+        retry_after_ms = int(wait * 1000) + 1
+        response = _error(
+            429,
+            ErrorCode.RATE_LIMITED,
+            "too many failed sign-ins: wait before trying again",
+            retry_after_ms=retry_after_ms,
+        )
+        response.headers[hdrs.RETRY_AFTER] = str(retry_after_ms // 1000 + 1)
+        return response
+    pro = next(
+        (p for p in hub.professionals.values() if p.username == username and not p.bot), None
+    )
+    stored = pro.password_hash if pro is not None else None
+    if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
+        users.failed(user_key, now)
+        peers.failed(peer_key, now)
+        log.info("failed sign-in from %s", _peer(request))
+        return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
+    users.succeeded(user_key)
+    if needs_rehash(pro.password_hash):
+        pro.password_hash = await asyncio.to_thread(hash_password, password)
+        await app[STORAGE].set_password_hash(pro.id, pro.password_hash)
+    token, expires_at = await _new_session(app, pro)
+    body_out: dict[str, Any] = {
+        "professional": _profile(pro),
+        "csrf": csrf_for_session(token),
+        "expires_at": expires_at,
+    }
+    if want_token:
+        body_out["token"] = token
+        return web.json_response(body_out, headers=_NO_STORE)
+    response = web.json_response(body_out, headers=_NO_STORE)
+    _set_session_cookie(response, settings, token)
+    return response
+
+
+async def _new_session(app: web.Application, pro: Professional) -> tuple[str, int]:
+    token = new_token()
+    expires_at = app[CLOCK].now_ms() + int(app[SETTINGS].session_hours * 3_600_000)
+    await app[STORAGE].create_session(hash_token(token), pro.id, expires_at)
+    log.info("professional %s signed in", pro.id)
+    return token, expires_at
+
+
+async def logout(request: web.Request) -> web.Response:
+    """``POST /api/logout``: ends the session (cookie or Bearer) and closes its websockets."""
+    token = _session_token(request)
+    if token is None:
+        return _error(400, ErrorCode.MALFORMED, "no session: send the cookie or a Bearer token")
+    token_hash = hash_token(token)
+    await request.app[STORAGE].delete_session(token_hash)
+    connections: set[Connection] = request.app[CONNECTIONS]
+    for conn in list(connections):
+        if conn.session_hash == token_hash:
+            await conn.close(CloseCode.SESSION_ENDED, "signed out")
+    response = web.json_response({"signed_out": True}, headers=_NO_STORE)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def oidc_start(request: web.Request) -> web.StreamResponse:
+    """Sign in through the organisation's OpenID Connect provider."""
+    rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
+    if rp is None:
+        return _to_console("Sign-in with an organisation account is not available.")
+    nonce = secrets.token_urlsafe(24)
+    url, _state = rp.begin(context="pro:" + nonce, lang="en")
+    response = web.HTTPFound(url)
+    # Binds the provider's answer to this browser: a callback started in another browser (a
+    # forged sign-in) finds no matching cookie. Lax, because the callback is a navigation
+    # from the provider's site, which a Strict cookie would not accompany.
+    _set_cookie(response, request.app[SETTINGS], OIDC_COOKIE, nonce, 600, samesite="Lax")
+    raise response
+
+
+def _to_console(error: str | None = None) -> web.HTTPException:
+    location = "/pro" + (f"?login_error={quote(error)}" if error else "")
+    return web.HTTPSeeOther(location)
+
+
+async def sign_in_with_identity(
+    request: web.Request, context: str, person: Identity
+) -> web.StreamResponse:
+    """The provider vouched for ``person``: sign in the account linked to them."""
+    nonce = context.removeprefix("pro:")
+    cookie = request.cookies.get(OIDC_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, nonce):
+        raise _to_console("This sign-in was started in another browser. Try again.")
+    hub = request.app[HUB]
+    pro = next(
+        (p for p in hub.professionals.values() if p.oidc_subject == person.subject and not p.bot),
+        None,
+    )
+    if pro is None:
+        log.info("organisation sign-in of an unlinked identity")
+        raise _to_console("No Kanava account is linked to this identity. Ask an admin.")
+    token, _expires = await _new_session(request.app, pro)
+    response = _to_console()
+    _set_session_cookie(response, request.app[SETTINGS], token)
+    response.del_cookie(OIDC_COOKIE, path="/")
+    raise response
+
+
+# --- the console's data -------------------------------------------------------------------
+
+
+async def console_data(request: web.Request) -> web.Response:
+    pro = await _signed_in(request)
+    hub = request.app[HUB]
+    teams = [
+        {"id": t.id, "name": t.name, "mode": t.assign_mode.value}
+        for t in sorted(hub.teams.values(), key=lambda t: t.id)
+    ]
+    colleagues = [
+        {
+            "id": p.id,
+            "name": p.display_name,
+            "title": p.title,
+            "role": p.role,
+            "teams": list(p.teams),
+            "online": p.online,
+        }
+        for p in sorted(hub.professionals.values(), key=lambda p: p.display_name)
+        if p.id != pro.id and not p.bot
+    ]
+    return web.json_response(
+        {
+            "teams": teams,
+            "colleagues": colleagues,
+            "canned": canned_for(_canned(request), pro.teams),
+            "outcomes": [{"value": k, "label": v} for k, v in OUTCOMES.items()],
+        },
+        headers=_NO_STORE,
+    )
+
+
+def _canned(request: web.Request) -> tuple[CannedResponse, ...]:
+    responses: tuple[CannedResponse, ...] = request.app[CANNED]
+    return responses
+
+
+# --- record entries -----------------------------------------------------------------------
+
+
+async def _own_conversation(request: web.Request, pro: Professional) -> Conversation:
+    """A conversation assigned to ``pro`` now, or that they had when it closed."""
+    cid = request.match_info["cid"]
+    conv = request.app[HUB].conversations.get(cid) or await request.app[STORAGE].conversation(
+        cid
+    )
+    if conv is None or conv.professional_id != pro.id:
+        raise _http(403, ErrorCode.NOT_ASSIGNED, "this conversation is not yours")
+    return conv
+
+
+async def _transcript(request: web.Request, cid: str) -> list[dict[str, Any]]:
+    storage = request.app[STORAGE]
+    messages: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = await storage.history(cid, after, 500)
+        messages += [
+            {
+                "seq": m.seq,
+                "sender_role": m.sender_role,
+                "sender_id": m.sender_id,
+                "sender_name": m.sender_name,
+                "text": m.text,
+                "sent_at": m.sent_at,
+            }
+            for m in page
+        ]
+        if len(page) < 500:
+            return messages
+        after = page[-1].seq
+
+
+def _saved(record: dict[str, Any]) -> dict[str, Any]:
+    rid = record["record_id"]
+    return {
+        **{k: record[k] for k in ("record_id", "version", "saved_at", "outcome")},
+        **{k: record[k] for k in ("reason", "symptoms", "advice", "follow_up")},
+        "text_url": f"/api/records/{rid}.txt",
+        "fhir_url": f"/api/records/{rid}.fhir.json",
+    }
+
+
+async def get_record(request: web.Request) -> web.Response:
+    pro = await _signed_in(request)
+    conv = await _own_conversation(request, pro)
+    intake = json.loads(conv.intake_json)["summary"] if conv.intake_json else None
+    default = conv.reason if conv.reason in OUTCOMES else "resolved"
+    draft = draft_record(intake, await _transcript(request, conv.id), default)
+    saved = await request.app[STORAGE].record(conv.id)
+    return web.json_response(
+        {
+            "draft": {
+                "reason": draft.reason,
+                "symptoms": draft.symptoms,
+                "advice": draft.advice,
+                "follow_up": draft.follow_up,
+                "outcome": draft.outcome,
+            },
+            "saved": _saved(saved) if saved else None,
+        },
+        headers=_NO_STORE,
+    )
+
+
+async def save_record(request: web.Request) -> web.Response:
+    pro = await _signed_in(request)
+    conv = await _own_conversation(request, pro)
+    try:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("send a JSON object")
+        entry = validate_record(body)
+        close = body.get("close", False)
+        if not isinstance(close, bool):
+            raise ValueError("'close' must be true or false")
+    except ValueError as exc:
+        return _error(400, ErrorCode.INVALID_FIELD, str(exc) or "send a JSON object")
+    storage, clock = request.app[STORAGE], request.app[CLOCK]
+    fields = {
+        "outcome": entry.outcome,
+        "reason": entry.reason,
+        "symptoms": entry.symptoms,
+        "advice": entry.advice,
+        "follow_up": entry.follow_up,
+    }
+    record_id, version = await storage.save_record(
+        conv.id, pro.id, clock.now_ms(), fields, new_id("r")
+    )
+    log.info("record %s version %d saved for %s", record_id, version, conv.id)
+    if close and conv.id in request.app[HUB].conversations:
+        try:
+            await request.app[HUB].close(Actor.for_professional(pro), conv.id, entry.outcome)
+        except HubError as exc:
+            return _error(409, exc.code, f"the entry was saved, but: {exc.reason}")
+    saved = await storage.record(record_id=record_id)
+    assert saved is not None
+    return web.json_response({"saved": _saved(saved)}, headers=_NO_STORE)
+
+
+async def _record_for_download(
+    request: web.Request,
+) -> tuple[Any, RecordContext]:
+    pro = await _signed_in(request)
+    storage = request.app[STORAGE]
+    record = await storage.record(record_id=request.match_info["record_id"])
+    conv = await storage.conversation(record["conversation_id"]) if record else None
+    if record is None or conv is None or conv.professional_id != pro.id:
+        raise _http(404, ErrorCode.NO_CONVERSATION, "no record entry of yours has this id")
+    author = request.app[HUB].professionals.get(record["professional_id"], pro)
+    identity = json.loads(conv.identity_json)["record"] if conv.identity_json else None
+    code = birth = None
+    protector = request.app[IDENTIFICATION].protector if IDENTIFICATION in request.app else None
+    if identity is not None:
+        birth = identity.get("birth_date")
+        if protector is not None:
+            try:
+                code = protector.reveal(identity["protected_code"])
+            except ValueError:
+                log.error("record %s: the identity code cannot be decrypted", record["record_id"])
+    ctx = RecordContext(
+        conversation_id=conv.id,
+        record_id=record["record_id"],
+        version=record["version"],
+        started_at_ms=conv.created_at,
+        ended_at_ms=conv.closed_at,
+        saved_at_ms=record["saved_at"],
+        language=conv.language,
+        topic=conv.topic,
+        triage=conv.triage,
+        station=conv.station_id,
+        professional_id=author.id,
+        professional_name=author.display_name,
+        professional_title=author.title,
+        client_name=identity["name"] if identity else conv.client_name,
+        identity_code=code,
+        birth_date=birth,
+    )
+    entry = validate_record(record)
+    return entry, ctx
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {**_NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'}
+
+
+async def download_text(request: web.Request) -> web.Response:
+    entry, ctx = await _record_for_download(request)
+    return web.Response(
+        text=record_text(entry, ctx),
+        content_type="text/plain",
+        charset="utf-8",
+        headers=_attachment(f"{ctx.record_id}-v{ctx.version}.txt"),
+    )
+
+
+async def download_fhir(request: web.Request) -> web.Response:
+    entry, ctx = await _record_for_download(request)
+    return web.Response(
+        text=json.dumps(record_fhir(entry, ctx), ensure_ascii=False, indent=2),
+        content_type="application/fhir+json",
+        charset="utf-8",
+        headers=_attachment(f"{ctx.record_id}-v{ctx.version}.fhir.json"),
+    )
+
+
+# --- the access log -----------------------------------------------------------------------
+
+
+async def access_log(request: web.Request) -> web.Response:
+    """Who opened one client's conversations: by identity code, or by conversation id."""
+    pro = await _signed_in(request)
+    if not pro.supervises:
+        return _error(403, ErrorCode.FORBIDDEN, "only a supervisor or an admin reads the log")
+    try:
+        body = await request.json()
+        code, cid = body.get("identity_code"), body.get("conversation_id")
+        if (code is None) == (cid is None) or not isinstance(code or cid, str):
+            raise ValueError
+    except (ValueError, AttributeError):
+        return _error(
+            400, ErrorCode.MALFORMED, "send JSON with either identity_code or conversation_id"
+        )
+    storage, clock = request.app[STORAGE], request.app[CLOCK]
+    settings = request.app[SETTINGS]
+    if code is not None:
+        try:
+            canonical = personal_code.validate(
+                code.strip(), allow_test_codes=settings.oidc_allow_test_codes
+            )
+        except ValueError as exc:
+            return _error(400, ErrorCode.INVALID_FIELD, f"not a valid identity code: {exc}")
+        protector = request.app[IDENTIFICATION].protector
+        entries = (
+            await storage.access_log(client_key=protector.fingerprint(canonical))
+            if protector is not None
+            else []  # without identification no client was ever identified
+        )
+        what = "identity code " + personal_code.mask(canonical)
+    else:
+        entries = await storage.access_log(conversation_id=cid)
+        what = "conversation " + cid
+    # Reading the log is itself on record.
+    await storage.save_event(
+        storage.audit_statement(
+            clock.now_ms(), None, "professional", pro.id, "access_log_read", what
+        )
+    )
+    return web.json_response({"entries": entries}, headers=_NO_STORE)
+

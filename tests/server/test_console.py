@@ -1,0 +1,586 @@
+"""The professional console's server side: sign-in, forgery, roles, the access log, drafts, the
+pane check, escalation and record entries — over real HTTP and real websockets."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import websockets
+from idp import login as provider_login
+from idp import provider_for_kanava
+from kanava_testing import PASSWORD, Chat, KanavaServer, login_token
+
+from protocol import JSON
+from protocol.messages import (
+    Auth,
+    ConversationStateChanged,
+    ConversationTransfer,
+    DraftSet,
+    Error,
+    MessageNew,
+    MessageSend,
+    QueueTake,
+)
+from server.auth import _verify_scrypt
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class Browser:
+    """An HTTP client that keeps cookies for 127.0.0.1, as a browser does, and sends the
+    console's anti-forgery header."""
+
+    def __init__(self, server: KanavaServer) -> None:
+        self.server = server
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.csrf = ""
+
+    async def start(self) -> dict[str, Any]:
+        async with self.session.get(self.server.base + "/api/session") as response:
+            body: dict[str, Any] = await response.json()
+        self.csrf = body["csrf"]
+        return body
+
+    async def post(
+        self, path: str, body: Any, *, csrf: str | None = None, **headers: str
+    ) -> tuple[int, dict[str, Any]]:
+        sent = {"X-CSRF-Token": self.csrf if csrf is None else csrf, **headers}
+        async with self.session.post(self.server.base + path, json=body, headers=sent) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.server.base + path) as resp:
+            if resp.content_type == "application/json":
+                return resp.status, await resp.json()
+            return resp.status, await resp.text()
+
+    async def sign_in(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
+        await self.start()
+        status, body = await self.post("/api/login", {"username": username, "password": password})
+        assert status == 200, body
+        self.csrf = body["csrf"]
+        return body
+
+    def cookie(self, name: str) -> str | None:
+        for cookie in self.session.cookie_jar:
+            if cookie.key == name:
+                return cookie.value
+        return None
+
+    async def websocket(self) -> Any:
+        token = self.cookie("kanava_session")
+        return await websockets.connect(
+            self.server.ws_base + "/ws/pro",
+            subprotocols=[JSON.subprotocol],  # type: ignore[list-item]
+            additional_headers={"Cookie": f"kanava_session={token}"},
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+@pytest.fixture
+async def browser(server: KanavaServer) -> AsyncIterator[Browser]:
+    b = Browser(server)
+    yield b
+    await b.close()
+
+
+async def recv_json(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    import asyncio
+
+    while True:
+        raw = await asyncio.wait_for(ws.recv(), timeout)
+        msg: dict[str, Any] = json.loads(raw)
+        if msg["type"] == kind:
+            return msg
+
+
+def raw_set_cookie(headers: Any, name: str) -> str:
+    for value in headers.getall("Set-Cookie", []):
+        if value.startswith(name + "="):
+            return str(value)
+    raise AssertionError(f"no Set-Cookie for {name}")
+
+
+# --- sign-in and the session cookie -------------------------------------------------------
+
+
+async def test_sign_in_sets_an_httponly_strict_cookie_and_no_token_in_the_body(
+    server: KanavaServer,
+) -> None:
+    """The page never sees the session token: it is an HttpOnly, SameSite=Strict cookie."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(server.base + "/api/session") as response:
+            start = await response.json()
+            assert start["professional"] is None and start["csrf"]
+        async with session.post(
+            server.base + "/api/login",
+            json={"username": "hoitaja1", "password": PASSWORD},
+            headers={"X-CSRF-Token": start["csrf"]},
+        ) as response:
+            body = await response.json()
+            assert response.status == 200, body
+            cookie = raw_set_cookie(response.headers, "kanava_session")
+        assert "token" not in body
+        assert body["professional"]["role"] == "nurse"
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        # A server on a loopback address is development: no Secure flag, or http would fail.
+        assert "Secure" not in cookie
+        async with session.get(server.base + "/api/session") as response:
+            now = await response.json()
+        assert now["professional"]["name"] == "Hanna Hoitaja"
+        assert now["csrf"] == body["csrf"] != start["csrf"]
+
+
+async def test_the_cookie_is_secure_outside_development(server_factory: Any) -> None:
+    server = server_factory(cookie_secure="always")
+    b = Browser(server)
+    try:
+        await b.start()
+        async with b.session.post(
+            server.base + "/api/login",
+            json={"username": "hoitaja1", "password": PASSWORD},
+            # Secure cookies travel over https only: this test's http sends it by hand.
+            headers={"X-CSRF-Token": b.csrf, "Cookie": f"kanava_login_csrf={b.csrf}"},
+        ) as response:
+            assert response.status == 200
+            assert "Secure" in raw_set_cookie(response.headers, "kanava_session")
+    finally:
+        await b.close()
+
+
+async def test_passwords_are_stored_with_argon2id(server: KanavaServer) -> None:
+    db = sqlite3.connect(server.database)
+    hashes = [h for (h,) in db.execute("SELECT password_hash FROM professionals WHERE bot = 0")]
+    db.close()
+    assert hashes and all(h.startswith("$argon2id$") for h in hashes)
+
+
+async def test_an_old_scrypt_hash_still_signs_in_and_is_replaced_by_argon2(
+    server: KanavaServer,
+) -> None:
+    # A real scrypt hash of the password, as Kanava stored them before Argon2.
+    import base64
+    import hashlib
+
+    salt = b"saltsaltsaltsalt"
+    digest = hashlib.scrypt(PASSWORD.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    old = f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    assert _verify_scrypt(PASSWORD, old)
+    await server.add_professional("vanha", password_hash=old)
+    await login_token(server.base, "vanha")
+    db = sqlite3.connect(server.database)
+    (stored,) = db.execute(
+        "SELECT password_hash FROM professionals WHERE id = 'p_vanha'"
+    ).fetchone()
+    db.close()
+    assert stored.startswith("$argon2id$")
+    await login_token(server.base, "vanha")  # and the new hash works
+
+
+async def test_wrong_passwords_are_rate_limited_per_account(browser: Browser) -> None:
+    """Five wrong passwords lock the account for a while, even for the right one; others not."""
+    await browser.start()
+    for _ in range(5):
+        status, body = await browser.post(
+            "/api/login", {"username": "hoitaja2", "password": "arvaus"}
+        )
+        assert status == 401 and body["error"]["code"] == "auth_failed"
+    async with browser.session.post(
+        browser.server.base + "/api/login",
+        json={"username": "hoitaja2", "password": PASSWORD},
+        headers={"X-CSRF-Token": browser.csrf},
+    ) as response:
+        body = await response.json()
+        assert response.status == 429
+        assert body["error"]["code"] == "rate_limited" and body["error"]["retry_after_ms"] > 0
+        assert int(response.headers["Retry-After"]) > 60
+    # Another account from the same computer still signs in.
+    status, body = await browser.post("/api/login", {"username": "hoitaja1", "password": PASSWORD})
+    assert status == 200, body
+
+
+async def test_an_unknown_username_is_refused_like_a_wrong_password(browser: Browser) -> None:
+    await browser.start()
+    status, body = await browser.post("/api/login", {"username": "nobody", "password": "x"})
+    assert status == 401 and body["error"]["reason"] == "wrong username or password"
+
+
+# --- forgery ------------------------------------------------------------------------------
+
+
+async def test_sign_in_without_the_anti_forgery_token_is_refused(browser: Browser) -> None:
+    await browser.start()
+    for token in ("", "forged"):
+        status, body = await browser.post(
+            "/api/login", {"username": "hoitaja1", "password": PASSWORD}, csrf=token
+        )
+        assert status == 403 and body["error"]["code"] == "csrf"
+
+
+async def test_a_foreign_origin_cannot_post(browser: Browser) -> None:
+    await browser.sign_in("hoitaja1")
+    status, body = await browser.post("/api/logout", {}, Origin="https://evil.example")
+    assert status == 403 and body["error"]["code"] == "csrf"
+    status, _ = await browser.get("/api/console")
+    assert status == 200  # still signed in
+
+
+async def test_a_cookie_request_needs_the_sessions_own_token(browser: Browser) -> None:
+    """The pre-sign-in token, or none, does not work once signed in; the session's does."""
+    first = await browser.start()
+    await browser.sign_in("hoitaja1")
+    for token in ("", first["csrf"]):
+        status, body = await browser.post("/api/logout", {}, csrf=token)
+        assert status == 403 and body["error"]["code"] == "csrf"
+    status, body = await browser.post("/api/logout", {})
+    assert status == 200 and body["signed_out"] is True
+    status, body = await browser.get("/api/console")
+    assert status == 401
+
+
+# --- the websocket with the cookie; sign-out closes it -----------------------------------
+
+
+async def test_the_console_websocket_signs_in_with_the_cookie_and_sign_out_closes_it(
+    browser: Browser,
+) -> None:
+    await browser.sign_in("hoitaja1")
+    ws = await browser.websocket()
+    try:
+        await ws.send(json.dumps({"type": "auth", "cursors": {}}))
+        welcome = await recv_json(ws, "welcome")
+        assert welcome["professional"]["role"] == "nurse"
+        status, _ = await browser.post("/api/logout", {})
+        assert status == 200
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await recv_json(ws, "never")
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    finally:
+        await ws.close()
+
+
+async def test_auth_without_a_cookie_or_token_is_refused(chat: Chat) -> None:
+    pro = await chat.raw_pro()
+    await pro.send(Auth())
+    err = await pro.expect_error("auth_failed")
+    assert "sign in" in err.reason
+
+
+# --- roles and the access log -------------------------------------------------------------
+
+
+async def test_only_supervisors_read_the_access_log_and_it_says_who_opened_what(
+    chat: Chat, browser: Browser
+) -> None:
+    client, nurse = await chat.open_chat_with("hoitaja1", "Maija Mehiläinen")
+    doctor = await chat.open_pro("laakari1")
+    await chat.server.add_team("laakarit")
+    await nurse.send(
+        ConversationTransfer(
+            client.conversation_id, to_professional=doctor.id, note="Ihottuma", escalate=True
+        )
+    )
+    await doctor.expect(
+        ConversationStateChanged, lambda m: m.conversation.conversation_id == client.conversation_id
+    )
+    await browser.sign_in("hoitaja1")
+    status, body = await browser.post(
+        "/api/access-log", {"conversation_id": client.conversation_id}
+    )
+    assert status == 403 and body["error"]["code"] == "forbidden"
+
+    supervisor = Browser(chat.server)
+    try:
+        profile = await supervisor.sign_in("esihenkilo1")
+        assert profile["professional"]["role"] == "supervisor"
+        status, body = await supervisor.post(
+            "/api/access-log", {"conversation_id": client.conversation_id}
+        )
+        assert status == 200, body
+        seen = [(e["professional_name"], e["reason"]) for e in body["entries"]]
+        assert seen == [
+            ("Hanna Hoitaja", "taken from the queue"),
+            ("Laura Lääkäri", "escalated to a doctor by Hanna Hoitaja"),
+        ]
+        assert all(e["client_name"] == "Maija Mehiläinen" for e in body["entries"])
+        status, body = await supervisor.post("/api/access-log", {"identity_code": "not a code"})
+        assert status == 400 and body["error"]["code"] == "invalid_field"
+    finally:
+        await supervisor.close()
+    # Reading the log is on record too.
+    db = sqlite3.connect(chat.server.database)
+    actions = [a for (a,) in db.execute("SELECT action FROM audit_events")]
+    db.close()
+    assert "access_log_read" in actions
+
+
+async def test_the_access_log_cannot_be_changed_or_emptied(chat: Chat) -> None:
+    await chat.open_chat_with("hoitaja1")
+    db = sqlite3.connect(chat.server.database)
+    try:
+        assert db.execute("SELECT COUNT(*) FROM access_log").fetchone()[0] == 1
+        for sql in ("UPDATE access_log SET reason = 'x'", "DELETE FROM access_log"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                db.execute(sql)
+    finally:
+        db.close()
+
+
+async def test_a_professional_cannot_act_on_a_chat_assigned_to_someone_else(chat: Chat) -> None:
+    client, nurse = await chat.open_chat_with("hoitaja1", "Aino")
+    other = await chat.open_pro("hoitaja2")
+    await other.send(MessageSend(client.conversation_id, "m1", "Hei"))
+    assert (await other.expect_error("not_assigned")).ref == "m1"
+    await other.send(DraftSet(client.conversation_id, "luonnos"))
+    await other.expect_error("not_assigned")
+    await other.send(ConversationTransfer(client.conversation_id, to_professional=other.id))
+    await other.expect_error("not_assigned")
+    await client.nothing_more(cls=MessageNew)
+
+
+# --- the pane check and drafts ------------------------------------------------------------
+
+
+async def test_a_send_from_another_chats_pane_is_refused_and_reaches_nobody(chat: Chat) -> None:
+    aino = await chat.open_client("Aino Aalto")
+    antti = await chat.open_client("Antti Aho")
+    pro = await chat.open_pro("hoitaja1")
+    for client in (aino, antti):
+        await pro.send(QueueTake(conversation_id=client.conversation_id))
+        await pro.history(client.conversation_id)
+    await pro.send(
+        MessageSend(
+            antti.conversation_id, "m-wrong", "Aino, verikokeesi", pane=aino.conversation_id
+        )
+    )
+    err = await pro.expect_error("pane_mismatch")
+    assert err.ref == "m-wrong" and "another chat" in err.reason
+    await pro.send(
+        MessageSend(aino.conversation_id, "m-right", "Hei Aino", pane=aino.conversation_id)
+    )
+    got = await aino.expect(MessageNew)
+    assert got.message.text == "Hei Aino"
+    await antti.nothing_more(cls=MessageNew)
+    assert await chat.server.acall(lambda: chat.server.storage.count_messages()) == 1
+
+
+async def test_drafts_are_kept_per_conversation_and_come_back_on_sign_in(chat: Chat) -> None:
+    first = await chat.open_client("Aino")
+    second = await chat.open_client("Antti")
+    pro = await chat.open_pro("hoitaja1")
+    for client in (first, second):
+        await pro.send(QueueTake(conversation_id=client.conversation_id))
+        await pro.history(client.conversation_id)
+    await pro.send(DraftSet(first.conversation_id, "Hei Aino, katsoin"))
+    await pro.send(DraftSet(second.conversation_id, "Antti: kuume?"))
+    await pro.send(DraftSet(second.conversation_id, "Antti: kuinka korkea kuume?"))
+    await pro.send(DraftSet(first.conversation_id, "x" * 4001))
+    await pro.expect_error("text_too_long")
+    await pro.nothing_more(cls=Error)
+    again = await chat.open_pro("hoitaja1", token=pro.token)
+    assert again.welcome.drafts == {
+        first.conversation_id: "Hei Aino, katsoin",
+        second.conversation_id: "Antti: kuinka korkea kuume?",
+    }
+    await again.send(DraftSet(first.conversation_id, ""))
+    await again.nothing_more(cls=Error)
+    third = await chat.open_pro("hoitaja1", token=pro.token)
+    assert third.welcome.drafts == {second.conversation_id: "Antti: kuinka korkea kuume?"}
+
+
+# --- transfer with a note, escalation -----------------------------------------------------
+
+
+async def test_escalation_to_a_doctor_is_marked_and_carries_the_note(chat: Chat) -> None:
+    client, nurse = await chat.open_chat_with("hoitaja1", "Aino")
+    await chat.server.add_professional("toinen", teams=("kallio",))
+    colleague = await chat.open_pro("toinen")
+    doctor = await chat.open_pro("laakari1")
+    # Escalation goes to a doctor only.
+    await nurse.send(
+        ConversationTransfer(client.conversation_id, to_professional=colleague.id, escalate=True)
+    )
+    assert "not a doctor" in (await nurse.expect_error("target_unavailable")).reason
+    await nurse.send(
+        ConversationTransfer(
+            client.conversation_id,
+            to_professional=doctor.id,
+            note="Ihottuma levinnyt, pyytää lääkäriä",
+            escalate=True,
+        )
+    )
+    state = await doctor.expect(
+        ConversationStateChanged, lambda m: m.conversation.conversation_id == client.conversation_id
+    )
+    view = state.conversation
+    assert view.escalated is True and view.reason == "escalated"
+    assert isinstance(view.handover, dict)
+    assert view.handover["kind"] == "escalation"
+    assert view.handover["from_name"] == "Hanna Hoitaja"
+    assert view.handover["note"] == "Ihottuma levinnyt, pyytää lääkäriä"
+    told = await client.expect(
+        ConversationStateChanged,
+        lambda m: (
+            m.conversation.professional is not None and m.conversation.professional.id == doctor.id
+        ),
+    )
+    assert told.conversation.professional is not None
+    assert told.conversation.professional.role == "doctor"
+
+
+async def test_a_transfer_note_reaches_the_colleague(chat: Chat) -> None:
+    client, nurse = await chat.open_chat_with("hoitaja1", "Aino")
+    colleague = await chat.open_pro("hoitaja2")
+    await nurse.send(
+        ConversationTransfer(client.conversation_id, to_professional=colleague.id, note="Kuume 39")
+    )
+    state = await colleague.expect(ConversationStateChanged)
+    assert isinstance(state.conversation.handover, dict)
+    assert state.conversation.handover["kind"] == "transfer"
+    assert state.conversation.handover["note"] == "Kuume 39"
+    assert state.conversation.escalated is False
+
+
+# --- record entries -----------------------------------------------------------------------
+
+
+async def test_a_record_entry_is_drafted_saved_with_the_close_and_downloaded(chat: Chat) -> None:
+    client, nurse = await chat.open_chat_with("hoitaja1", "Aino Aalto")
+    await client.say("Minulla on ollut kuumetta kolme päivää ja yskää.")
+    await nurse.say(
+        client.conversation_id,
+        "Lepää ja juo runsaasti. Jos vointi huononee, ota yhteyttä uudelleen.",
+    )
+    b = Browser(chat.server)
+    try:
+        await b.sign_in("hoitaja1")
+        cid = client.conversation_id
+        status, body = await b.get(f"/api/conversations/{cid}/record")
+        assert status == 200, body
+        draft = body["draft"]
+        assert body["saved"] is None
+        assert "kuumetta" in draft["reason"] + draft["symptoms"]
+        assert "Lepää ja juo runsaasti" in draft["advice"]
+        status, body = await b.post(
+            f"/api/conversations/{cid}/record", {**draft, "outcome": "nope"}
+        )
+        assert status == 400 and body["error"]["code"] == "invalid_field"
+        entry = {**draft, "advice": "Lepo ja nesteet.", "outcome": "resolved", "close": True}
+        status, body = await b.post(f"/api/conversations/{cid}/record", entry)
+        assert status == 200, body
+        saved = body["saved"]
+        assert saved["version"] == 1 and saved["advice"] == "Lepo ja nesteet."
+        closed = await client.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "closed"
+        )
+        assert closed.conversation.reason == "resolved"
+        # Saved again after the close: a new version of the same entry.
+        status, body = await b.post(
+            f"/api/conversations/{cid}/record", {**entry, "follow_up": "Ei jatkoa.", "close": False}
+        )
+        assert status == 200 and body["saved"]["version"] == 2
+        assert body["saved"]["record_id"] == saved["record_id"]
+        status, text = await b.get(body["saved"]["text_url"])
+        assert status == 200 and "Lepo ja nesteet." in text and "Ei jatkoa." in text
+        status, fhir = await b.get(body["saved"]["fhir_url"])
+        assert status == 200, fhir
+        if isinstance(fhir, str):
+            fhir = json.loads(fhir)
+        assert fhir["resourceType"] == "Bundle" and fhir["type"] == "document"
+        assert fhir["entry"][0]["resource"]["resourceType"] == "Composition"
+    finally:
+        await b.close()
+    # Nobody else gets the entry.
+    other = Browser(chat.server)
+    try:
+        await other.sign_in("hoitaja2")
+        status, _ = await other.get(f"/api/conversations/{cid}/record")
+        assert status == 403
+        status, _ = await other.get(saved["text_url"])
+        assert status == 404
+    finally:
+        await other.close()
+
+
+async def test_the_console_data_lists_colleagues_teams_and_canned_responses(
+    browser: Browser,
+) -> None:
+    await browser.sign_in("hoitaja1")
+    status, body = await browser.get("/api/console")
+    assert status == 200
+    names = {c["name"]: c for c in body["colleagues"]}
+    assert "Hanna Hoitaja" not in names and names["Laura Lääkäri"]["role"] == "doctor"
+    assert {"kallio", "vuosaari"} <= {t["id"] for t in body["teams"]}
+    assert body["canned"] and all(
+        "*" in c["teams"] or "kallio" in c["teams"] for c in body["canned"]
+    )
+    assert {"resolved", "booked_appointment"} <= {o["value"] for o in body["outcomes"]}
+
+
+# --- sign-in with the organisation's OpenID Connect provider -----------------------------
+
+
+@pytest.fixture
+def provider_server(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServer]:
+    with provider_for_kanava(tmp_path, "kanava-console") as (port, identification):
+        yield server_factory(port=port, **identification)
+
+
+async def test_a_professional_signs_in_with_the_organisations_provider(
+    provider_server: KanavaServer,
+) -> None:
+    server = provider_server
+    await server.add_professional("eero", oidc_subject="fi-test-eero")
+    b = Browser(server)
+    try:
+        assert (await b.start())["oidc"] is True
+        async with b.session.get(server.base + "/pro/oidc/start", allow_redirects=False) as resp:
+            assert resp.status == 302
+            provider_url = resp.headers["Location"]
+        callback = server.base + "/identity/callback"
+        query = await provider_login(provider_url, callback, person="eero")
+        async with b.session.get(callback, params=query, allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+            assert resp.headers["Location"] == "/pro"
+        status, body = await b.get("/api/session")
+        assert body["professional"]["id"] == "p_eero"
+        # A person with no linked account is not signed in.
+        async with b.session.get(server.base + "/pro/oidc/start", allow_redirects=False) as resp:
+            provider_url = resp.headers["Location"]
+        query = await provider_login(provider_url, callback, person="aino")
+        async with b.session.get(callback, params=query, allow_redirects=False) as resp:
+            assert resp.status == 303
+            assert "login_error=" in resp.headers["Location"]
+    finally:
+        await b.close()
+
+
+async def test_a_provider_answer_from_another_browser_signs_nobody_in(
+    provider_server: KanavaServer,
+) -> None:
+    """The sign-in is bound to the browser that started it (a cookie), so a forged one fails."""
+    server = provider_server
+    await server.add_professional("eero", oidc_subject="fi-test-eero")
+    attacker, victim = Browser(server), Browser(server)
+    try:
+        async with attacker.session.get(
+            server.base + "/pro/oidc/start", allow_redirects=False
+        ) as resp:
+            provider_url = resp.headers["Location"]
+        callback = server.base + "/identity/callback"
+        query = await provider_login(provider_url, callback, person="eero")
+        async with victim.session.get(callback, params=query, allow_redirects=False) as resp:
+            assert resp.status == 303 and "another%20browser" in resp.headers["Location"]
+        status, body = await victim.get("/api/session")
+        assert body["professional"] is None
+    finally:
+        await attacker.close()
+        await victim.close()
