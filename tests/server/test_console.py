@@ -19,6 +19,7 @@ from kanava_testing import PASSWORD, Chat, KanavaServer, login_token
 from protocol import JSON
 from protocol.messages import (
     Auth,
+    ConversationOpened,
     ConversationStateChanged,
     ConversationTransfer,
     DraftSet,
@@ -531,7 +532,7 @@ async def test_the_console_data_lists_colleagues_teams_and_canned_responses(
 @pytest.fixture
 def provider_server(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServer]:
     with provider_for_kanava(tmp_path, "kanava-console") as (port, identification):
-        yield server_factory(port=port, **identification)
+        yield server_factory(port=port, always_open=True, **identification)
 
 
 async def test_a_professional_signs_in_with_the_organisations_provider(
@@ -584,3 +585,34 @@ async def test_a_provider_answer_from_another_browser_signs_nobody_in(
     finally:
         await attacker.close()
         await victim.close()
+
+
+async def test_a_supervisor_finds_who_opened_an_identified_clients_chats_by_identity_code(
+    provider_server: KanavaServer,
+) -> None:
+    """Aino identifies; a nurse takes her chat; the log for Aino's code names the nurse."""
+    from test_intake import identified_intake
+
+    desk, client, opened = await identified_intake(provider_server, JSON, "aino")
+    supervisor = Browser(provider_server)
+    try:
+        assert isinstance(opened, ConversationOpened)
+        nurse = await desk.open_pro("hoitaja1")
+        await nurse.send(QueueTake(conversation_id=opened.conversation.conversation_id))
+        await nurse.history(opened.conversation.conversation_id)
+        await supervisor.sign_in("esihenkilo1")
+        digits = "150385904"  # Aino Testinen, a fictitious person of the test provider
+        code = f"150385-904{'0123456789ABCDEFHJKLMNPRSTUVWXY'[int(digits) % 31]}"
+        status, body = await supervisor.post("/api/access-log", {"identity_code": code})
+        assert status == 200, body
+        assert [(e["professional_name"], e["reason"]) for e in body["entries"]] == [
+            ("Hanna Hoitaja", "taken from the queue")
+        ]
+        assert body["entries"][0]["conversation_id"] == opened.conversation.conversation_id
+        # Someone else's code finds nothing of hers.
+        other = f"020572-913{'0123456789ABCDEFHJKLMNPRSTUVWXY'[20572913 % 31]}"
+        status, body = await supervisor.post("/api/access-log", {"identity_code": other})
+        assert status == 200 and body["entries"] == []
+    finally:
+        await supervisor.close()
+        await desk.close_all()
