@@ -380,6 +380,7 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
         teams=(BOT_TEAM,),
         password_hash="!",  # never matches: nobody signs in as the bot
         bot=True,
+        role="bot",
     )
     await storage.save_professional(pro)
     hub.add_professional(pro)  # keeps the chats the bot had before a restart

@@ -125,21 +125,24 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
         unknown = [t for t in args.teams if t not in known_teams]
         if unknown:
             raise SystemExit(f"kanava: no such team: {', '.join(unknown)} (add it first)")
-        existing = {p.username: p.id for p in await storage.professionals()}
+        existing = {p.username: p for p in await storage.professionals()}
+        known = existing.get(args.username)
         capacity = settings.default_capacity if args.capacity is None else args.capacity
         if capacity < 0:
             raise SystemExit("kanava: capacity cannot be negative")
         await storage.save_professional(
             Professional(
-                id=existing.get(args.username) or "p_" + args.username,
+                id=known.id if known else "p_" + args.username,
                 username=args.username,
                 display_name=args.name,
                 title=args.title,
                 capacity=capacity,
                 teams=tuple(args.teams),
                 password_hash=hash_password(password),
-                role=args.role or ("doctor" if args.title == "doctor" else "nurse"),
-                oidc_subject=args.oidc_subject or None,
+                # Left out on an update: the account keeps its role and its link.
+                role=args.role
+                or (known.role if known else ("doctor" if args.title == "doctor" else "nurse")),
+                oidc_subject=args.oidc_subject or (known.oidc_subject if known else None),
             )
         )
     finally:
@@ -164,6 +167,7 @@ async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
             teams=(BOT_TEAM,),
             password_hash="!",  # no password: the token is its only way in
             bot=True,
+            role="bot",
         )
         await storage.save_professional(pro)
         token = new_token()

@@ -25,7 +25,7 @@ import logging
 import math
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -388,9 +388,15 @@ class Connection:
             if seq <= self._cursors.get(cid, 0):
                 return
             self._cursors[cid] = seq
-        elif kind is ConversationStateChanged and self.role is Role.PROFESSIONAL:
+        elif kind is ConversationStateChanged:
             assert isinstance(msg, ConversationStateChanged)
-            self._follow_assignment(msg)
+            if self.role is Role.PROFESSIONAL:
+                self._follow_assignment(msg)
+            elif msg.conversation.handover is not None:
+                # A transfer's note is between professionals: the client's copy goes without.
+                quiet = ConversationStateChanged(replace(msg.conversation, handover=None))
+                self._enqueue(self.codec.encode(quiet))
+                return
         elif kind is Welcome:
             assert isinstance(msg, Welcome)
             for view in msg.conversations:

@@ -62,7 +62,6 @@ from .identity import Identity
 from .ratelimit import LoginLimiter
 from .records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
 from .records import validate_entry as validate_record
-from .settings import Settings
 
 __all__ = ["LOGIN_LIMITER", "add_console_routes", "csrf_middleware", "sign_in_with_identity"]
 
@@ -131,18 +130,25 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 # --- cookies ------------------------------------------------------------------------------
 
 
-def _secure(settings: Settings) -> bool:
-    if settings.cookie_secure in ("always", "never"):
-        return settings.cookie_secure == "always"
+def _secure(request: web.Request) -> bool:
+    """Secure, unless the page itself was opened from a loopback address (development)."""
+    setting = request.app[SETTINGS].cookie_secure
+    if setting in ("always", "never"):
+        return setting == "always"
+    # Behind a TLS proxy on the same machine the server listens on loopback, but the
+    # browser's Host is the service's own name: that is not development.
+    host = (request.host or "").rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return False
     try:
-        return not ipaddress.ip_address(settings.host).is_loopback
+        return not ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return settings.host != "localhost"
+        return True
 
 
 def _set_cookie(
     response: web.StreamResponse,
-    settings: Settings,
+    request: web.Request,
     name: str,
     value: str,
     max_age: int,
@@ -155,12 +161,13 @@ def _set_cookie(
         path="/",
         httponly=True,
         samesite=samesite,
-        secure=_secure(settings),
+        secure=_secure(request),
     )
 
 
-def _set_session_cookie(response: web.StreamResponse, settings: Settings, token: str) -> None:
-    _set_cookie(response, settings, SESSION_COOKIE, token, int(settings.session_hours * 3600))
+def _set_session_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
+    hours = request.app[SETTINGS].session_hours
+    _set_cookie(response, request, SESSION_COOKIE, token, int(hours * 3600))
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
 
 
@@ -227,7 +234,7 @@ async def session_info(request: web.Request) -> web.Response:
     response = web.json_response(
         {"professional": None, "csrf": csrf, "oidc": bool(rp)}, headers=_NO_STORE
     )
-    _set_cookie(response, request.app[SETTINGS], LOGIN_CSRF_COOKIE, csrf, 3600)
+    _set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, 3600)
     if token is not None:
         response.del_cookie(SESSION_COOKIE, path="/")  # expired or unknown: forget it
     return response
@@ -252,7 +259,7 @@ async def login(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError, AttributeError):
         return _error(400, ErrorCode.MALFORMED, "send JSON with username and password")
     app = request.app
-    hub, settings, clock = app[HUB], app[SETTINGS], app[CLOCK]
+    hub, clock = app[HUB], app[CLOCK]
     users, peers = app[LOGIN_LIMITER], app[PEER_LIMITER]
     now = clock.monotonic()
     user_key, peer_key = username.strip().lower(), _peer(request)
@@ -290,7 +297,7 @@ async def login(request: web.Request) -> web.Response:
         body_out["token"] = token
         return web.json_response(body_out, headers=_NO_STORE)
     response = web.json_response(body_out, headers=_NO_STORE)
-    _set_session_cookie(response, settings, token)
+    _set_session_cookie(response, request, token)
     return response
 
 
@@ -329,7 +336,7 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     # Binds the provider's answer to this browser: a callback started in another browser (a
     # forged sign-in) finds no matching cookie. Lax, because the callback is a navigation
     # from the provider's site, which a Strict cookie would not accompany.
-    _set_cookie(response, request.app[SETTINGS], OIDC_COOKIE, nonce, 600, samesite="Lax")
+    _set_cookie(response, request, OIDC_COOKIE, nonce, 600, samesite="Lax")
     raise response
 
 
@@ -356,7 +363,7 @@ async def sign_in_with_identity(
         raise _to_console("No Kanava account is linked to this identity. Ask an admin.")
     token, _expires = await _new_session(request.app, pro)
     response = _to_console()
-    _set_session_cookie(response, request.app[SETTINGS], token)
+    _set_session_cookie(response, request, token)
     response.del_cookie(OIDC_COOKIE, path="/")
     raise response
 
@@ -405,9 +412,7 @@ def _canned(request: web.Request) -> tuple[CannedResponse, ...]:
 async def _own_conversation(request: web.Request, pro: Professional) -> Conversation:
     """A conversation assigned to ``pro`` now, or that they had when it closed."""
     cid = request.match_info["cid"]
-    conv = request.app[HUB].conversations.get(cid) or await request.app[STORAGE].conversation(
-        cid
-    )
+    conv = request.app[HUB].conversations.get(cid) or await request.app[STORAGE].conversation(cid)
     if conv is None or conv.professional_id != pro.id:
         raise _http(403, ErrorCode.NOT_ASSIGNED, "this conversation is not yours")
     return conv
@@ -611,4 +616,3 @@ async def access_log(request: web.Request) -> web.Response:
         )
     )
     return web.json_response({"entries": entries}, headers=_NO_STORE)
-

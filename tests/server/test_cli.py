@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -143,6 +144,41 @@ async def test_operators_add_teams_and_professionals_with_their_own_capacity(
         input="lyhyt\n",
     )
     assert short.returncode != 0
+    supervisor = kanava(
+        "add-professional",
+        "saara",
+        "--name",
+        "Saara Salo",
+        "--team",
+        "malmi",
+        "--role",
+        "supervisor",
+        "--oidc-subject",
+        "org-4711",
+        "--database",
+        database,
+        input="salasana-456\n",
+    )
+    assert supervisor.returncode == 0, supervisor.stderr
+    # Updating the account (a new name) keeps its role and its organisation sign-in.
+    renamed = kanava(
+        "add-professional",
+        "saara",
+        "--name",
+        "Saara Salo-Virta",
+        "--team",
+        "malmi",
+        "--database",
+        database,
+        input="salasana-456\n",
+    )
+    assert renamed.returncode == 0, renamed.stderr
+    db = sqlite3.connect(database)
+    row = db.execute(
+        "SELECT display_name, role, oidc_subject FROM professionals WHERE username = 'saara'"
+    ).fetchone()
+    db.close()
+    assert row == ("Saara Salo-Virta", "supervisor", "org-4711")
 
     server = KanavaServer(Path(database), demo=False).start()
     chat = Chat(server)

@@ -157,6 +157,19 @@ async def test_the_cookie_is_secure_outside_development(server_factory: Any) -> 
         await b.close()
 
 
+async def test_behind_a_tls_proxy_on_the_same_machine_the_cookie_is_secure(
+    server: KanavaServer,
+) -> None:
+    """The server listens on loopback, but the browser asked for the service's own name."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            server.base + "/api/session", headers={"Host": "chat.example.fi"}
+        ) as response:
+            assert "Secure" in raw_set_cookie(response.headers, "kanava_login_csrf")
+        async with session.get(server.base + "/api/session") as response:
+            assert "Secure" not in raw_set_cookie(response.headers, "kanava_login_csrf")
+
+
 async def test_passwords_are_stored_with_argon2id(server: KanavaServer) -> None:
     db = sqlite3.connect(server.database)
     hashes = [h for (h,) in db.execute("SELECT password_hash FROM professionals WHERE bot = 0")]
@@ -448,6 +461,16 @@ async def test_a_transfer_note_reaches_the_colleague(chat: Chat) -> None:
     assert state.conversation.handover["kind"] == "transfer"
     assert state.conversation.handover["note"] == "Kuume 39"
     assert state.conversation.escalated is False
+    # The note is between professionals: the client's copy of the change has none of it.
+    told = await client.expect(
+        ConversationStateChanged,
+        lambda m: (
+            m.conversation.professional is not None
+            and m.conversation.professional.id == colleague.id
+        ),
+    )
+    assert told.conversation.handover is None
+    assert all("Kuume 39" not in repr(m) for m in client.received)
 
 
 # --- record entries -----------------------------------------------------------------------
