@@ -445,6 +445,9 @@ class Hub:
 
     async def connect_professional(self, pro: Professional, subscriber: Subscriber) -> None:
         """A professional's connection authenticated: welcome it, maybe assign chats."""
+        # Read before anything changes: from here to the welcome nothing may wait, or a
+        # transfer committing meanwhile would be missed by the list of chats below.
+        drafts = await self.storage.drafts(pro.id) if not pro.bot else {}
         pro.connections += 1
         pro.offline_since_ms = None
         self.bus.subscribe("pro:" + pro.id, subscriber)
@@ -458,7 +461,7 @@ class Hub:
             (c for c in self.conversations.values() if c.announced_professional_id == pro.id),
             key=lambda c: c.created_at,
         )
-        drafts = await self.storage.drafts(pro.id, (c.id for c in mine)) if not pro.bot else {}
+        drafts = {c.id: drafts[c.id] for c in mine if c.id in drafts}
         welcome = Welcome(
             professional=pro.ref(),
             capacity=pro.capacity,

@@ -893,15 +893,13 @@ class Storage:
             )
         await self._execute([statement])
 
-    async def drafts(self, professional_id: str, conversation_ids: Iterable[str]) -> dict[str, str]:
-        wanted = list(conversation_ids)
-        if not wanted:
-            return {}
-        marks = ", ".join("?" for _ in wanted)
+    async def drafts(self, professional_id: str) -> dict[str, str]:
+        """A professional's unsent texts by conversation (only open ones keep any)."""
         rows = await self._read(
-            f"SELECT conversation_id, text FROM drafts WHERE professional_id = ? "
-            f"AND conversation_id IN ({marks})",
-            (professional_id, *wanted),
+            "SELECT d.conversation_id, d.text FROM drafts d "
+            "JOIN conversations c ON c.id = d.conversation_id "
+            "WHERE d.professional_id = ? AND c.state != 'closed'",
+            (professional_id,),
         )
         return {r[0]: r[1] for r in rows}
 

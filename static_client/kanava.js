@@ -30,8 +30,10 @@ export function newMsgId() {
  * flushed. `onStatus` gets "connecting", "open", "ready", "reconnecting" or "ended".
  */
 export class Connection {
-  constructor({ path, hello, onMessage, onStatus = () => {}, onReady = () => {} }) {
+  constructor({ path, hello, onMessage, onStatus = () => {}, onReady = () => {}, isSessionEnd = null }) {
     this.path = path;
+    // (closeEvent) -> true when the close means "sign in again" rather than "reconnect".
+    this.isSessionEnd = isSessionEnd || ((event) => event.code === SESSION_ENDED);
     this.hello = hello;
     this.onMessage = onMessage;
     this.onStatus = onStatus;
@@ -102,7 +104,7 @@ export class Connection {
       this.ws = null;
       this.isReady = false;
       if (this.stopped) return;
-      if (event.code === SESSION_ENDED) {
+      if (this.isSessionEnd(event)) {
         this.stopped = true;
         this.onStatus("ended", event.reason);
         return;
@@ -188,9 +190,13 @@ export class Outbox {
     }
   }
 
-  /** Queue a new message and send it if connected; returns the item. */
-  add(conversationId, text) {
+  /**
+   * Queue a new message and send it if connected; returns the item. `extra` holds further
+   * fields of the message.send (sent again unchanged with every retry).
+   */
+  add(conversationId, text, extra = null) {
     const item = { conversation_id: conversationId, msg_id: newMsgId(), text, created: Date.now() };
+    if (extra) item.extra = extra;
     this.pending.set(item.msg_id, item);
     this.save();
     this.transmit(item);
@@ -199,6 +205,7 @@ export class Outbox {
 
   transmit(item) {
     this.connection.send({
+      ...(item.extra || {}),
       type: "message.send",
       conversation_id: item.conversation_id,
       msg_id: item.msg_id,

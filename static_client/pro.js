@@ -1,324 +1,91 @@
 // The professional's console: sign in, see the queues, take chats, and chat in several at once.
 //
-// Each conversation has its own pane, built once and found only by its conversation_id; every
-// message, typing notice and read receipt goes to the pane of the conversation_id it carries.
+// Each conversation has its own pane (pro_pane.js), built once and found only by its
+// conversation_id; every message, typing notice and read receipt goes to the pane of the
+// conversation_id it carries. This module signs in and out, keeps the connection, shows the
+// queues, and decides which pane the nurse is working in (keyboard, tabs, notifications).
 
-import { Connection, MessageList, Outbox, TypingNotifier, clockTime, el } from "/static/kanava.js";
+import { Connection, Outbox, clockTime, el } from "/static/kanava.js";
+import { ApiError, get, loadSession, post, setCsrf } from "/static/pro_api.js";
+import {
+  CONFIRM_WINDOW_MS,
+  PANE_COLOURS,
+  Pane,
+  initialsCandidates,
+  languageName,
+} from "/static/pro_pane.js";
 
-const KEY = { session: "kanava.pro.session" };
-const PANE_COLOURS = 6;
-const CLOSE_REASONS = [
-  ["resolved", "Resolved"],
-  ["booked_appointment", "Appointment booked"],
-  ["referred", "Referred elsewhere"],
-  ["no_response", "No response from client"],
-];
-const LANGUAGES = { fi: "Finnish", sv: "Swedish", en: "English" };
-const LABELS = {
-  you: "You",
-  sending: "Sending…",
-  delivered: "Delivered",
-  read: "Read",
-  failed: "Not sent",
-  offered: "Offered to the client",
-};
+const TITLE = "Kanava – professional console";
+const PREFS = { sound: "kanava.pro.sound", title: "kanava.pro.titleCount" };
+const SUPERVISING = new Set(["supervisor", "admin"]);
+const TRIAGE = { urgent: "Urgent", routine: "Routine" };
 
 const $ = (id) => document.getElementById(id);
 
-let session = loadSession(); // {token, professional}
-let me = null; // ProfessionalRef from welcome
+let me = null; // the signed-in professional: {id, name, title, role, …}
 let capacity = 0;
+let myTeams = []; // the teams whose queues this professional serves
+let consoleData = { teams: [], colleagues: [], canned: [], outcomes: [] };
 const panes = new Map(); // conversation_id -> Pane
+const paneOfRoot = new WeakMap(); // pane element -> Pane (never looked up by its data attributes)
 const queues = new Map(); // team -> QueueSnapshot
-let pendingTransfer = null; // the pane whose transfer we are waiting to hear about
+let activeCid = null; // the pane the nurse works in (and the tab shown on a narrow screen)
+let lastPointer = { at: 0, pane: null }; // the last click or touch, and the pane it was in
+let pendingTransfer = null; // {pane, panel} whose transfer we wait to hear about
+let takeRequest = null; // {at, cid}: the chat the nurse asked for, to move to it when it comes
+let signedIn = false;
 
 const connection = new Connection({
   path: "/ws/pro",
   hello() {
     const cursors = {};
-    for (const [cid, pane] of panes) if (pane.list.lastSeq) cursors[cid] = pane.list.lastSeq;
-    return { type: "auth", token: session.token, cursors };
+    for (const [cid, pane] of panes) if (pane.lastSeq) cursors[cid] = pane.lastSeq;
+    // No token: the server knows the professional from the session cookie of this request.
+    return { type: "auth", cursors };
   },
   onMessage: handle,
   onStatus: showConnection,
   onReady() {
     outbox.flush();
+    for (const pane of panes.values()) pane.flushDraft();
   },
+  isSessionEnd: (event) => event.code === 4003 || event.reason === "signed out",
 });
 const outbox = new Outbox(connection);
 
-function loadSession() {
-  try {
-    return JSON.parse(sessionStorage.getItem(KEY.session) || "null");
-  } catch {
-    return null;
-  }
+// --- what the panes ask of the console ----------------------------------------------------
+
+const paneContext = {
+  connection,
+  outbox,
+  me: () => me,
+  myTeams: () => myTeams,
+  consoleData: () => consoleData,
+  refreshColleagues,
+  teamName,
+  isAttended: (pane) => document.visibilityState === "visible" && activeCid === pane.cid,
+  needsConfirmation: (pane) => pane.switchedAt !== null && Date.now() - pane.switchedAt < CONFIRM_WINDOW_MS,
+  sentFrom(pane) {
+    pane.switchedAt = null;
+  },
+  activate,
+  remove: removePane,
+  changed(pane, what) {
+    if (what === "name") assignInitials(pane);
+    if (what === "unread") showUnreadTotal();
+  },
+  setPendingTransfer(pane, panel) {
+    pendingTransfer = { pane, panel };
+  },
+  sessionLost: () => signedOut("Your session has expired. Sign in again."),
+};
+
+function teamName(id) {
+  const team = consoleData.teams.find((t) => t.id === id);
+  return (team && team.name) || id || "";
 }
 
-// --- one pane per conversation ----------------------------------------------------------
-
-/** A one-line form: a label, an id input with suggestions, a button. */
-function idForm(id, labelText, list, placeholder, buttonText) {
-  const form = el("form", "inline-form");
-  const label = el("label", "", labelText);
-  const input = el("input");
-  input.id = id;
-  input.setAttribute("list", list);
-  input.placeholder = placeholder;
-  input.required = true;
-  input.maxLength = 64;
-  label.htmlFor = id;
-  const button = el("button", "quiet", buttonText);
-  button.type = "submit";
-  form.append(label, input, button);
-  return [form, input];
-}
-
-class Pane {
-  constructor(cid) {
-    this.cid = cid;
-    this.view = null;
-    this.active = true;
-    this.readSent = 0;
-    this.typingTimer = null;
-    this.colour = freeColour();
-    const idPart = cid.replace(/[^A-Za-z0-9_-]/g, "");
-
-    this.root = el("article", `pane pane-c${this.colour}`);
-    this.root.dataset.conversationId = cid;
-    this.root.setAttribute("aria-labelledby", `pane-title-${idPart}`);
-
-    const head = el("header", "pane-head");
-    this.badge = el("span", "pane-badge");
-    this.badge.setAttribute("aria-hidden", "true");
-    const who = el("div", "pane-who");
-    this.title = el("h3", "pane-name", "…");
-    this.title.id = `pane-title-${idPart}`;
-    this.topic = el("p", "pane-topic");
-    who.append(this.title, this.topic);
-    this.stateLine = el("p", "pane-state");
-    this.triage = el("span", "pane-triage");
-    this.triage.hidden = true;
-    head.append(this.badge, who, this.triage, this.stateLine);
-
-    // What the intake told: who the client is (identified or not) and their answers, with the
-    // reasons for the triage level first. Filled by update().
-    this.intakeBox = el("details", "pane-intake");
-    this.intakeBox.open = true;
-    this.intakeSummary = el("summary", "", "Pre-chat answers");
-    this.identityLine = el("p", "pane-identity");
-    this.reasonsList = el("ul", "pane-reasons");
-    this.answers = el("dl", "pane-answers");
-    this.intakeBox.append(this.intakeSummary, this.identityLine, this.reasonsList, this.answers);
-    this.intakeBox.hidden = true;
-
-    this.listEl = el("ol", "messages");
-    this.listEl.setAttribute("role", "log");
-    this.listEl.setAttribute("aria-live", "polite");
-    this.listEl.setAttribute("aria-labelledby", this.title.id);
-    this.list = new MessageList(this.listEl, {
-      isOwn: (m) => m.sender_role === "professional" && me !== null && m.sender_name === me.name,
-      labels: LABELS,
-      describeSender: (m) => {
-        if (m.sender_role === "client") return m.sender_name || "Client";
-        // The built-in advice bot (p_bot): its answers before the chat was handed over.
-        return m.sender_id === "p_bot" ? `${m.sender_name} (bot)` : `${m.sender_name} (colleague)`;
-      },
-    });
-    this.typingLine = el("p", "typing");
-    this.typingLine.setAttribute("aria-live", "polite");
-
-    this.composer = el("form", "composer");
-    this.textLabel = el("label", "");
-    this.textLabel.htmlFor = `text-${idPart}`;
-    this.text = el("textarea");
-    this.text.id = `text-${idPart}`;
-    this.text.rows = 2;
-    this.text.maxLength = 4000;
-    this.text.required = true;
-    this.sendButton = el("button", "primary", "Send");
-    this.sendButton.type = "submit";
-    const row = el("div", "composer-row");
-    row.append(this.text, this.sendButton);
-    this.composer.append(this.textLabel, row);
-    this.typingNotifier = new TypingNotifier(connection, cid);
-
-    this.tools = el("div", "pane-tools");
-    [this.transferForm, this.toInput] = idForm(`to-${idPart}`, "Transfer to", "colleagues", "colleague id", "Transfer");
-    [this.teamForm, this.teamInput] = idForm(`team-${idPart}`, "Move to team", "teams", "team id", "Move");
-
-    this.closeForm = el("form", "inline-form");
-    const reasonLabel = el("label", "", "Reason");
-    this.reason = el("select");
-    this.reason.id = `reason-${idPart}`;
-    reasonLabel.htmlFor = this.reason.id;
-    for (const [value, text] of CLOSE_REASONS) {
-      const option = el("option", "", text);
-      option.value = value;
-      this.reason.appendChild(option);
-    }
-    this.closeButton = el("button", "danger", "End chat");
-    this.closeButton.type = "submit";
-    this.closeForm.append(reasonLabel, this.reason, this.closeButton);
-    this.paneError = el("p", "form-error");
-    this.paneError.setAttribute("role", "alert");
-    this.tools.append(this.transferForm, this.teamForm, this.closeForm, this.paneError);
-
-    this.endedBox = el("div", "pane-ended");
-    this.endedBox.hidden = true;
-    this.dismiss = el("button", "quiet", "Remove from screen");
-    this.dismiss.type = "button";
-    this.endedBox.append(this.dismiss);
-
-    this.root.append(
-      head, this.intakeBox, this.listEl, this.typingLine, this.composer, this.tools, this.endedBox,
-    );
-    this.wire();
-    $("panes").appendChild(this.root);
-  }
-
-  wire() {
-    this.composer.addEventListener("submit", (event) => {
-      event.preventDefault();
-      const text = this.text.value.trim();
-      if (!text || !this.active) return;
-      const item = outbox.add(this.cid, text);
-      this.list.addPending(item.msg_id, text);
-      this.typingNotifier.stop();
-      this.text.value = "";
-      this.text.focus();
-    });
-    this.text.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-        event.preventDefault();
-        this.composer.requestSubmit();
-      }
-    });
-    this.text.addEventListener("input", () => {
-      if (this.text.value && this.active) this.typingNotifier.input();
-    });
-    this.text.addEventListener("focus", () => this.markRead());
-    // A transfer to a colleague or to a team's queue: the same message, another target field.
-    for (const [form, input, field] of [
-      [this.transferForm, this.toInput, "to_professional"],
-      [this.teamForm, this.teamInput, "to_team"],
-    ]) {
-      form.addEventListener("submit", (event) => {
-        event.preventDefault();
-        const target = input.value.trim();
-        if (!target) return;
-        this.paneError.textContent = "";
-        pendingTransfer = this;
-        connection.send({ type: "conversation.transfer", conversation_id: this.cid, [field]: target });
-      });
-    }
-    this.closeForm.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.paneError.textContent = "";
-      connection.send({ type: "conversation.close", conversation_id: this.cid, reason: this.reason.value });
-    });
-    this.dismiss.addEventListener("click", () => {
-      this.root.remove();
-      panes.delete(this.cid);
-      refreshLoad();
-    });
-  }
-
-  update(view) {
-    this.view = view;
-    const name = view.client_name || "Unnamed client";
-    this.title.textContent = name;
-    this.badge.textContent = name.trim().charAt(0).toUpperCase() || "?";
-    const facts = [view.topic ? `Topic: ${view.topic}` : "No topic given"];
-    if (view.language) facts.push(`Language: ${languageName(view.language)}`);
-    facts.push(`Team: ${view.team}`);
-    this.topic.textContent = facts.join(" · ");
-    this.textLabel.textContent = `Message to ${name}`;
-    this.text.placeholder = `Reply to ${name}…`;
-    this.sendButton.setAttribute("aria-label", `Send to ${name}`);
-    this.toInput.setAttribute("aria-label", `Transfer ${name}'s chat to (professional id)`);
-    this.teamInput.setAttribute("aria-label", `Move ${name}'s chat to the queue of team`);
-    this.closeButton.setAttribute("aria-label", `End chat with ${name}`);
-    this.showIntake(view);
-
-    const mine = view.state === "assigned" && view.professional && me && view.professional.id === me.id;
-    let line = "";
-    if (mine) line = `Chat started ${clockTime(view.created_at)}`;
-    else if (view.state === "assigned") line = `Transferred to ${view.professional.name}`;
-    else if (view.state === "queued" && view.reason === "transferred") line = `Sent to the queue of team ${view.team}`;
-    else if (view.state === "queued") line = "Back in the queue (no longer yours)";
-    else if (view.state === "closed") {
-      line = view.closed_by === "client" ? "The client ended the chat" : "You ended the chat";
-      if (view.reason && view.closed_by !== "client") line += ` (${view.reason.replace(/_/g, " ")})`;
-    }
-    this.stateLine.textContent = line;
-    this.setActive(Boolean(mine));
-    this.list.peerRead(view.read_client_seq || 0);
-  }
-
-  showIntake(view) {
-    const intake = view.intake;
-    const identity = view.identity;
-    // The triage level at the top of the chat: what the nurse must see first.
-    const level = intake && intake.level;
-    this.triage.hidden = !level;
-    if (level) {
-      this.triage.textContent = intake.level_label || level;
-      this.triage.className = `pane-triage triage-${level}`;
-    }
-    this.intakeBox.hidden = !intake && !identity;
-    if (this.intakeBox.hidden) return;
-    if (identity) {
-      const parts = [identity.verified ? "Identified" : "Not verified", identity.name];
-      if (identity.masked_code) parts.push(identity.masked_code);
-      if (identity.age !== undefined && identity.age !== null) parts.push(`${identity.age} y`);
-      if (identity.postal_code) parts.push(identity.postal_code);
-      this.identityLine.textContent = parts.join(" · ");
-    } else {
-      this.identityLine.textContent = "Not identified";
-    }
-    if (view.station) this.identityLine.textContent += ` · station ${view.station}`;
-    this.reasonsList.replaceChildren(...((intake && intake.reasons) || []).map((r) => el("li", "", r)));
-    const rows = [];
-    for (const line of (intake && intake.lines) || []) {
-      rows.push(el("dt", "", line.label), el("dd", "", line.answer));
-    }
-    this.answers.replaceChildren(...rows);
-    this.intakeSummary.textContent = intake ? `Pre-chat answers: ${intake.title || intake.topic}` : "Client";
-  }
-
-  setActive(active) {
-    this.active = active;
-    this.root.classList.toggle("pane-inactive", !active);
-    this.composer.hidden = !active;
-    this.tools.hidden = !active;
-    this.endedBox.hidden = active;
-    if (!active) {
-      this.typingNotifier.stop();
-      this.typingLine.textContent = "";
-    }
-    refreshLoad();
-  }
-
-  showTyping(typing) {
-    clearTimeout(this.typingTimer);
-    const name = (this.view && this.view.client_name) || "The client";
-    this.typingLine.textContent = typing ? `${name} is typing…` : "";
-    if (typing) this.typingTimer = setTimeout(() => (this.typingLine.textContent = ""), 10000);
-  }
-
-  markRead() {
-    if (!this.active || document.visibilityState !== "visible") return;
-    const seq = this.list.lastPeerSeq();
-    if (seq > this.readSent) {
-      if (connection.send({ type: "read.mark", conversation_id: this.cid, seq })) this.readSent = seq;
-    }
-  }
-}
-
-function languageName(code) {
-  return LANGUAGES[code] || code;
-}
+// --- panes ----------------------------------------------------------------------------------
 
 function freeColour() {
   const used = new Set([...panes.values()].map((p) => p.colour));
@@ -326,76 +93,268 @@ function freeColour() {
   return panes.size % PANE_COLOURS;
 }
 
+/** Initials unique among the panes on the screen ("AA", then "AnA" for a second A. A.). */
+function assignInitials(pane) {
+  const taken = new Set(
+    [...panes.values()].filter((p) => p !== pane && p.initials).map((p) => p.initials.toLowerCase()),
+  );
+  const candidates = initialsCandidates(pane.who.name, pane.who.anonymous);
+  const choice = candidates.find((c) => !taken.has(c.toLowerCase()));
+  pane.setInitials(choice || "?");
+}
+
 function paneFor(cid) {
   let pane = panes.get(cid);
   if (!pane) {
-    pane = new Pane(cid);
+    pane = new Pane(cid, freeColour(), paneContext);
     panes.set(cid, pane);
+    paneOfRoot.set(pane.root, pane);
+    paneOfRoot.set(pane.tab, pane);
+    $("panes").append(pane.root);
+    $("pane-tabs").append(pane.tab);
+    refreshLayout();
   }
   return pane;
 }
 
-function refreshLoad() {
-  const active = [...panes.values()].filter((p) => p.active).length;
-  $("load").textContent = `${active} of ${capacity} chats`;
-  $("no-chats").hidden = panes.size > 0;
-  $("take-next").disabled = active >= capacity;
+function orderedPanes() {
+  return [...$("panes").children].map((node) => paneOfRoot.get(node)).filter(Boolean);
 }
 
-// --- the queue --------------------------------------------------------------------------
+function paneContaining(node) {
+  for (let n = node; n && n !== document.body; n = n.parentNode) {
+    const pane = paneOfRoot.get(n);
+    if (pane) return pane;
+  }
+  return null;
+}
 
-function minutesSince(ms) {
-  const minutes = Math.max(0, Math.floor((Date.now() - ms) / 60000));
-  return minutes < 1 ? "just now" : `${minutes} min`;
+function removePane(pane) {
+  const order = orderedPanes();
+  const index = order.indexOf(pane);
+  pane.destroy();
+  panes.delete(pane.cid);
+  if (activeCid === pane.cid) {
+    activeCid = null;
+    const next = order[index + 1] || order[index - 1];
+    if (next && next !== pane) activate(next, "keyboard", true);
+    else $("take-next").focus();
+  }
+  refreshLayout();
+  showUnreadTotal();
+}
+
+/**
+ * The nurse works in this pane now. `how` is "pointer" (a click: deliberate) or anything
+ * else (the keyboard, or the console moving to a chat just taken): then the first send
+ * within a moment asks for confirmation.
+ */
+function activate(pane, how, focus = false) {
+  if (!panes.has(pane.cid)) return;
+  const switched = activeCid !== pane.cid;
+  if (switched) {
+    const previous = panes.get(activeCid);
+    if (previous) previous.cancelConfirm();
+    activeCid = pane.cid;
+  }
+  if (how === "pointer") pane.switchedAt = null;
+  else if (switched) pane.switchedAt = Date.now();
+  showSelection();
+  pane.markRead();
+  if (focus) pane.focusComposer();
+}
+
+function showSelection() {
+  const order = orderedPanes();
+  const selected = panes.get(activeCid) || order[0] || null;
+  for (const pane of order) {
+    const on = pane === selected;
+    pane.root.classList.toggle("pane-selected", on);
+    pane.root.classList.toggle("pane-active", pane.cid === activeCid);
+    pane.tab.setAttribute("aria-selected", String(on));
+    pane.tab.tabIndex = on ? 0 : -1;
+  }
+}
+
+function refreshLayout() {
+  const count = panes.size;
+  $("panes").style.setProperty("--panes", String(Math.max(1, count)));
+  $("no-chats").hidden = count > 0;
+  $("pane-tabs").hidden = count === 0;
+  const active = [...panes.values()].filter((p) => p.active).length;
+  $("load").textContent = `${active} of ${capacity} chats`;
+  $("take-next").disabled = capacity > 0 && active >= capacity;
+  for (const button of document.querySelectorAll(".queue-next")) button.disabled = $("take-next").disabled;
+  showSelection();
+}
+
+function showUnreadTotal() {
+  let total = 0;
+  for (const pane of panes.values()) total += pane.unread;
+  document.title = total > 0 && prefs.title ? `(${total}) ${TITLE}` : TITLE;
+}
+
+// --- notifications ------------------------------------------------------------------------
+
+const prefs = {
+  sound: localStorage.getItem(PREFS.sound) !== "0",
+  title: localStorage.getItem(PREFS.title) !== "0",
+};
+let audio = null;
+let lastBeep = 0;
+
+function unlockAudio() {
+  // Browsers let a page make sound only after the user has done something on it.
+  if (audio || !window.AudioContext) return;
+  try {
+    audio = new AudioContext();
+  } catch {
+    audio = null;
+  }
+}
+
+/** A short, soft two-tone beep (no sound file). */
+function beep() {
+  if (!prefs.sound || !audio) return;
+  const now = Date.now();
+  if (now - lastBeep < 1500) return;
+  lastBeep = now;
+  if (audio.state === "suspended") audio.resume().catch(() => {});
+  const start = audio.currentTime + 0.01;
+  for (const [offset, freq] of [[0, 660], [0.14, 880]]) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0.0001, start + offset);
+    gain.gain.exponentialRampToValueAtTime(0.08, start + offset + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.12);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(start + offset);
+    osc.stop(start + offset + 0.14);
+  }
+}
+
+/** Something new in `pane`: a sound if the nurse is not looking at it. */
+function notify(pane) {
+  if (document.visibilityState !== "visible" || (activeCid !== null && activeCid !== pane.cid)) beep();
+}
+
+// --- the queues -----------------------------------------------------------------------------
+
+function waitedText(since) {
+  const minutes = Math.max(0, Math.floor((Date.now() - since) / 60000));
+  if (minutes < 1) return "waiting under a minute";
+  if (minutes < 60) return `waiting ${minutes} min`;
+  return `waiting ${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function refreshWaits() {
+  for (const node of document.querySelectorAll(".queue-wait")) {
+    node.textContent = waitedText(Number(node.dataset.since));
+  }
+}
+
+function takeChat(cid = null, team = null) {
+  showAlert("");
+  const msg = { type: "queue.take" };
+  if (cid) msg.conversation_id = cid;
+  else if (team) msg.team = team;
+  if (!connection.send(msg)) {
+    showAlert("Not connected. Try again when the connection is back.");
+    return;
+  }
+  takeRequest = { at: Date.now(), cid };
 }
 
 function renderQueues() {
   const box = $("queue-list");
-  box.replaceChildren();
-  for (const [team, snapshot] of [...queues].sort()) {
+  // Keep the keyboard focus on the same button across a new snapshot.
+  const focused = box.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+  const teamIds = [...consoleData.teams.map((t) => t.id)];
+  for (const team of queues.keys()) if (!teamIds.includes(team)) teamIds.push(team);
+  const sections = [];
+  const full = $("take-next").disabled;
+  for (const teamId of teamIds) {
+    const snapshot = queues.get(teamId);
+    if (!snapshot) continue;
+    const team = consoleData.teams.find((t) => t.id === teamId) || { id: teamId, name: teamId, mode: "pick" };
+    const name = team.name || teamId;
     const section = el("section", "queue");
-    section.dataset.team = team;
-    const heading = el("h3");
-    heading.append(el("span", "queue-team", team), ` – ${snapshot.length} waiting`);
-    section.appendChild(heading);
-    if (snapshot.entries.length === 0) section.appendChild(el("p", "quiet-text", "Nobody is waiting."));
-    const ol = el("ol", "queue-entries");
-    for (const entry of snapshot.entries) {
-      const li = el("li", "queue-entry");
-      li.dataset.conversationId = entry.conversation_id;
-      const name = entry.client_name || "Unnamed client";
-      const text = el("div", "queue-text");
-      text.append(el("strong", "queue-name", name));
-      text.append(el("span", "queue-topic", entry.topic || "No topic given"));
-      const facts = [`waiting ${minutesSince(entry.waiting_since)}`];
-      if (entry.language) facts.push(languageName(entry.language));
-      text.append(el("span", "queue-facts", facts.join(" · ")));
-      const take = el("button", "take", "Take");
-      take.type = "button";
-      take.setAttribute("aria-label", `Take chat with ${name}`);
-      take.addEventListener("click", () => {
-        showAlert("");
-        connection.send({ type: "queue.take", conversation_id: entry.conversation_id });
-      });
-      li.append(text, take);
-      ol.appendChild(li);
+    section.dataset.team = teamId;
+    const headingId = `queue-title-${teamId.replace(/[^A-Za-z0-9_-]/g, "")}`;
+    section.setAttribute("aria-labelledby", headingId);
+    const head = el("div", "queue-head");
+    const heading = el("h3", "queue-team", name);
+    heading.id = headingId;
+    const count = el("span", "queue-count", `${snapshot.length} waiting`);
+    head.append(heading, count);
+    section.append(head);
+    if (team.mode === "auto") {
+      section.append(el("p", "queue-mode", "Chats are assigned automatically."));
     }
-    section.appendChild(ol);
-    box.appendChild(section);
+    const next = el("button", "queue-next small", "Take next");
+    next.type = "button";
+    next.dataset.key = `next:${teamId}`;
+    next.setAttribute("aria-label", `Take next waiting from ${name}`);
+    next.disabled = full || snapshot.length === 0;
+    next.addEventListener("click", () => takeChat(null, teamId));
+    section.append(next);
+    if (snapshot.entries.length === 0) section.append(el("p", "quiet-text", "Nobody is waiting."));
+    const list = el("ol", "queue-entries");
+    for (const entry of snapshot.entries) {
+      const urgent = entry.triage === "urgent";
+      const li = el("li", `queue-entry${urgent ? " queue-urgent" : ""}`);
+      const clientName = entry.client_name || "Anonymous";
+      const text = el("div", "queue-text");
+      const top = el("div", "queue-top");
+      top.append(el("strong", "queue-name", clientName));
+      if (entry.triage) {
+        top.append(el("span", `queue-triage triage-${entry.triage}`, TRIAGE[entry.triage] || entry.triage));
+      }
+      text.append(top, el("span", "queue-topic", entry.topic || "No topic given"));
+      const facts = el("span", "queue-facts");
+      const wait = el("span", "queue-wait", waitedText(entry.waiting_since));
+      wait.dataset.since = String(entry.waiting_since);
+      facts.append(wait);
+      if (entry.language) facts.append(` · ${languageName(entry.language)}`);
+      text.append(facts);
+      li.append(text);
+      if (team.mode !== "auto") {
+        const take = el("button", "take small", "Take");
+        take.type = "button";
+        take.dataset.key = `take:${entry.conversation_id}`;
+        take.setAttribute("aria-label", `Take chat with ${clientName}`);
+        take.disabled = full;
+        take.addEventListener("click", () => takeChat(entry.conversation_id));
+        li.append(take);
+      }
+      list.append(li);
+    }
+    if (snapshot.entries.length) section.append(list);
+    if (snapshot.length > snapshot.entries.length) {
+      section.append(el("p", "quiet-text", `and ${snapshot.length - snapshot.entries.length} more`));
+    }
+    sections.push(section);
+  }
+  box.replaceChildren(...sections);
+  if (focused) {
+    const again = box.querySelector(`[data-key="${CSS.escape(focused)}"]`);
+    (again && !again.disabled ? again : $("take-next")).focus();
   }
 }
 
-// --- showing ----------------------------------------------------------------------------
+// --- showing --------------------------------------------------------------------------------
 
 function showConnection(status, reason) {
   const notice = $("conn-notice");
   if (status === "reconnecting") {
     notice.textContent = "Connection lost. Reconnecting… Messages you write will be sent then.";
-    notice.hidden = false;
+    notice.hidden = !signedIn;
   } else if (status === "ended") {
     notice.hidden = true;
-    signedOut(reason ? `Signed out: ${reason}` : "Signed out.");
-  } else {
+    signedOut(reason === "signed out" ? "You were signed out." : "Your session has ended. Sign in again.");
+  } else if (status === "ready") {
     notice.hidden = true;
   }
 }
@@ -408,6 +367,7 @@ function showAlert(text) {
 function showLogin(message = "") {
   $("login-view").hidden = false;
   $("console").hidden = true;
+  $("connecting").hidden = true;
   $("me-box").hidden = true;
   $("login-error").textContent = message;
   $("username").focus();
@@ -415,32 +375,156 @@ function showLogin(message = "") {
 
 function showConsole() {
   $("login-view").hidden = true;
+  $("connecting").hidden = true;
   $("console").hidden = false;
   $("me-box").hidden = false;
 }
 
-function signedOut(message) {
-  connection.stop();
-  session = null;
-  me = null;
-  sessionStorage.removeItem(KEY.session);
-  outbox.clear();
-  for (const pane of panes.values()) pane.root.remove();
-  panes.clear();
-  queues.clear();
-  renderQueues();
-  showAlert("");
-  showLogin(message);
+function showMe() {
+  if (!me) return;
+  $("me").textContent = me.title ? `${me.name} (${me.title})` : me.name;
+  $("access-log-open").hidden = !SUPERVISING.has(me.role);
 }
 
-// --- the protocol -----------------------------------------------------------------------
+// --- signing in and out ---------------------------------------------------------------------
+
+async function refreshSession() {
+  try {
+    const session = await loadSession();
+    $("oidc-box").hidden = !session.oidc;
+    return session;
+  } catch (err) {
+    $("login-error").textContent =
+      err instanceof ApiError && err.status === 0 ? err.message : "The server is not answering. Try again soon.";
+    return null;
+  }
+}
+
+async function loadConsole() {
+  try {
+    const body = await get("/api/console");
+    consoleData = {
+      teams: body.teams || [],
+      colleagues: body.colleagues || [],
+      canned: body.canned || [],
+      outcomes: body.outcomes || [],
+    };
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) {
+      signedOut("Your session has expired. Sign in again.");
+      return;
+    }
+    showAlert(`Could not load the team lists: ${err.reason || err.message}`);
+  }
+  for (const pane of panes.values()) if (pane.view) pane.update(pane.view);
+  renderQueues();
+}
+
+async function refreshColleagues() {
+  try {
+    const body = await get("/api/console");
+    consoleData.colleagues = body.colleagues || [];
+    if (body.teams) consoleData.teams = body.teams;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) paneContext.sessionLost();
+  }
+}
+
+function beginSession(professional) {
+  signedIn = true;
+  me = professional;
+  myTeams = professional.teams || [];
+  showMe();
+  $("login-view").hidden = true;
+  $("connecting").hidden = false;
+  loadConsole();
+  connection.start();
+}
+
+function signedOut(message) {
+  if (!signedIn && $("console").hidden) {
+    showLogin(message);
+    return;
+  }
+  signedIn = false;
+  connection.stop();
+  me = null;
+  outbox.clear();
+  for (const pane of panes.values()) pane.destroy();
+  panes.clear();
+  activeCid = null;
+  pendingTransfer = null;
+  takeRequest = null;
+  consoleData = { teams: [], colleagues: [], canned: [], outcomes: [] };
+  queues.clear();
+  renderQueues();
+  refreshLayout();
+  showUnreadTotal();
+  showAlert("");
+  $("conn-notice").hidden = true;
+  if ($("access-log").open) $("access-log").close();
+  showLogin(message);
+  refreshSession(); // a fresh CSRF token for the next sign-in
+}
+
+function minutesText(ms) {
+  const minutes = Math.max(1, Math.ceil(ms / 60000));
+  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
+}
+
+$("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const button = $("login-button");
+  button.disabled = true;
+  try {
+    const body = await post("/api/login", {
+      username: $("username").value.trim(),
+      password: $("password").value,
+    });
+    setCsrf(body.csrf);
+    $("password").value = "";
+    beginSession(body.professional);
+  } catch (err) {
+    let text = "Signing in failed. Try again.";
+    if (err instanceof ApiError) {
+      if (err.status === 401) text = "Wrong username or password.";
+      else if (err.status === 429) {
+        text = `Too many attempts. Try again in ${minutesText(err.retryAfterMs || 60000)}.`;
+      }
+      else if (err.status === 0) text = err.message;
+      else if (err.reason) text = `Signing in failed: ${err.reason}`;
+    }
+    $("login-error").textContent = text;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+$("oidc-login").addEventListener("click", () => {
+  location.href = "/pro/oidc/start";
+});
+
+$("logout").addEventListener("click", async () => {
+  for (const pane of panes.values()) pane.flushDraft();
+  try {
+    await post("/api/logout");
+  } catch (err) {
+    console.warn("kanava: sign-out", err);
+  } finally {
+    signedOut("Signed out.");
+  }
+});
+
+// --- the protocol -----------------------------------------------------------------------------
 
 function handle(msg) {
   switch (msg.type) {
     case "welcome": {
       me = msg.professional;
       capacity = msg.capacity;
-      $("me").textContent = me.title ? `${me.name} (${me.title})` : me.name;
+      myTeams = msg.teams || [];
+      showMe();
       $("available").checked = msg.available;
       const current = new Set();
       for (const view of msg.conversations) {
@@ -455,35 +539,35 @@ function handle(msg) {
         }
       }
       showConsole();
-      refreshLoad();
+      refreshLayout();
       connection.ready();
+      const drafts = msg.drafts || {};
+      for (const [cid, pane] of panes) if (pane.active) pane.restoreDraft(drafts[cid] || "");
       break;
     }
     case "queue.snapshot":
       queues.set(msg.team, msg);
       renderQueues();
       break;
-    case "conversation.state": {
-      const view = msg.conversation;
-      const mine = me && view.professional && view.professional.id === me.id;
-      if (!panes.has(view.conversation_id) && !mine) break;
-      const pane = paneFor(view.conversation_id);
-      pane.update(view);
-      if (pendingTransfer === pane && view.reason === "transferred") pendingTransfer = null;
+    case "conversation.state":
+      conversationState(msg.conversation);
       break;
-    }
     case "message.history": {
-      const pane = paneFor(msg.conversation_id);
-      for (const m of msg.messages) pane.list.addStored(m);
+      const pane = panes.get(msg.conversation_id);
+      if (!pane) break;
+      for (const m of msg.messages) pane.addStored(m);
+      pane.countUnread();
       if (msg.up_to_date) pane.markRead();
       break;
     }
     case "message.new": {
       const m = msg.message;
-      const pane = paneFor(m.conversation_id);
-      pane.list.addStored(m);
-      if (m.sender_role === "client") pane.showTyping(false);
+      const pane = panes.get(m.conversation_id);
+      if (!pane) break;
+      const added = pane.addStored(m);
+      pane.countUnread();
       pane.markRead();
+      if (added && m.sender_role === "client") notify(pane);
       break;
     }
     case "message.ack": {
@@ -512,6 +596,29 @@ function handle(msg) {
   }
 }
 
+function conversationState(view) {
+  const cid = view.conversation_id;
+  const mine = Boolean(me && view.professional && view.professional.id === me.id);
+  if (!panes.has(cid) && !(mine && view.state === "assigned")) return;
+  const isNew = !panes.has(cid);
+  const pane = paneFor(cid);
+  pane.update(view);
+  refreshLayout();
+  if (pendingTransfer && pendingTransfer.pane === pane && view.reason === "transferred") {
+    pendingTransfer = null;
+    pane.openDrawer(null);
+  }
+  if (!isNew) return;
+  const asked =
+    takeRequest && Date.now() - takeRequest.at < 10_000 && (!takeRequest.cid || takeRequest.cid === cid);
+  if (asked && view.reason === "taken") {
+    takeRequest = null;
+    activate(pane, "take", true);
+  } else {
+    notify(pane);
+  }
+}
+
 function handleError(err) {
   const ref = err.ref || "";
   if (ref === "auth") {
@@ -528,84 +635,212 @@ function handleError(err) {
     }
     outbox.acknowledge(ref);
     const pane = panes.get(item.conversation_id);
-    if (pane) pane.list.failed(ref, err.reason);
+    if (pane) {
+      const reason =
+        err.code === "pane_mismatch"
+          ? "the message did not match the chat it was written in"
+          : err.reason || err.code;
+      pane.list.failed(ref, reason);
+    }
     return;
   }
   if (ref === "conversation.transfer" && pendingTransfer) {
-    pendingTransfer.paneError.textContent = `Transfer failed: ${err.reason}`;
+    pendingTransfer.pane.transferFailed(pendingTransfer.panel, err.reason || err.code);
     pendingTransfer = null;
     return;
   }
   if (ref === "queue.take") {
-    showAlert(
-      err.code === "invalid_state" ? "Someone else took that chat already." : `Could not take the chat: ${err.reason}`,
-    );
+    takeRequest = null;
+    const texts = {
+      invalid_state: "Someone else took that chat already.",
+      queue_empty: "Nobody is waiting.",
+      capacity_reached: `You already have ${capacity} chats, your maximum.`,
+    };
+    showAlert(texts[err.code] || `Could not take the chat: ${err.reason}`);
+    return;
+  }
+  if (ref === "draft.set" || ref === "read.mark" || ref === "typing.set") {
+    console.debug("kanava:", ref, err.code);
     return;
   }
   if (err.code === "already_open") return;
   showAlert(err.reason || err.code);
 }
 
-// --- the user ---------------------------------------------------------------------------
+// --- the keyboard and the pointer -------------------------------------------------------------
 
-$("login-form").addEventListener("submit", async (event) => {
+document.addEventListener(
+  "pointerdown",
+  (event) => {
+    unlockAudio();
+    const pane = paneContaining(event.target);
+    lastPointer = { at: Date.now(), pane };
+    if (pane) activate(pane, "pointer");
+  },
+  true,
+);
+
+document.addEventListener("focusin", (event) => {
+  const pane = paneContaining(event.target);
+  if (!pane) return;
+  // Focus that follows a click in this same pane is the click's; any other is the keyboard's
+  // (Tab, a shortcut) or the page's own.
+  const clicked = lastPointer.pane === pane && Date.now() - lastPointer.at < 800;
+  activate(pane, clicked ? "pointer" : "keyboard");
+});
+
+function goTo(pane) {
+  if (pane) activate(pane, "keyboard", true);
+}
+
+document.addEventListener("keydown", (event) => {
+  unlockAudio();
+  lastPointer = { at: 0, pane: null }; // what follows a key press is the keyboard's doing
+  if ($("console").hidden || $("access-log").open) return;
+  if (event.altKey && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+    const order = orderedPanes();
+    const digit = /^(?:Digit|Numpad)([1-9])$/.exec(event.code);
+    if (digit) {
+      event.preventDefault();
+      goTo(order[Number(digit[1]) - 1]);
+    } else if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      event.preventDefault();
+      if (!order.length) return;
+      const at = order.findIndex((p) => p.cid === activeCid);
+      const step = event.key === "ArrowRight" ? 1 : -1;
+      const index = at < 0 ? (step > 0 ? 0 : order.length - 1) : (at + step + order.length) % order.length;
+      goTo(order[index]);
+    } else if (event.code === "KeyN") {
+      event.preventDefault();
+      if (!$("take-next").disabled) takeChat();
+      else showAlert(`You already have ${capacity} chats, your maximum.`);
+    }
+  } else if (event.key === "Escape") {
+    for (const pane of panes.values()) pane.cancelConfirm();
+    if ($("shortcuts").open) $("shortcuts").open = false;
+  }
+});
+
+// On a narrow screen the tabs move with the arrow keys, as tabs do.
+$("pane-tabs").addEventListener("keydown", (event) => {
+  if (event.altKey || (event.key !== "ArrowRight" && event.key !== "ArrowLeft")) return;
+  const order = orderedPanes();
+  const at = order.findIndex((p) => p.tab === document.activeElement);
+  if (at < 0) return;
   event.preventDefault();
-  $("login-error").textContent = "";
-  const button = event.target.querySelector("button");
-  button.disabled = true;
-  try {
-    const response = await fetch("/api/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ username: $("username").value.trim(), password: $("password").value }),
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      $("login-error").textContent =
-        response.status === 401 ? "Wrong username or password." : "Signing in failed. Try again.";
-      return;
-    }
-    session = { token: body.token, professional: body.professional };
-    sessionStorage.setItem(KEY.session, JSON.stringify(session));
-    $("password").value = "";
-    connection.start();
-  } catch {
-    $("login-error").textContent = "Cannot reach the server. Try again.";
-  } finally {
-    button.disabled = false;
-  }
+  const next = order[(at + (event.key === "ArrowRight" ? 1 : -1) + order.length) % order.length];
+  activate(next, "keyboard");
+  next.tab.focus();
 });
 
-$("logout").addEventListener("click", async () => {
-  const token = session && session.token;
-  try {
-    if (token) {
-      await fetch("/api/logout", { method: "POST", headers: { Authorization: `Bearer ${token}` } });
-    }
-  } finally {
-    signedOut("Signed out.");
-  }
-});
+// --- the top bar ------------------------------------------------------------------------------
 
 $("available").addEventListener("change", (event) => {
   connection.send({ type: "availability.set", available: event.target.checked });
 });
 
-$("take-next").addEventListener("click", () => {
-  showAlert("");
-  connection.send({ type: "queue.take" });
+$("take-next").addEventListener("click", () => takeChat());
+
+for (const [id, key, name] of [
+  ["sound-toggle", PREFS.sound, "sound"],
+  ["title-toggle", PREFS.title, "title"],
+]) {
+  $(id).checked = prefs[name];
+  $(id).addEventListener("change", (event) => {
+    prefs[name] = event.target.checked;
+    localStorage.setItem(key, prefs[name] ? "1" : "0");
+    if (name === "sound" && prefs.sound) beep();
+    showUnreadTotal();
+  });
+}
+
+// --- the access log (supervisors) ---------------------------------------------------------
+
+function dateTime(ms) {
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clockTime(ms)}`;
+}
+
+$("access-log-open").addEventListener("click", () => {
+  $("access-log").showModal();
+  $("access-query").focus();
 });
+$("access-log-close").addEventListener("click", () => $("access-log").close());
+
+$("access-log-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = $("access-query").value.trim();
+  if (!query) return;
+  $("access-log-error").textContent = "";
+  $("access-log-status").textContent = "Searching…";
+  const body = query.startsWith("c_") ? { conversation_id: query } : { identity_code: query.toUpperCase() };
+  try {
+    const answer = await post("/api/access-log", body);
+    const entries = answer.entries || [];
+    const rows = entries.map((entry) => {
+      const tr = el("tr");
+      const time = el("time", "", dateTime(entry.at));
+      time.dateTime = new Date(entry.at).toISOString();
+      const cells = [
+        time,
+        entry.professional_name || entry.professional_id,
+        entry.client_name || "—",
+        entry.conversation_id,
+        entry.reason || "",
+      ];
+      for (const cell of cells) {
+        const td = el("td");
+        td.append(cell);
+        tr.append(td);
+      }
+      return tr;
+    });
+    $("access-log-rows").replaceChildren(...rows);
+    $("access-log-table").hidden = entries.length === 0;
+    $("access-log-caption").textContent = `Access log entries for ${query}`;
+    const count = entries.length === 1 ? "1 entry" : `${entries.length} entries`;
+    $("access-log-status").textContent = entries.length === 0 ? `No entries for ${query}.` : `${count} for ${query}.`;
+  } catch (err) {
+    $("access-log-status").textContent = "";
+    $("access-log-table").hidden = true;
+    if (err instanceof ApiError && err.status === 401) {
+      paneContext.sessionLost();
+      return;
+    }
+    $("access-log-error").textContent =
+      err instanceof ApiError && err.status === 403
+        ? "Only supervisors can read the access log."
+        : `The search failed: ${(err && err.reason) || err.message}`;
+  }
+});
+
+// --- the page itself --------------------------------------------------------------------------
 
 document.addEventListener("visibilitychange", () => {
-  for (const pane of panes.values()) pane.markRead();
+  const pane = panes.get(activeCid);
+  if (pane) pane.markRead();
 });
 
-setInterval(renderQueues, 30_000); // keep "waiting N min" fresh
+// Whatever was typed in the last half second is kept as a draft too.
+window.addEventListener("pagehide", () => {
+  for (const pane of panes.values()) pane.flushDraft();
+});
 
-// --- start ------------------------------------------------------------------------------
+window.matchMedia("(max-width: 899px)").addEventListener("change", showSelection);
 
-if (session && session.token) {
-  connection.start();
-} else {
-  showLogin();
+setInterval(refreshWaits, 15_000); // keep "waiting N min" fresh
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  const loginError = params.get("login_error");
+  if (loginError !== null) history.replaceState(null, "", location.pathname);
+  const session = await refreshSession();
+  if (session && session.professional && loginError === null) {
+    beginSession(session.professional);
+  } else {
+    showLogin(loginError ? loginError.slice(0, 300) : $("login-error").textContent);
+  }
 }
+
+start();

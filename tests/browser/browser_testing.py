@@ -103,7 +103,7 @@ async def sign_in(pages: Pages, username: str = "hoitaja1") -> Page:
     page = await pages.new("/pro", width=1400, height=900)
     await page.get_by_label("Username").fill(username)
     await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page.locator("#me")).not_to_be_empty()
     return page
 
@@ -113,6 +113,11 @@ def pane(page: Page, client_name: str) -> Locator:
     return page.locator(".pane").filter(
         has=page.get_by_role("heading", name=client_name, exact=True)
     )
+
+
+def composer(chat_pane: Locator) -> Locator:
+    """The pane's message field (the record and transfer forms have text areas too)."""
+    return chat_pane.locator(".composer textarea")
 
 
 async def take(page: Page, client_name: str) -> Locator:

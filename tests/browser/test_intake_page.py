@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_testing import Pages, PageServer, free_port, sign_in, take
+from browser_testing import Pages, PageServer, composer, free_port, sign_in, take
 from idp import provider_for_kanava
 from kanava_testing import Chat
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
@@ -355,20 +355,22 @@ async def test_from_the_bot_to_a_nurse_in_the_same_chat(
         "haluan puhua hoitajan kanssa"
     )
     console = await sign_in(pages, "hoitaja1")
-    chat_pane = await take(console, "Unnamed client")  # not identified (no provider here)
+    chat_pane = await take(console, "Anonymous")  # not identified (no provider here)
     await expect(chat_pane.locator(".msg-text").nth(1)).to_have_text("haluan puhua hoitajan kanssa")
     await expect(chat_pane.locator(".msg-sender").first).to_have_text("Neuvontabotti (bot)")
     # The client's buttons are the client's: the nurse sees what was offered, not buttons.
     await expect(chat_pane.locator(".quick-replies, .handoff")).to_have_count(0)
     await expect(chat_pane.locator(".msg-offered").first).to_contain_text("Reseptin uusiminen")
     await expect(chat_pane.locator(".pane-answers")).to_contain_text("Haluan kysyä rokotuksista.")
-    await chat_pane.locator("textarea").fill("Hei, olen hoitaja.")
+    await composer(chat_pane).fill("Hei, olen hoitaja.")
     await chat_pane.get_by_role("button", name="Send").click()
     await expect(page.locator("#messages .msg-other .msg-text").last).to_have_text(
         "Hei, olen hoitaja."
     )
     # Nobody is left waiting: the queue the nurse sees is empty again.
-    await expect(console.get_by_role("heading", name="Kallio – 0 waiting")).to_be_visible()
+    await expect(console.locator(".queue[data-team='kallio'] .queue-count")).to_have_text(
+        "0 waiting"
+    )
     await pages.screenshot(console, "console-handover.png")
     await expect(page.locator("#chat-with")).to_have_text(
         "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
@@ -458,10 +460,11 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
         # The nurse's console: who she is (identified, the code masked), the triage level at
         # the top, and the answers.
         chat_pane = await take(console, "Aino Testinen")
-        await expect(chat_pane.locator(".pane-triage")).to_have_text("Kiireetön")
-        await expect(chat_pane.locator(".pane-identity")).to_have_text(
-            "Identified · Aino Testinen · 150385-**** · 41 y · 00530 · station kallio"
+        await expect(chat_pane.locator(".pane-triage")).to_have_text("Routine")
+        await expect(chat_pane.locator(".pane-facts")).to_have_text(
+            "41 y · 150385-**** · strongly identified"
         )
+        await expect(chat_pane.locator(".pane-unverified")).to_be_hidden()
         answers = chat_pane.locator(".pane-answers")
         await expect(answers.locator("dt").first).to_have_text("Hätäoireet nyt")
         await expect(answers).to_contain_text("Ihottuma kyynärvarressa viikon ajan.")

@@ -8,7 +8,7 @@ doubles nothing, and text that looks like HTML is shown as text.
 from __future__ import annotations
 
 import pytest
-from browser_testing import Pages, PageServer, pane, sign_in, take
+from browser_testing import Pages, PageServer, composer, pane, sign_in, take
 from kanava_testing import Chat
 from playwright.async_api import Locator, Page, expect
 
@@ -40,7 +40,7 @@ def citizen_messages(page: Page) -> Locator:
 
 
 async def pro_says(chat_pane: Locator, text: str) -> None:
-    await chat_pane.locator("textarea").fill(text)
+    await composer(chat_pane).fill(text)
     await chat_pane.get_by_role("button", name="Send").click()
 
 
@@ -71,7 +71,7 @@ async def test_citizen_and_professional_chat_in_two_browsers(pages: Pages) -> No
     await expect(own.locator(".msg-state")).to_have_text("Luettu")
 
     # The professional types: the citizen sees it, then the answer.
-    await chat_pane.locator("textarea").press_sequentially("Hei Matti")
+    await composer(chat_pane).press_sequentially("Hei Matti")
     await expect(citizen.locator("#typing")).to_have_text("Hanna Hoitaja kirjoittaa…")
     await pro_says(chat_pane, "Hei Matti, kuinka korkea kuume on?")
     await expect(citizen_messages(citizen)).to_have_text(
@@ -93,7 +93,9 @@ async def test_citizen_and_professional_chat_in_two_browsers(pages: Pages) -> No
     await pages.screenshot(citizen, "client.png")
 
     # The professional ends the chat; the citizen is told and can start anew.
-    await chat_pane.get_by_role("button", name="End chat with Matti Meikäläinen").click()
+    await chat_pane.get_by_role("button", name="End chat with Matti Meikäläinen…").click()
+    await expect(chat_pane.get_by_label("Outcome")).to_have_value("resolved")
+    await chat_pane.get_by_role("button", name="Save entry and end chat").click()
     await expect(citizen.locator("#chat-status")).to_have_text("Hoitaja lopetti keskustelun.")
     await expect(citizen.get_by_role("button", name="Aloita uusi keskustelu")).to_be_visible()
     await expect(citizen.get_by_label("Viesti", exact=True)).to_be_hidden()
@@ -149,7 +151,7 @@ async def test_three_chats_each_in_its_own_pane(pages: Pages, web_server: PageSe
             mine = [said[name], "Resepti on uusittu."] if name == "Aino Aalto" else [said[name]]
             await expect(chat_pane.locator(".msg-text")).to_have_text(mine)
 
-        await panes["Cecilia Carlsson"].locator("textarea").fill("Hello Cecilia, one moment")
+        await composer(panes["Cecilia Carlsson"]).fill("Hello Cecilia, one moment")
         await pages.screenshot(pro, "pro.png", full_page=True)
     finally:
         await chat.close_all()
@@ -249,12 +251,11 @@ async def test_transfer_to_a_colleague(pages: Pages) -> None:
     await pro_says(chat_pane, "Siirrän sinut kollegalleni.")
     await expect(chat_pane.locator(".msg-own .msg-state")).to_have_text("Read")
 
-    await chat_pane.get_by_label("Transfer Teemu Tähti's chat to (professional id)").fill(
-        "p_hoitaja1"
-    )
-    await chat_pane.get_by_role("button", name="Transfer").click()
+    await chat_pane.get_by_role("button", name="Transfer the chat with Teemu Tähti…").click()
+    await chat_pane.get_by_label("Transfer to").select_option("p:p_hoitaja1")
+    await chat_pane.get_by_role("button", name="Transfer", exact=True).click()
     await expect(chat_pane.locator(".pane-state")).to_have_text("Transferred to Hanna Hoitaja")
-    await expect(chat_pane.locator("textarea")).to_be_hidden()
+    await expect(composer(chat_pane)).to_be_hidden()
     await expect(citizen.locator("#chat-status")).to_have_text(
         "Keskustelu siirrettiin: Hanna Hoitaja"
     )
@@ -273,12 +274,11 @@ async def test_transfer_to_a_colleague(pages: Pages) -> None:
     await expect(citizen_messages(citizen).last).to_have_text("Hei, olen Hanna.")
     await expect(chat_pane.get_by_text("Hei, olen Hanna.")).to_have_count(0)
 
-    # A transfer to a colleague who is not signed in is refused in the pane.
-    await taken_over.get_by_label("Transfer Teemu Tähti's chat to (professional id)").fill(
-        "p_laakari1"
-    )
-    await taken_over.get_by_role("button", name="Transfer").click()
-    await expect(taken_over.get_by_role("alert")).to_contain_text("Transfer failed")
+    # A colleague who is not signed in cannot be chosen.
+    await taken_over.get_by_role("button", name="Transfer the chat with Teemu Tähti…").click()
+    offline = taken_over.get_by_label("Transfer to").locator("option[value='p:p_laakari1']")
+    await expect(offline).to_be_disabled()
+    await expect(offline).to_contain_text("offline")
 
 
 async def test_moving_a_chat_to_another_teams_queue(pages: Pages) -> None:
@@ -287,12 +287,16 @@ async def test_moving_a_chat_to_another_teams_queue(pages: Pages) -> None:
     nurse = await sign_in(pages, "hoitaja1")
     chat_pane = await take(nurse, "Eeva Esimerkki")
     await pro_says(chat_pane, "Ohjaan sinut lääkärille.")
-    await chat_pane.get_by_label("Move Eeva Esimerkki's chat to the queue of team").fill("vuosaari")
-    await chat_pane.get_by_role("button", name="Move", exact=True).click()
-    await expect(chat_pane.locator(".pane-state")).to_have_text(
-        "Sent to the queue of team vuosaari"
+    await chat_pane.get_by_role("button", name="Transfer the chat with Eeva Esimerkki…").click()
+    await chat_pane.get_by_label("Transfer to").select_option(
+        label="Queue of Vuosaari health station"
     )
-    await expect(chat_pane.locator("textarea")).to_be_hidden()
+    await chat_pane.get_by_label("Note for the receiver").fill("Lääkärin arvio tarvitaan.")
+    await chat_pane.get_by_role("button", name="Transfer", exact=True).click()
+    await expect(chat_pane.locator(".pane-state")).to_have_text(
+        "Sent to the queue of Vuosaari health station"
+    )
+    await expect(composer(chat_pane)).to_be_hidden()
     await expect(citizen.locator("#chat-status")).to_contain_text("jonossa sijalla 1/1")
     doctor = await sign_in(pages, "laakari1")  # vuosaari assigns automatically
     doctors_pane = pane(doctor, "Eeva Esimerkki")
