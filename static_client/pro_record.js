@@ -118,7 +118,8 @@ export class RecordPanel {
     this.loading = (async () => {
       try {
         const body = await get(`/api/conversations/${encodeURIComponent(this.cid)}/record`);
-        const source = body.draft || body.saved || {};
+        // A saved entry is what the professional wrote last: edit that, not a fresh draft.
+        const source = body.saved || body.draft || {};
         this.fillOutcomes(source.outcome || "");
         for (const [name] of FIELDS) {
           if (!this.inputs[name].value) this.inputs[name].value = source[name] || "";
