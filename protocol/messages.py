@@ -29,6 +29,8 @@ __all__ = [
     "Auth",
     "AvailabilitySet",
     "DraftSet",
+    "FeedbackSaved",
+    "FeedbackSend",
     "BotStart",
     "ChatMessage",
     "ConversationClose",
@@ -388,6 +390,16 @@ class ConversationClose(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackSend(Message):
+    """The client's feedback on its chat (usually after it ended): both parts optional."""
+
+    type: ClassVar[str] = "feedback.send"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    rating: int | None = None  # 1 (poor) to 5 (excellent)
+    comment: Annotated[str, Limit(1000, too_long=ErrorCode.TEXT_TOO_LONG)] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ping(Message):
     """Application-level liveness check (browsers cannot send websocket pings)."""
 
@@ -525,6 +537,14 @@ class Error(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackSaved(Message):
+    """Answer to ``feedback.send``: the feedback is stored."""
+
+    type: ClassVar[str] = "feedback.saved"
+    conversation_id: Id
+
+
+@dataclass(frozen=True, slots=True)
 class Pong(Message):
     """Answer to ``ping``."""
 
@@ -553,6 +573,7 @@ INBOUND: dict[str, type[Message]] = {
         ReadMark,
         ConversationTransfer,
         ConversationClose,
+        FeedbackSend,
         Ping,
     )
 }
@@ -570,6 +591,7 @@ OUTBOUND: dict[str, type[Message]] = {
         Read,
         QueueSnapshot,
         Error,
+        FeedbackSaved,
         Pong,
     )
 }

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -92,6 +95,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     pro.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
 
+    report = commands.add_parser(
+        "feedback-report",
+        help="summarise the clients' feedback",
+        description="The clients' feedback of the last DAYS days as JSON: how many gave it, "
+        "the average rating and its distribution, per team, and the comments (without names).",
+    )
+    report.add_argument("--days", type=int, default=30, help="how far back (30)")
+    report.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
+
     bot = commands.add_parser(
         "add-bot",
         help="create a bot account and print its token",
@@ -150,6 +162,32 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
     return f"professional {args.username} saved (capacity {capacity}; restart the server)"
 
 
+async def _feedback_report(settings: Settings, days: int) -> dict[str, Any]:
+    storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
+    try:
+        since = int(time.time() * 1000) - days * 86_400_000
+        rows = await storage.feedback(since)
+    finally:
+        await storage.close()
+
+    def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+        ratings = [r["rating"] for r in items if r["rating"] is not None]
+        return {
+            "answers": len(items),
+            "rated": len(ratings),
+            "average": round(sum(ratings) / len(ratings), 2) if ratings else None,
+            "ratings": {str(n): ratings.count(n) for n in range(1, 6)},
+        }
+
+    teams = sorted({r["team_id"] for r in rows if r["team_id"]})
+    return {
+        "days": days,
+        **summary(rows),
+        "teams": {t: summary([r for r in rows if r["team_id"] == t]) for t in teams},
+        "comments": [r["comment"] for r in rows if r["comment"]],
+    }
+
+
 async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
     if args.capacity < 1 or args.days < 1:
         raise SystemExit("kanava: capacity and days must be at least 1")
@@ -188,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             f"bot {args.username} saved (team {BOT_TEAM}; restart the server). Its token, "
             f"valid {args.days} days, shown only now:\n{token}"
         )
+        return 0
+    if args.command == "feedback-report":
+        settings = Settings.from_env(database=args.database)
+        print(json.dumps(asyncio.run(_feedback_report(settings, args.days)), ensure_ascii=False))
         return 0
     if args.command in ("add-team", "add-professional"):
         settings = Settings.from_env(database=args.database)

@@ -46,6 +46,8 @@ from protocol.messages import (
     ConversationTransfer,
     DraftSet,
     Error,
+    FeedbackSaved,
+    FeedbackSend,
     IntakeAnonymous,
     IntakeAnswer,
     IntakeResume,
@@ -139,6 +141,7 @@ class Connection:
             ConversationResume: self._on_resume,
             Auth: self._on_auth,
             DraftSet: self._on_draft,
+            FeedbackSend: self._on_feedback,
             AvailabilitySet: self._on_availability,
             QueueTake: self._on_take,
             ConversationTransfer: self._on_transfer,
@@ -333,6 +336,10 @@ class Connection:
         self.session_hash = hash_token(token)
         self._auth_cursors = dict(msg.cursors or {})
         await self.hub.connect_professional(pro, self)
+
+    async def _on_feedback(self, msg: FeedbackSend) -> None:
+        cid = await self.hub.save_feedback(self._actor(), msg.rating, msg.comment)
+        self.send(FeedbackSaved(conversation_id=cid))
 
     async def _on_draft(self, msg: DraftSet) -> None:
         await self.hub.set_draft(self._actor(), msg.conversation_id, msg.text)

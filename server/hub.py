@@ -630,6 +630,11 @@ class Hub:
                 return conv
         raise HubError(ErrorCode.INVALID_STATE, "this conversation is not with the bot")
 
+    def bot_team(self, team_id: str) -> bool:
+        """Whether ``team_id``'s members are bots (its queue is not people waiting for people)."""
+        members = [p for p in self.professionals.values() if team_id in p.teams]
+        return bool(members) and all(p.bot for p in members)
+
     def bot_online(self, team_id: str) -> bool:
         """Whether a bot account of ``team_id`` is connected (the built-in one or another)."""
         return any(
@@ -749,6 +754,28 @@ class Hub:
         if message.seq > conv.last_seq:
             conv.last_seq = message.seq
         self.bus.publish(self._live_topics(conv), Envelope(MessageNew(message)), exclude)
+
+    async def save_feedback(self, actor: Actor, rating: int | None, comment: str | None) -> str:
+        """A client's rating (1–5) and comment on its own chat, open or ended."""
+        if actor.role is not Role.CLIENT or actor.conversation_id is None:
+            raise HubError(ErrorCode.FORBIDDEN, "only a client gives feedback on its chat")
+        if rating is not None and not 1 <= rating <= 5:
+            raise HubError(ErrorCode.INVALID_FIELD, "the rating is a whole number from 1 to 5")
+        comment = (comment or "").strip() or None
+        if rating is None and comment is None:
+            raise HubError(ErrorCode.INVALID_FIELD, "give a rating, a comment or both")
+        cid = actor.conversation_id
+        conv = (
+            self.conversations.get(cid)
+            or self._recently_closed.get(cid)
+            or await self.storage.conversation(cid)
+        )
+        if conv is None:
+            raise HubError(ErrorCode.NO_CONVERSATION, "this conversation no longer exists")
+        await self.storage.save_feedback(
+            cid, self.clock.now_ms(), rating, comment, conv.team_id, conv.language
+        )
+        return cid
 
     async def set_draft(self, actor: Actor, conversation_id: str, text: str) -> None:
         """Keep a professional's unsent text of an assigned conversation."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -39,6 +39,7 @@ __all__ = ["add_intake_routes", "intake_context"]
 log = logging.getLogger("kanava.intake")
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
+CLOSING_SOON = timedelta(minutes=30)
 
 
 async def intake_context(app: web.Application) -> AsyncIterator[None]:
@@ -119,9 +120,30 @@ async def service_status(request: web.Request) -> web.Response:
     reception: Reception = request.app[RECEPTION]
     lang = _lang(request)
     flow = reception.flow
-    closed = flow.closed_step(lang, reception.local_now())
+    now = reception.local_now()
+    closed = flow.closed_step(lang, now)
+    hub = request.app[HUB]
+    # Waiting now: the team of ?team= (a station's widget), else every team with people.
+    wanted = request.query.get("team")
+    queue_length = sum(
+        len(queue)
+        for team_id, queue in hub.queues.items()
+        if (team_id == wanted if wanted else not hub.bot_team(team_id))
+    )
+    state, last_intake = "closed", None
+    if closed is None:
+        state = "open"
+        status = flow.hours.status(now) if flow.check_hours else None
+        if status is not None and status.last_intake_at is not None:
+            last_intake = status.last_intake_at.strftime("%H:%M")
+            if status.last_intake_at - now <= CLOSING_SOON:
+                state = "closing_soon"
     return web.json_response(
         {
+            # "open", "closing_soon" (new chats stop within half an hour) or "closed".
+            "state": state,
+            "last_intake_at": last_intake,
+            "queue_length": queue_length,
             "accepting": closed is None,
             "closed": closed.detail if closed is not None else None,
             "topics": flow.topics.menu(lang),

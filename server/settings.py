@@ -30,6 +30,9 @@ class Settings:
     # Empty: the server's own address (and localhost on the same port when on loopback).
     allowed_origins: tuple[str, ...] = ()
     allow_missing_origin: bool = True
+    # Origins of the city's pages that embed the chat widget: they may show the chat in a
+    # frame (Content-Security-Policy frame-ancestors). The server's own pages always may.
+    widget_origins: tuple[str, ...] = ()
     max_frame_bytes: int = 64 * 1024
     heartbeat_seconds: float = 20.0
     client_rate_per_second: float = 5.0

@@ -873,6 +873,38 @@ class Storage:
     async def delete_session(self, token_hash: str) -> None:
         await self._execute([("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))])
 
+    # --- the client's feedback -----------------------------------------------------------
+
+    async def save_feedback(
+        self,
+        conversation_id: str,
+        at: int,
+        rating: int | None,
+        comment: str | None,
+        team_id: str,
+        language: str | None,
+    ) -> None:
+        await self._execute(
+            [
+                (
+                    "INSERT INTO feedback (conversation_id, at, rating, comment, team_id, "
+                    "language) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT(conversation_id) DO UPDATE SET at = excluded.at, "
+                    "rating = excluded.rating, comment = excluded.comment",
+                    (conversation_id, at, rating, comment, team_id, language),
+                )
+            ]
+        )
+
+    async def feedback(self, since_ms: int = 0) -> list[dict[str, Any]]:
+        """Feedback given since ``since_ms``, oldest first (for reporting)."""
+        rows = await self._read(
+            "SELECT conversation_id, at, rating, comment, team_id, language FROM feedback "
+            "WHERE at >= ? ORDER BY at",
+            (since_ms,),
+        )
+        return [dict(r) for r in rows]
+
     # --- the console: drafts, the access log, record entries ------------------------------
 
     async def set_draft(

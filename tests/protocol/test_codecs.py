@@ -44,6 +44,8 @@ from protocol.messages import (
     ConversationView,
     DraftSet,
     Error,
+    FeedbackSaved,
+    FeedbackSend,
     IntakeAnonymous,
     IntakeAnswer,
     IntakeResume,
@@ -111,6 +113,9 @@ EXAMPLES: list[Message] = [
     MessageSend(conversation_id="c_1", msg_id="m-2", text="Hei", pane="c_1"),
     DraftSet(conversation_id="c_1", text="Hei Aino, katsoin"),
     DraftSet(conversation_id="c_1", text=""),
+    FeedbackSend(rating=5, comment="Kiitos!"),
+    FeedbackSend(rating=3),
+    FeedbackSend(comment="Vastaus tuli nopeasti."),
     TypingSet(conversation_id="c_1", typing=True),
     ReadMark(conversation_id="c_1", seq=3),
     ConversationTransfer(conversation_id="c_1", to_professional="p_2", note="Lääkärille"),
@@ -150,6 +155,7 @@ EXAMPLES: list[Message] = [
         ),
         drafts={"c_1": "Hei Aino"},
     ),
+    FeedbackSaved(conversation_id="c_1"),
     MessageNew(message=CHAT),
     MessageNew(
         message=ChatMessage(
