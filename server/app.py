@@ -7,6 +7,7 @@ reconnect and resume), then storage flushes what is pending.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,6 +34,8 @@ __all__ = ["CLOCK", "CONNECTIONS", "HUB", "SETTINGS", "STORAGE", "build_app"]
 
 log = logging.getLogger("kanava.app")
 
+DRAINING = web.AppKey("draining", asyncio.Event)
+
 
 STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 
@@ -42,6 +45,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[CONNECTIONS] = set()
+    app[DRAINING] = asyncio.Event()
     app.cleanup_ctx.append(_storage_and_hub)
     app.cleanup_ctx.append(intake_context)
     app.cleanup_ctx.append(bot_context)
@@ -50,6 +54,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.router.add_get("/ws/pro", pro_websocket)
     add_console_routes(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     add_intake_routes(app)
     static = settings.static_dir or STATIC_ROOT
     # The chat itself may be framed by the city's pages (the widget) and nowhere else; the
@@ -89,6 +94,7 @@ async def _storage_and_hub(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_websockets(app: web.Application) -> None:
+    app[DRAINING].set()  # /readyz says "not ready" from now on: send nobody new here
     connections: set[Connection] = app[CONNECTIONS]
     for conn in list(connections):
         await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
@@ -212,4 +218,22 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Live: the process answers (a load balancer restarts it when this fails)."""
     return web.json_response({"status": "ok"})
+
+
+READY_TIMEOUT = 2.0
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: started, not shutting down, and storage takes a write within two seconds."""
+    if request.app[DRAINING].is_set():
+        return web.json_response({"status": "draining"}, status=503)
+    if STORAGE not in request.app:
+        return web.json_response({"status": "starting"}, status=503)
+    try:
+        await asyncio.wait_for(request.app[STORAGE].check_writable(), READY_TIMEOUT)
+    except Exception as exc:
+        log.warning("not ready: storage write failed: %r", exc)
+        return web.json_response({"status": "storage_unavailable"}, status=503)
+    return web.json_response({"status": "ready"})

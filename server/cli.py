@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from .auth import hash_password, hash_token, new_token
 from .bot import BOT_TEAM
 from .conversations import AssignMode, Professional, Team
 from .demo import DEMO_ACCOUNTS
+from .logs import configure_logging
 from .settings import Settings
 from .storage import Storage
 
@@ -104,6 +104,35 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--days", type=int, default=30, help="how far back (30)")
     report.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
 
+    retention = commands.add_parser(
+        "retention",
+        help="delete the chats whose retention time is over, and report counts",
+        description="Delete closed chats of clients who did not identify, and chats with the "
+        "bot only, after retention_anonymous_days; identified clients' chats after "
+        "retention_identified_days (0: never). A chat with a patient-record entry is kept. "
+        "Prints the counts as JSON. Safe while the server runs.",
+    )
+    retention.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+    retention.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
+
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database consistently while the server runs",
+        description="Take a consistent online copy of the SQLite database (SQLite's backup "
+        "API) into FILE, check it, and print its counts as JSON.",
+    )
+    backup.add_argument("file", type=Path)
+    backup.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
+
+    restore = commands.add_parser(
+        "restore",
+        help="replace the database with a backup (stop the server first)",
+        description="Check the backup FILE and copy it over the database. Stop the server "
+        "first; start it again afterwards.",
+    )
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
+
     bot = commands.add_parser(
         "add-bot",
         help="create a bot account and print its token",
@@ -160,6 +189,31 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
     finally:
         await storage.close()
     return f"professional {args.username} saved (capacity {capacity}; restart the server)"
+
+
+async def _retention(settings: Settings, dry_run: bool) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    identified_days = settings.retention_identified_days
+    storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
+    try:
+        due = await storage.retention_candidates(
+            now - settings.retention_anonymous_days * day,
+            now - identified_days * day if identified_days > 0 else None,
+        )
+        ids = [cid for kind in due.values() for cid in kind]
+        messages = 0 if dry_run else await storage.delete_conversations(ids)
+        kept = await storage.count_kept()
+    finally:
+        await storage.close()
+    return {
+        "dry_run": dry_run,
+        "anonymous_days": settings.retention_anonymous_days,
+        "identified_days": identified_days or None,
+        "deleted" if not dry_run else "would_delete": {k: len(v) for k, v in due.items()},
+        "messages_deleted": messages,
+        "kept": kept,
+    }
 
 
 async def _feedback_report(settings: Settings, days: int) -> dict[str, Any]:
@@ -227,6 +281,18 @@ def main(argv: list[str] | None = None) -> int:
             f"valid {args.days} days, shown only now:\n{token}"
         )
         return 0
+    if args.command in ("retention", "backup", "restore"):
+        settings = Settings.from_env(database=args.database)
+        if args.command == "retention":
+            result = asyncio.run(_retention(settings, args.dry_run))
+        elif args.command == "backup":
+            result = asyncio.run(Storage.backup(settings.database, args.file))
+        else:
+            if not args.file.exists():
+                raise SystemExit(f"kanava: no backup at {args.file}")
+            result = asyncio.run(Storage.restore(args.file, settings.database))
+        print(json.dumps(result))
+        return 0
     if args.command == "feedback-report":
         settings = Settings.from_env(database=args.database)
         print(json.dumps(asyncio.run(_feedback_report(settings, args.days)), ensure_ascii=False))
@@ -248,10 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if "allowed_origins" in overrides:
         overrides["allowed_origins"] = tuple(overrides["allowed_origins"])
     settings = Settings.from_env(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if settings.uvloop:
         try:
             import uvloop

@@ -52,9 +52,17 @@ class Settings:
     # Canned responses of the console (None: the shipped server/config/canned.toml).
     canned_file: Path | None = None
     closed_token_hours: float = 24.0
+    # Retention (``kanava retention``): closed chats of clients who did not identify (and
+    # chats with the bot only) are deleted after this many days; identified clients' chats
+    # after retention_identified_days, 0 meaning never (the patient-record rules decide,
+    # and a chat with a record entry is always kept).
+    retention_anonymous_days: int = 30
+    retention_identified_days: int = 0
     history_page: int = 100
     static_dir: Path | None = None
     log_level: str = "info"
+    # "json": one JSON object per line, with ids (for log collectors); "text": for people.
+    log_format: str = "json"
     uvloop: bool = True
     # The pre-chat intake. When required, conversation.open is refused: chats open only
     # through intake.start (questions, triage, identification, station).

@@ -58,6 +58,10 @@ log = logging.getLogger("kanava.storage")
 
 Statement = tuple[str, Sequence[Any]]
 
+# aiosqlite's debug lines print every statement with its values: message texts, answers,
+# identity data. Whatever level the rest of the server logs at, they never pass.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 
 class StorageClosed(RuntimeError):
     pass
@@ -872,6 +876,105 @@ class Storage:
 
     async def delete_session(self, token_hash: str) -> None:
         await self._execute([("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))])
+
+    async def check_writable(self) -> None:
+        """A real write through the single writer: raises if storage takes no writes now."""
+        await self._execute(
+            [("INSERT OR REPLACE INTO health (id, at) VALUES (1, ?)", (self.clock.now_ms(),))]
+        )
+
+    # --- retention and backups -----------------------------------------------------------
+
+    async def retention_candidates(
+        self, anonymous_before_ms: int, identified_before_ms: int | None
+    ) -> dict[str, list[str]]:
+        """Closed conversations whose time is up, by kind.
+
+        ``anonymous``: never identified, a person answered; ``bot_only``: only the advice bot
+        answered; ``identified``: the client identified (only when ``identified_before_ms``
+        is given). A conversation with a patient-record entry is never a candidate.
+        """
+        rows = await self._read(
+            "SELECT c.id, c.identity IS NOT NULL AS identified, c.closed_at, EXISTS ("
+            "  SELECT 1 FROM messages m JOIN professionals p ON p.id = m.sender_id"
+            "  WHERE m.conversation_id = c.id AND m.sender_role = 'professional' AND p.bot = 0"
+            ") AS person FROM conversations c "
+            "WHERE c.state = 'closed' AND c.closed_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM records r WHERE r.conversation_id = c.id)",
+            (max(anonymous_before_ms, identified_before_ms or 0),),
+        )
+        out: dict[str, list[str]] = {"anonymous": [], "bot_only": [], "identified": []}
+        for row in rows:
+            if row["identified"]:
+                if identified_before_ms is not None and row["closed_at"] < identified_before_ms:
+                    out["identified"].append(row["id"])
+            elif row["closed_at"] < anonymous_before_ms:
+                out["anonymous" if row["person"] else "bot_only"].append(row["id"])
+        return out
+
+    async def count_kept(self) -> dict[str, int]:
+        rows = await self._read(
+            "SELECT COUNT(*) AS conversations, "
+            "SUM(identity IS NOT NULL) AS identified FROM conversations"
+        )
+        return {"conversations": rows[0][0] or 0, "identified": rows[0][1] or 0}
+
+    async def delete_conversations(self, ids: Sequence[str]) -> int:
+        """Delete conversations with everything said in them; returns the messages deleted.
+
+        The access log keeps its rows: it is the client's record of who saw their data.
+        """
+        deleted = 0
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._read(
+                f"SELECT COUNT(*) FROM messages WHERE conversation_id IN ({marks})", chunk
+            )
+            deleted += rows[0][0]
+            statements: list[Statement] = [
+                (f"DELETE FROM {table} WHERE conversation_id IN ({marks})", chunk)
+                for table in ("messages", "drafts", "feedback", "intakes", "audit_events")
+            ]
+            statements.append((f"DELETE FROM conversations WHERE id IN ({marks})", chunk))
+            await self._execute(statements)
+        return deleted
+
+    @staticmethod
+    async def backup(source: Path, target: Path) -> dict[str, int]:
+        """A consistent copy of the database at ``source``, taken while it is in use.
+
+        SQLite's online backup copies a snapshot: writes that commit meanwhile are either
+        wholly in the copy or not at all. The copy is checked before it is reported.
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        async with aiosqlite.connect(source) as live, aiosqlite.connect(target) as copy:
+            await live.execute("PRAGMA busy_timeout=5000")
+            await live.backup(copy)
+        return await Storage.check_file(target)
+
+    @staticmethod
+    async def check_file(path: Path) -> dict[str, int]:
+        """``integrity_check`` must say ok; returns a few counts of what the file holds."""
+        async with aiosqlite.connect(f"file:{path}?mode=ro", uri=True) as db:
+            (result,) = await (await db.execute("PRAGMA integrity_check")).fetchone() or ("",)
+            if result != "ok":
+                raise ValueError(f"{path} is damaged: {result}")
+            counts = {}
+            for table in ("conversations", "messages", "records"):
+                row = await (await db.execute(f"SELECT COUNT(*) FROM {table}")).fetchone()
+                counts[table] = row[0] if row else 0
+            return counts
+
+    @staticmethod
+    async def restore(backup: Path, database: Path) -> dict[str, int]:
+        """Replace ``database`` (its server stopped) with a checked backup."""
+        await Storage.check_file(backup)
+        database.parent.mkdir(parents=True, exist_ok=True)
+        async with aiosqlite.connect(backup) as source, aiosqlite.connect(database) as target:
+            await source.backup(target)
+            await target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return await Storage.check_file(database)
 
     # --- the client's feedback -----------------------------------------------------------
 
