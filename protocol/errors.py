@@ -67,6 +67,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    INVALID_TEXT = 1007  # a text frame that is not UTF-8 (RFC 6455 §8.1)
     MESSAGE_TOO_BIG = 1009
     # Application codes (4000-4999): the client may reconnect and resume unless noted.
     SLOW_CONSUMER = 4001

@@ -191,7 +191,8 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
         compress=False,
-        max_msg_size=settings.max_frame_bytes,
+        # aiohttp refuses a message of max_msg_size bytes or more: +1 lets exactly 64 KiB in.
+        max_msg_size=settings.max_frame_bytes + 1,
         heartbeat=settings.heartbeat_seconds or None,
         decode_text=False,
     )

@@ -186,6 +186,10 @@ class Connection:
         try:
             msg = self.codec.decode_inbound(data, self.role, binary)
         except ProtocolError as exc:
+            if not binary and isinstance(data, bytes) and not _is_utf8(data):
+                # Not a wrong message but a broken websocket: RFC 6455 says close (1007).
+                await self.close(CloseCode.INVALID_TEXT, "a text frame must be UTF-8")
+                return
             self.send(error_message(exc, ref=_peek_ref(self.codec, data, binary)))
             return
         ref = msg.msg_id if type(msg) is MessageSend else msg.type
@@ -581,6 +585,14 @@ def _chunks_by_size(page: list[ChatMessage]) -> list[list[ChatMessage]]:
         chunks[-1].append(message)
         size += len(message.text)
     return chunks
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _peek_ref(codec: Codec, data: bytes | str, binary: bool) -> str | None:
