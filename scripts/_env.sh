@@ -36,3 +36,22 @@ kanava_install_dev_idp() {
         echo "$idp_want" > "$idp_stamp"
     fi
 }
+
+# The browser tests check the pages with axe-core (tests/browser/package.json): install it the
+# same way, when node_modules is missing or package-lock.json changed. Without npm the
+# accessibility checks are skipped (tests/browser/axe.py says so).
+kanava_install_axe() {
+    local dir="$ROOT/tests/browser"
+    local axe_stamp="$dir/node_modules/.kanava-installed"
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "kanava: npm not found, so the browser tests cannot check accessibility" >&2
+        return 0
+    fi
+    local axe_want
+    axe_want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ ! -f "$axe_stamp" ] || [ "$(cat "$axe_stamp")" != "$axe_want" ]; then
+        echo "kanava: installing axe-core for the browser tests" >&2
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        echo "$axe_want" > "$axe_stamp"
+    fi
+}

@@ -125,6 +125,8 @@ async def service_status(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     # Waiting now: the team of ?team= (a station's widget), else every team with people.
     wanted = request.query.get("team")
+    if wanted and wanted not in hub.teams and flow.areas.station(wanted) is not None:
+        wanted = flow.areas.team_for(wanted)  # the widget may name a station, not its team
     queue_length = sum(
         len(queue)
         for team_id, queue in hub.queues.items()

@@ -1,6 +1,14 @@
-// The citizen's chat page. First the intake: a topic, the server's questions one at a time
-// (red flags first: an emergency ends in "call 112 now"), identification, the health station.
-// Then the chat: wait in the queue, chat, resume after a reload or a dropped connection.
+// The citizen's chat page. The start shows the service's state (open until when, closing
+// soon, closed; how many wait) and the choice: my own health matter or a general question for
+// the advice bot. Then the intake: a topic (?topic= picks one), the server's questions one at
+// a time (red flags first: an emergency ends in "call 112 now"), identification, the health
+// station. Then the chat: wait in the queue, chat, resume after a reload or a dropped
+// connection. At the end: feedback (a rating and a comment, both optional) and the transcript
+// as a text file made here from the messages on the screen.
+//
+// The page's own words are in /static/i18n/fi.json, sv.json and en.json; a change of language
+// changes them at once (messages and the server's texts stay as they were written). In the
+// widget's frame (?embed=1) the page is compact, and embed_bridge.js talks with the host page.
 //
 // The server decides every step; this page only shows the step it was sent and sends back
 // what the person chose, so a refused answer is explained with the server's own words.
@@ -16,6 +24,7 @@ import {
   el,
   newMsgId,
   phoneLink,
+  tabStorage,
 } from "/static/kanava.js";
 
 const KEY = {
@@ -27,293 +36,80 @@ const KEY = {
   topic: "kanava.client.topic",
   openId: "kanava.client.open_id", // a retried intake.start returns the chat it queued
   botToken: "kanava.client.bot_token", // the bot chat an intake hands over to a nurse
+  feedback: "kanava.client.feedback", // the conversation whose feedback was given
 };
+
+// sessionStorage, or memory where a framed page may not store anything.
+const store = tabStorage();
 
 const LANGS = ["fi", "sv", "en"];
 const ENDS = new Set(["emergency", "bot", "guidance", "closed"]);
-
-const TEXT = {
-  fi: {
-    tagline: "Chat terveysaseman kanssa",
-    uiLanguage: "Kieli",
-    loading: "Ladataan…",
-    serviceError: "Palveluun ei saada yhteyttä. Yritetään uudelleen…",
-    closedTitle: "Chat on nyt suljettu",
-    topicsTitle: "Mitä asiasi koskee?",
-    topicsIntro:
-      "Vastaa ensin muutamaan kysymykseen. Sen jälkeen pääset jonoon, ja hoitaja vastaa sinulle tässä ikkunassa.",
-    emergencyNote: "Hätätilanteessa soita heti",
-    progress: (i, n) => `Kysymys ${i}/${n}`,
-    optional: "Vapaaehtoinen: voit jättää tämän tyhjäksi.",
-    next: "Seuraava",
-    offline: "Yhteys on katki. Odota hetki ja yritä uudelleen.",
-    emergencyTitle: "Soita heti 112",
-    emergencyWhy: "Vastauksesi perusteella:",
-    call: (n) => `Soita ${n}`,
-    identifyTitle: "Tunnistautuminen",
-    identifyButton: "Tunnistaudu",
-    anonymousButton: "Jatka nimettömänä",
-    identifyUnavailable: "Tunnistautuminen ei ole nyt käytettävissä. Voit jatkaa nimettömänä.",
-    identifyWaiting: "Tunnistaudu avautuneessa ikkunassa. Sen jälkeen jatkat tässä.",
-    popupBlocked: "Tunnistautumisikkuna ei auennut.",
-    popupLink: "Avaa tunnistautuminen",
-    identifyFailed: "Tunnistautuminen ei onnistunut. Voit yrittää uudelleen.",
-    stationTitle: "Terveysasema",
-    stationPlaceholder: "Valitse terveysasema",
-    stationRequired: "Valitse terveysasema listasta.",
-    stationUnknown: "Tätä terveysasemaa ei löytynyt. Valitse toinen.",
-    continue: "Jatka",
-    botTitle: "Neuvontabotti",
-    botStart: "Keskustele neuvontabotin kanssa",
-    handoffIntro: "Valitse, mitä asiasi koskee. Hoitaja näkee myös keskustelusi neuvontabotin kanssa.",
-    backToBot: "Palaa neuvontabotin keskusteluun",
-    botOffer:
-      "Yleinen kysymys, esimerkiksi aukioloajoista tai reseptin uusimisesta? Neuvontabotti vastaa heti, myös nimettömänä.",
-    botName: "Neuvontabotti (botti)",
-    withBot: "Keskustelet neuvontabotin kanssa. Se on botti, ei ihminen.",
-    guidanceTitle: "Ohjeet",
-    numbersTitle: "Puhelinnumerot",
-    startOver: "Aloita alusta",
-    intakeExpired: "Aiemmat vastauksesi eivät ole enää voimassa. Aloita alusta.",
-    intakeRestarted: "Aiemmat vastauksesi eivät olleet enää voimassa, joten kysymykset alkavat alusta.",
-    waiting: "Odota hetki…",
-    startTitle: "Aloita keskustelu",
-    startIntro: "Kirjoita nimesi ja asiasi. Hoitaja vastaa sinulle tässä ikkunassa.",
-    nameLabel: "Nimesi",
-    topicLabel: "Mitä asiasi koskee?",
-    languageLabel: "Keskustelun kieli",
-    emergency: "Hätätilanteessa soita 112.",
-    startButton: "Aloita keskustelu",
-    chatTitle: "Keskustelu",
-    messageLabel: "Viesti",
-    send: "Lähetä",
-    end: "Lopeta keskustelu",
-    endQuestion: "Lopetetaanko keskustelu?",
-    endYes: "Kyllä, lopeta",
-    endNo: "Peruuta",
-    ended: "Keskustelu on päättynyt.",
-    newChat: "Aloita uusi keskustelu",
-    you: "Sinä",
-    sending: "Lähetetään…",
-    delivered: "Toimitettu",
-    read: "Luettu",
-    failed: "Ei lähetetty",
-    connecting: "Yhdistetään…",
-    reconnecting: "Yhteys katkesi. Yhdistetään uudelleen… Viestisi lähetetään, kun yhteys palaa.",
-    queued: (pos, len) =>
-      pos ? `Olet jonossa sijalla ${pos}/${len}. Hoitaja vastaa pian – voit jo kirjoittaa viestisi.`
-          : "Odotat vuoroasi. Voit jo kirjoittaa viestisi.",
-    wait: (low, high) => `Arvioitu odotus ${low}–${high} min`,
-    requeued: "Hoitajan yhteys katkesi, joten olet taas jonon kärjessä.",
-    with: (name, title) => `Keskustelet: ${name}${title ? `, ${title}` : ""}`,
-    transferred: (name) => `Keskustelu siirrettiin: ${name}`,
-    closedBy: { client: "Lopetit keskustelun.", professional: "Hoitaja lopetti keskustelun." },
-    typing: (name) => `${name} kirjoittaa…`,
-    professional: "Hoitaja",
-    titles: { nurse: "sairaanhoitaja", doctor: "lääkäri" },
-    notFound: "Aiempaa keskustelua ei löytynyt. Voit aloittaa uuden.",
-    unknownTeam: "Tätä terveysasemaa ei löytynyt. Tarkista osoite.",
-    tooLong: "Viesti on liian pitkä.",
-    closedError: "Keskustelu on päättynyt.",
-    genericError: "Jokin meni vikaan. Yritä uudelleen.",
-  },
-  sv: {
-    tagline: "Chatta med din hälsostation",
-    uiLanguage: "Språk",
-    loading: "Laddar…",
-    serviceError: "Tjänsten svarar inte. Vi försöker igen…",
-    closedTitle: "Chatten är stängd just nu",
-    topicsTitle: "Vad gäller ditt ärende?",
-    topicsIntro:
-      "Svara först på några frågor. Sedan kommer du in i kön, och en skötare svarar dig i det här fönstret.",
-    emergencyNote: "I nödsituationer ring genast",
-    progress: (i, n) => `Fråga ${i} av ${n}`,
-    optional: "Frivillig: du kan lämna den tom.",
-    next: "Nästa",
-    offline: "Förbindelsen är bruten. Vänta en stund och försök igen.",
-    emergencyTitle: "Ring 112 genast",
-    emergencyWhy: "Utifrån dina svar:",
-    call: (n) => `Ring ${n}`,
-    identifyTitle: "Identifiering",
-    identifyButton: "Identifiera dig",
-    anonymousButton: "Fortsätt anonymt",
-    identifyUnavailable: "Identifieringen är inte tillgänglig just nu. Du kan fortsätta anonymt.",
-    identifyWaiting: "Identifiera dig i fönstret som öppnades. Sedan fortsätter du här.",
-    popupBlocked: "Identifieringsfönstret öppnades inte.",
-    popupLink: "Öppna identifieringen",
-    identifyFailed: "Identifieringen lyckades inte. Du kan försöka igen.",
-    stationTitle: "Hälsostation",
-    stationPlaceholder: "Välj hälsostation",
-    stationRequired: "Välj en hälsostation i listan.",
-    stationUnknown: "Hälsostationen hittades inte. Välj en annan.",
-    continue: "Fortsätt",
-    botTitle: "Rådgivningsboten",
-    botStart: "Chatta med rådgivningsboten",
-    handoffIntro: "Välj vad ditt ärende gäller. Skötaren ser också ditt samtal med rådgivningsboten.",
-    backToBot: "Tillbaka till samtalet med rådgivningsboten",
-    botOffer:
-      "En allmän fråga, till exempel om öppettider eller förnyelse av recept? Rådgivningsboten svarar genast, också anonymt.",
-    botName: "Rådgivningsboten (bot)",
-    withBot: "Du chattar med rådgivningsboten. Den är en bot, inte en människa.",
-    guidanceTitle: "Anvisningar",
-    numbersTitle: "Telefonnummer",
-    startOver: "Börja om",
-    intakeExpired: "Dina tidigare svar gäller inte längre. Börja om från början.",
-    intakeRestarted: "Dina tidigare svar gällde inte längre, så frågorna börjar från början.",
-    waiting: "Ett ögonblick…",
-    startTitle: "Börja chatta",
-    startIntro: "Skriv ditt namn och ditt ärende. En skötare svarar dig i det här fönstret.",
-    nameLabel: "Ditt namn",
-    topicLabel: "Vad gäller ärendet?",
-    languageLabel: "Chattens språk",
-    emergency: "I nödsituationer ring 112.",
-    startButton: "Börja chatta",
-    chatTitle: "Chatt",
-    messageLabel: "Meddelande",
-    send: "Skicka",
-    end: "Avsluta chatten",
-    endQuestion: "Avsluta chatten?",
-    endYes: "Ja, avsluta",
-    endNo: "Avbryt",
-    ended: "Chatten har avslutats.",
-    newChat: "Börja en ny chatt",
-    you: "Du",
-    sending: "Skickas…",
-    delivered: "Levererat",
-    read: "Läst",
-    failed: "Inte skickat",
-    connecting: "Ansluter…",
-    reconnecting: "Förbindelsen bröts. Ansluter igen… Dina meddelanden skickas när den är tillbaka.",
-    queued: (pos, len) =>
-      pos ? `Du är nummer ${pos} av ${len} i kön. En skötare svarar snart – du kan redan skriva.`
-          : "Du väntar på din tur. Du kan redan skriva.",
-    wait: (low, high) => `Beräknad väntetid ${low}–${high} min`,
-    requeued: "Skötarens förbindelse bröts, så du är först i kön igen.",
-    with: (name, title) => `Du chattar med ${name}${title ? `, ${title}` : ""}`,
-    transferred: (name) => `Chatten flyttades till ${name}`,
-    closedBy: { client: "Du avslutade chatten.", professional: "Skötaren avslutade chatten." },
-    typing: (name) => `${name} skriver…`,
-    professional: "Skötare",
-    titles: { nurse: "sjukskötare", doctor: "läkare" },
-    notFound: "Den tidigare chatten hittades inte. Du kan börja en ny.",
-    unknownTeam: "Hälsostationen hittades inte. Kontrollera adressen.",
-    tooLong: "Meddelandet är för långt.",
-    closedError: "Chatten har avslutats.",
-    genericError: "Något gick fel. Försök igen.",
-  },
-  en: {
-    tagline: "Chat with your health station",
-    uiLanguage: "Language",
-    loading: "Loading…",
-    serviceError: "The service does not answer. Trying again…",
-    closedTitle: "The chat is closed now",
-    topicsTitle: "What is your matter about?",
-    topicsIntro:
-      "First answer a few questions. Then you join the queue, and a nurse answers you in this window.",
-    emergencyNote: "In an emergency call",
-    progress: (i, n) => `Question ${i} of ${n}`,
-    optional: "Optional: you may leave this empty.",
-    next: "Next",
-    offline: "The connection is down. Wait a moment and try again.",
-    emergencyTitle: "Call 112 now",
-    emergencyWhy: "Based on your answers:",
-    call: (n) => `Call ${n}`,
-    identifyTitle: "Identification",
-    identifyButton: "Identify",
-    anonymousButton: "Continue anonymously",
-    identifyUnavailable: "Identification is not available right now. You can continue anonymously.",
-    identifyWaiting: "Identify yourself in the window that opened. Then you continue here.",
-    popupBlocked: "The identification window did not open.",
-    popupLink: "Open the identification",
-    identifyFailed: "Identification did not succeed. You can try again.",
-    stationTitle: "Health station",
-    stationPlaceholder: "Choose a health station",
-    stationRequired: "Choose a health station from the list.",
-    stationUnknown: "This health station was not found. Please choose another.",
-    continue: "Continue",
-    botTitle: "Advice bot",
-    botStart: "Chat with the advice bot",
-    handoffIntro: "Choose what your matter is about. The nurse will also see your chat with the advice bot.",
-    backToBot: "Back to the chat with the advice bot",
-    botOffer:
-      "A general question, for example about opening hours or renewing a prescription? The advice bot answers at once, anonymously too.",
-    botName: "Advice bot (bot)",
-    withBot: "You are chatting with the advice bot. It is a bot, not a person.",
-    guidanceTitle: "What to do",
-    numbersTitle: "Phone numbers",
-    startOver: "Start over",
-    intakeExpired: "Your earlier answers are no longer valid. Please start over.",
-    intakeRestarted: "Your earlier answers were no longer valid, so the questions start over.",
-    waiting: "One moment…",
-    startTitle: "Start a chat",
-    startIntro: "Write your name and what your matter is about. A nurse answers you here.",
-    nameLabel: "Your name",
-    topicLabel: "What is it about?",
-    languageLabel: "Language of the chat",
-    emergency: "In an emergency call 112.",
-    startButton: "Start chat",
-    chatTitle: "Chat",
-    messageLabel: "Message",
-    send: "Send",
-    end: "End chat",
-    endQuestion: "End the chat?",
-    endYes: "Yes, end it",
-    endNo: "Cancel",
-    ended: "The chat has ended.",
-    newChat: "Start a new chat",
-    you: "You",
-    sending: "Sending…",
-    delivered: "Delivered",
-    read: "Read",
-    failed: "Not sent",
-    connecting: "Connecting…",
-    reconnecting: "Connection lost. Reconnecting… Your messages will be sent when it is back.",
-    queued: (pos, len) =>
-      pos ? `You are number ${pos} of ${len} in the queue. A nurse answers soon – you can already write.`
-          : "You are waiting for your turn. You can already write.",
-    wait: (low, high) => `Estimated wait ${low}–${high} min`,
-    requeued: "The nurse's connection dropped, so you are first in the queue again.",
-    with: (name, title) => `You are chatting with ${name}${title ? `, ${title}` : ""}`,
-    transferred: (name) => `The chat was transferred to ${name}`,
-    closedBy: { client: "You ended the chat.", professional: "The nurse ended the chat." },
-    typing: (name) => `${name} is typing…`,
-    professional: "Nurse",
-    titles: { nurse: "nurse", doctor: "doctor" },
-    notFound: "The earlier chat was not found. You can start a new one.",
-    unknownTeam: "This health station was not found. Check the address.",
-    tooLong: "The message is too long.",
-    closedError: "The chat has ended.",
-    genericError: "Something went wrong. Please try again.",
-  },
-};
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 /** The person's choice in this tab, else ?lang=, else the browser's first of fi/sv/en. */
 function initialLanguage() {
-  const candidates = [sessionStorage.getItem(KEY.ui), params.get("lang")];
+  const candidates = [store.getItem(KEY.ui), params.get("lang")];
   for (const tag of navigator.languages || [navigator.language]) {
     candidates.push(String(tag || "").split("-")[0].toLowerCase());
   }
   return candidates.find((c) => LANGS.includes(c)) || "fi";
 }
 
+// The page's own words come from /static/i18n/<lang>.json (the same keys in each file), each
+// file fetched once. Messages and the server's texts stay as they were written.
+const texts = new Map(); // language -> its words
 let lang = initialLanguage();
-const t = (key) => TEXT[lang][key] ?? TEXT.fi[key];
 
-let token = sessionStorage.getItem(KEY.token);
-let conversationId = sessionStorage.getItem(KEY.conversation);
+/** The word `key` in the page's language; `{name}` placeholders filled from `vars`. */
+function t(key, vars = null) {
+  const words = texts.get(lang) || texts.get("fi") || {};
+  let text = words[key] ?? (texts.get("fi") || {})[key];
+  if (text === undefined) return key;
+  if (vars) text = text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
+  return text;
+}
+
+/** The word `key` if the language has one, else null (for optional words such as roles). */
+function maybe(key) {
+  const words = texts.get(lang) || {};
+  return words[key] ?? null;
+}
+
+/** Fetch a language's words once (retrying while the server does not answer). */
+async function loadWords(language) {
+  if (texts.has(language)) return texts.get(language);
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const response = await fetch(`/static/i18n/${language}.json`, {
+        headers: { Accept: "application/json" },
+      });
+      if (response.ok) {
+        const words = await response.json();
+        texts.set(language, words);
+        return words;
+      }
+    } catch (err) {
+      console.debug("kanava: words", language, err);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 8000)));
+  }
+}
+
+let token = store.getItem(KEY.token);
+let conversationId = store.getItem(KEY.conversation);
 let view = null; // the latest ConversationView
 let openRequest = null; // conversation.open waiting to be sent (no intake)
 let list = null;
 let typingNotifier = null;
 let readSent = 0;
 let typingTimer = null;
+let closeWanted = null; // the conversation the client ended while the connection was down
 
 // The intake.
 let service = null; // the latest /api/service answer
-let intakeToken = sessionStorage.getItem(KEY.intake);
+let intakeToken = store.getItem(KEY.intake);
 let intakeStart = null; // intake.start waiting for its first step
 let step = null; // the latest intake.step
 let restarted = false; // a lost intake was started again: say so once
@@ -330,34 +126,48 @@ const connection = new Connection({
   onStatus: showConnection,
   onReady() {
     outbox.flush();
+    if (closeWanted && closeWanted === conversationId) {
+      connection.send({ type: "conversation.close", conversation_id: closeWanted });
+    }
+    closeWanted = null;
   },
 });
-const outbox = new Outbox(connection, KEY.outbox);
+const outbox = new Outbox(connection, KEY.outbox, store);
 
 // --- language ---------------------------------------------------------------------------
 
+const LOCALES = { fi: "fi-FI", sv: "sv-FI", en: "en-GB" };
+
 function applyLanguage() {
   document.documentElement.lang = lang;
+  document.title = `Kanava – ${t("tagline")}`;
   $("ui-language").value = lang;
   for (const node of document.querySelectorAll("[data-t]")) {
     node.textContent = t(node.dataset.t);
   }
   if (list) {
     list.labels = labels();
-    for (const item of document.querySelectorAll("#messages .msg-own")) {
-      item.querySelector(".msg-sender").textContent = t("you");
-      list.setState(item, item.dataset.state || "sending");
-    }
+    for (const item of $("messages").querySelectorAll(".msg")) relabel(item);
   }
   if (view) showView(view);
+  if ($("typing").textContent && view) showTyping(true);
   // The server's texts stay in the intake's language; the page's own words follow the choice.
   if (step && !$("intake").hidden) renderStep(step, { keepAnswer: true, focus: false });
-  if (!$("topics").hidden || !$("closed").hidden) refreshService();
+  if (atBeginning()) {
+    showServiceState();
+    refreshService({ render: true });
+  }
 }
 
-function setLanguage(value) {
-  lang = LANGS.includes(value) ? value : "fi";
-  sessionStorage.setItem(KEY.ui, lang);
+let languageTicket = 0; // a quicker later choice wins over a slower earlier one
+
+async function setLanguage(value) {
+  const wanted = LANGS.includes(value) ? value : "fi";
+  const ticket = ++languageTicket;
+  store.setItem(KEY.ui, wanted);
+  await loadWords(wanted);
+  if (ticket !== languageTicket) return;
+  lang = wanted;
   applyLanguage();
 }
 
@@ -371,21 +181,46 @@ function labels() {
   };
 }
 
+/** A message's words of this page (not its text) in the current language. */
+function relabel(item) {
+  if (item.dataset.own === "1") {
+    item.querySelector(".msg-sender").textContent = t("you");
+    const reason = item.dataset.failKey ? t(item.dataset.failKey) : "";
+    list.setState(item, item.dataset.state || "sending", item.dataset.state === "failed" ? reason : "");
+  } else if (item.dataset.bot === "1") {
+    item.querySelector(".msg-sender").textContent = t("botName");
+  }
+}
+
+/** "15:30" from the server as the language writes a time of day (15.30 in Finnish). */
+function clock(hhmm) {
+  return String(hhmm || "").replace(":", t("timeSeparator"));
+}
+
 // --- showing ----------------------------------------------------------------------------
 
 const SECTIONS = ["loading", "closed", "topics", "intake", "start", "chat"];
+const BEGINNINGS = new Set(["closed", "topics", "start"]);
 
 function showOnly(id) {
   for (const section of SECTIONS) $(section).hidden = section !== id;
+  // The service's state is shown before anything is typed: on the screens that begin a chat.
+  $("service").hidden = !BEGINNINGS.has(id) || !service;
+  document.body.classList.toggle("in-chat", id === "chat");
+}
+
+/** On a screen where a chat begins (the topics, the closed notice, the plain form). */
+function atBeginning() {
+  return [...BEGINNINGS].some((id) => !$(id).hidden);
 }
 
 function showConnection(status) {
+  // A quiet notice (role=status, empty and so out of sight otherwise): the chat goes on.
   const notice = $("conn-notice");
   if (status === "reconnecting") {
-    notice.textContent = t("reconnecting");
-    notice.hidden = false;
+    setWord(notice, "reconnecting");
   } else if (status === "ready" || status === "open" || status === "connecting") {
-    notice.hidden = true;
+    setWord(notice, null);
   }
 }
 
@@ -403,17 +238,34 @@ function showStart(message = "") {
   $("client-name").focus();
 }
 
+/** Whether a message of the conversation came from the advice bot (not from a person). */
+function fromBot(m) {
+  if (m.sender_role === "client") return false;
+  if (view && view.professional && view.professional.bot && m.sender_id === view.professional.id) {
+    return true;
+  }
+  // Handed over from the bot to a nurse: the bot's part comes first, up to bot_seq.
+  return Boolean(view && view.bot_seq && m.seq <= view.bot_seq);
+}
+
 function showChat() {
   showOnly("chat");
   if (!list) {
     list = new MessageList($("messages"), {
       isOwn: (m) => m.sender_role === "client",
       labels: labels(),
-      describeSender: (m) =>
-        view && view.professional && view.professional.bot && m.sender_id === view.professional.id
-          ? t("botName")
-          : m.sender_name || t("professional"),
-      onQuickReply: (text) => sendText(text),
+      describeSender: (m) => (fromBot(m) ? t("botName") : m.sender_name || t("professional")),
+      decorate: (item, m) => {
+        if (fromBot(m)) {
+          item.dataset.bot = "1";
+          item.classList.add("msg-from-bot");
+        }
+      },
+      onQuickReply: (text) => {
+        sendText(text);
+        // The pressed button is gone: the keyboard goes on from the messages, not the page's top.
+        if (!document.activeElement || document.activeElement === document.body) $("messages").focus();
+      },
       onHandoff: () => beginHandoff(),
     });
     // Messages written before a reload and never acknowledged: show them, resend on connect.
@@ -424,44 +276,88 @@ function showChat() {
   if (!typingNotifier) typingNotifier = new TypingNotifier(connection, conversationId);
 }
 
-function titleOf(pro) {
-  return pro.title ? t("titles")[pro.title] || pro.title : "";
+/** A professional's role in the page's language ("sairaanhoitaja"); the title if unknown. */
+function roleOf(pro) {
+  return maybe(`roles.${pro.role}`) ?? maybe(`roles.${pro.title}`) ?? (pro.title || "");
 }
+
+/** "Hanna Hoitaja, sairaanhoitaja", or the bot said to be a bot. */
+function describePro(pro) {
+  if (pro.bot) return t("botName");
+  const role = roleOf(pro);
+  return role ? `${pro.name}, ${role}` : pro.name;
+}
+
+let closing = false; // the client pressed "Yes, end it": focus goes to the end's heading
 
 function showView(v) {
   const status = $("chat-status");
   const withLine = $("chat-with");
   const closed = v.state === "closed";
-  if (v.professional && v.professional.bot && !closed) {
+  const wasClosed = $("chat").dataset.state === "closed";
+  const pro = v.professional;
+  if (pro && pro.bot && !closed) {
     withLine.textContent = t("withBot");
-  } else if (v.professional && !closed) {
-    withLine.textContent = t("with")(v.professional.name, titleOf(v.professional));
-  } else if (!closed) {
+  } else if (pro && !closed) {
+    const role = roleOf(pro);
+    withLine.textContent = role
+      ? t("withRole", { name: pro.name, role })
+      : t("with", { name: pro.name });
+  } else if (pro && closed) {
+    withLine.textContent = describePro(pro); // who it was with, after the end too
+  } else {
     withLine.textContent = "";
   }
+  withLine.classList.toggle("with-bot", Boolean(pro && pro.bot));
   let wait = "";
   if (v.state === "queued") {
-    const base = t("queued")(v.queue_position, v.queue_length);
+    const base = v.queue_position
+      ? t("queuedAt", { pos: v.queue_position, len: v.queue_length || v.queue_position })
+      : t("queuedNoPosition");
     status.textContent = v.reason === "professional_disconnected" ? `${t("requeued")} ${base}` : base;
     if (v.wait_min_minutes != null && v.wait_max_minutes != null) {
-      wait = t("wait")(v.wait_min_minutes, v.wait_max_minutes);
+      wait = t("wait", { low: v.wait_min_minutes, high: v.wait_max_minutes });
     }
   } else if (v.state === "assigned") {
-    status.textContent = v.reason === "transferred" ? t("transferred")(v.professional.name) : "";
+    status.textContent = v.reason === "transferred" && pro ? t("transferred", { name: pro.name }) : "";
   } else if (closed) {
-    status.textContent = t("closedBy")[v.closed_by] || t("ended");
+    status.textContent =
+      v.closed_by === "client"
+        ? t("closedBy.client")
+        : v.closed_by === "professional"
+          ? t("closedBy.professional", { name: pro && !pro.bot ? pro.name : pro ? t("botName") : t("professional") })
+          : t("ended");
   }
   $("chat-wait").textContent = wait;
   $("chat").dataset.state = v.state;
+  document.body.classList.toggle("chat-closed", closed);
   $("composer").hidden = closed;
-  $("end").hidden = closed;
-  $("end-confirm").hidden = true;
+  $("end").hidden = closed || !$("end-confirm").hidden;
+  if (closed) $("end-confirm").hidden = true;
   $("ended").hidden = !closed;
   if (closed) {
     $("typing").textContent = "";
     if (typingNotifier) typingNotifier.stop();
+    if (!wasClosed) showFeedbackForm();
+    if (closing) {
+      closing = false;
+      $("ended-title").focus();
+    }
   }
   if (list) list.peerRead(v.read_professional_seq || 0);
+}
+
+function showTyping(on) {
+  clearTimeout(typingTimer);
+  if (!on) {
+    $("typing").textContent = "";
+    return;
+  }
+  const name = view && view.professional && !view.professional.bot
+    ? view.professional.name
+    : view && view.professional ? t("botName") : t("professional");
+  $("typing").textContent = t("typing", { name });
+  typingTimer = setTimeout(() => ($("typing").textContent = ""), 10000);
 }
 
 function markRead() {
@@ -474,16 +370,145 @@ function markRead() {
   }
 }
 
+// --- the end: feedback and the transcript -----------------------------------------------
+
+function showFeedbackForm() {
+  const form = $("feedback");
+  const given = store.getItem(KEY.feedback) === conversationId;
+  form.reset();
+  form.hidden = given;
+  form.removeAttribute("aria-busy");
+  form.querySelector("button[type=submit]").disabled = false;
+  setWord($("feedback-error"), null);
+  $("feedback-comment").removeAttribute("aria-invalid");
+  setWord($("feedback-status"), given ? "feedbackThanks" : null);
+}
+
+/** Show a word of the page that follows a change of language (null: nothing). */
+function setWord(node, key) {
+  if (key) {
+    node.dataset.t = key;
+    node.textContent = t(key);
+  } else {
+    delete node.dataset.t;
+    node.textContent = "";
+  }
+}
+
+function sendFeedback(event) {
+  event.preventDefault();
+  const form = $("feedback");
+  const chosen = form.querySelector("input[name=rating]:checked");
+  const comment = $("feedback-comment").value.trim();
+  if (!chosen && !comment) {
+    feedbackError("feedbackEmpty");
+    return;
+  }
+  if (comment.length > 1000) {
+    feedbackError("feedbackTooLong");
+    return;
+  }
+  const msg = { type: "feedback.send" };
+  if (chosen) msg.rating = Number(chosen.value);
+  if (comment) msg.comment = comment;
+  if (!connection.send(msg)) {
+    feedbackError("offline");
+    return;
+  }
+  setWord($("feedback-error"), null);
+  form.setAttribute("aria-busy", "true");
+  form.querySelector("button[type=submit]").disabled = true;
+}
+
+function feedbackError(key) {
+  const form = $("feedback");
+  setWord($("feedback-error"), key);
+  form.removeAttribute("aria-busy");
+  form.querySelector("button[type=submit]").disabled = false;
+  const comment = $("feedback-comment");
+  if (key === "feedbackTooLong") {
+    comment.setAttribute("aria-invalid", "true");
+    comment.focus();
+  } else {
+    comment.removeAttribute("aria-invalid");
+    (form.querySelector("input[name=rating]:checked") || form.querySelector("input[name=rating]")).focus();
+  }
+}
+
+function feedbackSaved(msg) {
+  if (msg.conversation_id !== conversationId) return;
+  store.setItem(KEY.feedback, conversationId);
+  setWord($("feedback-status"), "feedbackThanks");
+  const form = $("feedback");
+  const hadFocus = form.contains(document.activeElement);
+  form.hidden = true;
+  if (hadFocus) $("transcript").focus();
+}
+
+/** The messages on the screen as plain text: the date, who took part, each time and text. */
+function transcriptText() {
+  const locale = LOCALES[lang] || "fi-FI";
+  const v = view || {};
+  const created = new Date(v.created_at || Date.now());
+  const day = (d) => d.toLocaleDateString(locale, { day: "numeric", month: "numeric", year: "numeric" });
+  const me = v.client_name || t("you");
+  const parties = [me];
+  const lines = [];
+  for (const item of $("messages").querySelectorAll(".msg")) {
+    const own = item.dataset.own === "1";
+    let sender = own ? me : item.querySelector(".msg-sender").textContent;
+    if (!own && v.professional && !v.professional.bot && sender === v.professional.name) {
+      sender = describePro(v.professional);
+    }
+    if (!parties.includes(sender)) parties.push(sender);
+    const time = item.querySelector(".msg-time");
+    let when = time.textContent || "--:--";
+    if (time.dateTime && day(new Date(time.dateTime)) !== day(created)) {
+      when = `${day(new Date(time.dateTime))} ${when}`;
+    }
+    const state = item.dataset.state === "failed" ? ` (${t("failed")})` : "";
+    const text = item.querySelector(".msg-text").textContent.replace(/\r?\n/g, "\n    ");
+    lines.push(`[${when}] ${sender}: ${text}${state}`);
+  }
+  const head = [
+    t("transcriptTitle"),
+    `${t("transcriptDate")}: ${day(created)}`,
+    `${t("transcriptParties")}: ${parties.join("; ")}`,
+  ];
+  if (v.topic) head.push(`${t("transcriptTopic")}: ${v.topic}`);
+  const tail = v.state === "closed" ? ["", $("chat-status").textContent] : [];
+  return [...head, "", ...lines, ...tail, ""].join("\n");
+}
+
+function downloadTranscript() {
+  const created = new Date((view && view.created_at) || Date.now());
+  const pad = (n) => String(n).padStart(2, "0");
+  const date = `${created.getFullYear()}-${pad(created.getMonth() + 1)}-${pad(created.getDate())}`;
+  const blob = new Blob([transcriptText()], { type: "text/plain;charset=utf-8" });
+  const url = URL.createObjectURL(blob);
+  const link = el("a");
+  link.href = url;
+  link.download = `${t("transcriptFile")}-${date}.txt`;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 // --- the service: open or closed, and the topics ------------------------------------------
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const SERVICE_REFRESH_MS = 60_000; // the queue's length and the state, while nothing is typed
 
 /** GET /api/service in the page's language, retrying until the server answers. */
 async function fetchService() {
   const ticket = ++serviceLoad;
+  const query = new URLSearchParams({ lang });
+  if (params.get("team")) query.set("team", params.get("team"));
   for (let attempt = 0; ; attempt += 1) {
     try {
-      const response = await fetch(`/api/service?lang=${encodeURIComponent(lang)}`, {
+      const response = await fetch(`/api/service?${query}`, {
         headers: { Accept: "application/json" },
       });
       if (response.ok) {
@@ -500,6 +525,45 @@ async function fetchService() {
   }
 }
 
+/** open, closing_soon or closed (from an older server: from `accepting`). */
+function serviceState(answer) {
+  if (answer.state) return answer.state;
+  return answer.accepting || !answer.closed ? "open" : "closed";
+}
+
+function isClosed(answer) {
+  return serviceState(answer) === "closed" && Boolean(answer.closed);
+}
+
+/** The service's state above the first screen: open until when, or closed; who waits. */
+function showServiceState() {
+  const box = $("service");
+  if (!service) {
+    box.hidden = true;
+    return;
+  }
+  const state = serviceState(service);
+  const parts = [];
+  if (state === "closed") {
+    parts.push(t("stateClosed"));
+  } else if (state === "closing_soon" && service.last_intake_at) {
+    parts.push(t("stateClosingSoon", { time: clock(service.last_intake_at) }));
+  } else if (service.last_intake_at) {
+    parts.push(t("stateOpenUntil", { time: clock(service.last_intake_at) }));
+  } else {
+    parts.push(t("stateOpen"));
+  }
+  const waiting = service.queue_length;
+  if (state !== "closed" && typeof waiting === "number") {
+    parts.push(
+      waiting === 0 ? t("queueNone") : waiting === 1 ? t("queueOne") : t("queueMany", { n: waiting })
+    );
+  }
+  box.dataset.state = state;
+  $("service-state").textContent = parts[0];
+  $("service-queue").textContent = parts[1] || "";
+}
+
 /** Where a person without a chat begins: the topics, the closed notice, or the plain form. */
 async function showBeginning(message = "") {
   step = null;
@@ -511,26 +575,40 @@ async function showBeginning(message = "") {
   for (const offer of document.querySelectorAll(".bot-offer")) offer.hidden = !answer.bot;
   if (answer.intake_required === false) {
     showStart(message);
-  } else if (!answer.accepting && answer.closed) {
+  } else if (isClosed(answer)) {
     showClosed(answer.closed);
     showAlert(message);
   } else {
     showTopics(message);
   }
+  showServiceState();
 }
 
-/** The language changed on the topics or closed screen: the same screen in the new one. */
-async function refreshService() {
+/**
+ * The same screen again with the server's latest answer: after a change of language
+ * (`render`: the topics' titles too), or now and then for the queue's length and the state.
+ */
+async function refreshService({ render = false } = {}) {
   const answer = await fetchService();
-  if (!answer) return;
+  if (!answer || !atBeginning()) return;
+  const wasClosed = service ? isClosed(service) : false;
   service = answer;
-  if (!$("topics").hidden) {
-    if (answer.accepting || !answer.closed) renderTopics(answer.topics);
-    else showClosed(answer.closed);
-  } else if (!$("closed").hidden && answer.closed) {
+  for (const offer of document.querySelectorAll(".bot-offer")) offer.hidden = !answer.bot;
+  if (!$("topics").hidden && isClosed(answer)) {
+    showClosed(answer.closed);
+  } else if (!$("closed").hidden && !isClosed(answer) && answer.intake_required !== false) {
+    showTopics();
+  } else if (!$("topics").hidden && (render || wasClosed)) {
+    renderTopics(answer.topics);
+  } else if (!$("closed").hidden && answer.closed && render) {
     showClosed(answer.closed);
   }
+  showServiceState();
 }
+
+setInterval(() => {
+  if (atBeginning() && document.visibilityState === "visible") refreshService();
+}, SERVICE_REFRESH_MS);
 
 function showClosed(closed) {
   showOnly("closed");
@@ -555,8 +633,13 @@ function showTopics(message = "") {
   $("topics-title").focus();
 }
 
+let allTopics = false; // ?topic= shows only that topic until the person asks for the others
+
 function renderTopics(topics) {
-  const items = topics.map((topic) => {
+  const wanted = params.get("topic");
+  const only = !allTopics && wanted && topics.some((topic) => topic.id === wanted);
+  const shown = only ? topics.filter((topic) => topic.id === wanted) : topics;
+  const items = shown.map((topic) => {
     const button = el("button", "topic");
     button.type = "button";
     button.dataset.topic = topic.id;
@@ -568,16 +651,17 @@ function renderTopics(topics) {
     return item;
   });
   $("topic-list").replaceChildren(...items);
+  $("other-topics").hidden = !only;
 }
 
 // --- the intake -------------------------------------------------------------------------
 
 function beginIntake(topicId) {
   const openId = newMsgId();
-  sessionStorage.setItem(KEY.openId, openId);
-  sessionStorage.setItem(KEY.topic, topicId);
+  store.setItem(KEY.openId, openId);
+  store.setItem(KEY.topic, topicId);
   intakeStart = { type: "intake.start", topic: topicId, language: lang, open_id: openId };
-  const botToken = sessionStorage.getItem(KEY.botToken);
+  const botToken = store.getItem(KEY.botToken);
   if (botToken) intakeStart.bot_token = botToken;
   restarted = false;
   showAlert("");
@@ -589,10 +673,10 @@ function beginIntake(topicId) {
 /** From the bot to a nurse: the intake's questions, then the same chat in a nurse's queue. */
 function beginHandoff() {
   if (!token) return;
-  sessionStorage.setItem(KEY.botToken, token);
+  store.setItem(KEY.botToken, token);
   connection.stop();
   token = null;
-  sessionStorage.removeItem(KEY.token);
+  store.removeItem(KEY.token);
   showTopics(t("handoffIntro"));
 }
 
@@ -615,9 +699,9 @@ function showIntakeWaiting() {
 function forgetIntake() {
   intakeToken = null;
   intakeStart = null;
-  sessionStorage.removeItem(KEY.intake);
-  sessionStorage.removeItem(KEY.topic);
-  sessionStorage.removeItem(KEY.openId);
+  store.removeItem(KEY.intake);
+  store.removeItem(KEY.topic);
+  store.removeItem(KEY.openId);
 }
 
 function receiveStep(msg) {
@@ -625,7 +709,7 @@ function receiveStep(msg) {
   intakeStart = null;
   if (msg.token && msg.token !== "-") {
     intakeToken = msg.token;
-    sessionStorage.setItem(KEY.intake, intakeToken);
+    store.setItem(KEY.intake, intakeToken);
   }
   // An end takes no more answers. Its token stays: after a reload the server repeats the end
   // (call 112 stays on the screen) until the person starts over or the intake expires.
@@ -691,7 +775,7 @@ function renderQuestion(box, q, progress) {
 
   if (progress && progress.total) {
     const wrap = el("div", "progress");
-    const label = el("p", "progress-text", t("progress")(progress.index, progress.total));
+    const label = el("p", "progress-text", t("progress", { i: progress.index, n: progress.total }));
     label.id = `${base}-progress`;
     const bar = el("progress");
     bar.max = progress.total;
@@ -884,7 +968,7 @@ function renderEmergency(box, detail) {
   const numbers = detail.numbers && detail.numbers.length ? detail.numbers : [{ number: "112" }];
   for (const entry of numbers) {
     const link = phoneLink({ number: entry.number }, "call-now");
-    const label = t("call")(link.href.replace(/^tel:/, ""));
+    const label = t("call", { number: link.href.replace(/^tel:/, "") });
     link.replaceChildren(label);
     if (entry.name) link.title = `${entry.name}: ${label}`;
     parts.push(link);
@@ -1021,7 +1105,7 @@ function renderEnd(box, kind, detail) {
     numbers.append(...numberItems(detail.numbers));
     parts.push(numbers);
   }
-  const botToken = sessionStorage.getItem(KEY.botToken);
+  const botToken = store.getItem(KEY.botToken);
   if (botToken && kind !== "emergency") {
     // The nurse's chat did not open (e.g. under 18): the chat with the bot is still there.
     const back = el("button", "primary", t("backToBot"));
@@ -1029,8 +1113,8 @@ function renderEnd(box, kind, detail) {
     back.addEventListener("click", () => {
       forgetIntake();
       token = botToken;
-      sessionStorage.setItem(KEY.token, token);
-      sessionStorage.removeItem(KEY.botToken);
+      store.setItem(KEY.token, token);
+      store.removeItem(KEY.botToken);
       connection.stop();
       connection.start();
     });
@@ -1056,9 +1140,9 @@ function handleIntakeError(err, ref) {
     // The intake is gone (expired, or it already queued the chat and this tab missed the
     // answer). The same open_id finds a queued chat; else the questions start over.
     intakeToken = null;
-    sessionStorage.removeItem(KEY.intake);
-    const openId = sessionStorage.getItem(KEY.openId);
-    const topic = sessionStorage.getItem(KEY.topic);
+    store.removeItem(KEY.intake);
+    const openId = store.getItem(KEY.openId);
+    const topic = store.getItem(KEY.topic);
     if (openId && topic && !restarted) {
       restarted = true;
       intakeStart = { type: "intake.start", topic, language: lang, open_id: openId };
@@ -1101,7 +1185,7 @@ function adopt(v) {
   view = v;
   if (conversationId !== v.conversation_id) {
     conversationId = v.conversation_id;
-    sessionStorage.setItem(KEY.conversation, conversationId);
+    store.setItem(KEY.conversation, conversationId);
   }
   showChat();
   showView(v);
@@ -1114,8 +1198,8 @@ function handle(msg) {
       break;
     case "conversation.opened":
       token = msg.token;
-      sessionStorage.setItem(KEY.token, token);
-      sessionStorage.removeItem(KEY.botToken);
+      store.setItem(KEY.token, token);
+      store.removeItem(KEY.botToken);
       openRequest = null;
       forgetIntake();
       step = null;
@@ -1123,6 +1207,8 @@ function handle(msg) {
       showAlert("");
       adopt(msg.conversation);
       connection.ready();
+      // The chat begins: a screen reader starts at its heading, the keyboard goes on from it.
+      if (!$("chat").contains(document.activeElement)) $("chat-title").focus();
       break;
     case "conversation.state": {
       const first = !connection.isReady;
@@ -1139,7 +1225,7 @@ function handle(msg) {
       const m = msg.message;
       if (m.conversation_id !== conversationId) break;
       list.addStored(m);
-      if (m.sender_role !== "client") $("typing").textContent = "";
+      if (m.sender_role !== "client") showTyping(false);
       markRead();
       break;
     }
@@ -1149,19 +1235,15 @@ function handle(msg) {
       break;
     case "typing":
       if (msg.conversation_id !== conversationId || msg.role === "client") break;
-      clearTimeout(typingTimer);
-      if (msg.typing) {
-        const name = view && view.professional ? view.professional.name : t("professional");
-        $("typing").textContent = t("typing")(name);
-        typingTimer = setTimeout(() => ($("typing").textContent = ""), 10000);
-      } else {
-        $("typing").textContent = "";
-      }
+      showTyping(msg.typing);
       break;
     case "read":
       if (msg.conversation_id === conversationId && msg.role !== "client" && list) {
         list.peerRead(msg.seq);
       }
+      break;
+    case "feedback.saved":
+      feedbackSaved(msg);
       break;
     case "error":
       handleError(msg);
@@ -1202,11 +1284,23 @@ function handleError(err) {
       return;
     }
     outbox.acknowledge(ref);
-    const reason =
-      err.code === "text_too_long" ? t("tooLong")
-        : err.code === "conversation_closed" ? t("closedError")
-          : t("genericError");
-    if (list) list.failed(ref, reason);
+    const key =
+      err.code === "text_too_long" ? "tooLong"
+        : err.code === "conversation_closed" ? "closedError"
+          : "genericError";
+    if (list) {
+      list.failed(ref, t(key));
+      const item = list.byMsgId.get(ref);
+      if (item) item.dataset.failKey = key; // said again in another language
+    }
+    return;
+  }
+  if (ref === "feedback.send") {
+    feedbackError(
+      err.code === "text_too_long" ? "feedbackTooLong"
+        : err.code === "invalid_field" ? "feedbackEmpty"
+          : "genericError"
+    );
     return;
   }
   if (err.code === "already_open" || err.code === "rate_limited") return;
@@ -1218,8 +1312,8 @@ function forgetConversation() {
   conversationId = null;
   view = null;
   readSent = 0;
-  sessionStorage.removeItem(KEY.token);
-  sessionStorage.removeItem(KEY.conversation);
+  store.removeItem(KEY.token);
+  store.removeItem(KEY.conversation);
   outbox.clear();
   if (typingNotifier) typingNotifier.stop();
   typingNotifier = null;
@@ -1229,6 +1323,12 @@ function forgetConversation() {
   $("chat-with").textContent = "";
   $("chat-status").textContent = "";
   $("chat-wait").textContent = "";
+  delete $("chat").dataset.state;
+  document.body.classList.remove("chat-closed");
+  $("ended").hidden = true;
+  $("end-confirm").hidden = true;
+  $("end").hidden = false;
+  closing = false;
 }
 
 // --- the user ---------------------------------------------------------------------------
@@ -1287,19 +1387,43 @@ $("text").addEventListener("input", () => {
   if (typingNotifier && $("text").value) typingNotifier.input();
 });
 
+// Ending the chat takes a confirmation; Esc or "Cancel" goes back to the button.
 $("end").addEventListener("click", () => {
   $("end-confirm").hidden = false;
   $("end").hidden = true;
-  $("end-yes").focus();
+  $("end-no").focus();
 });
-$("end-no").addEventListener("click", () => {
+
+function cancelEnd() {
   $("end-confirm").hidden = true;
   $("end").hidden = false;
+  $("end").focus();
+}
+
+$("end-no").addEventListener("click", cancelEnd);
+$("end-confirm").addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    event.preventDefault(); // the widget's frame would close on an Esc of its own
+    cancelEnd();
+  }
 });
 $("end-yes").addEventListener("click", () => {
-  connection.send({ type: "conversation.close", conversation_id: conversationId });
+  closing = true;
   $("end-confirm").hidden = true;
+  // Sent now, or as soon as the connection is back.
+  if (!connection.send({ type: "conversation.close", conversation_id: conversationId })) {
+    closeWanted = conversationId;
+  }
 });
+
+$("feedback").addEventListener("submit", sendFeedback);
+for (const type of ["input", "change"]) {
+  $("feedback").addEventListener(type, () => {
+    if ($("feedback-error").textContent) setWord($("feedback-error"), null);
+    $("feedback-comment").removeAttribute("aria-invalid");
+  });
+}
+$("transcript").addEventListener("click", downloadTranscript);
 
 $("new-chat").addEventListener("click", () => {
   connection.stop();
@@ -1307,10 +1431,20 @@ $("new-chat").addEventListener("click", () => {
   showBeginning();
 });
 
+$("other-topics").addEventListener("click", () => {
+  allTopics = true;
+  renderTopics(service ? service.topics : []);
+  const first = $("topic-list").querySelector("button");
+  if (first) first.focus();
+});
+
 document.addEventListener("visibilitychange", markRead);
 
 // --- start ------------------------------------------------------------------------------
 
+// In the widget's frame (?embed=1) the page is compact; embed_bridge.js says so too.
+if (params.get("embed") === "1") document.documentElement.classList.add("embedded");
+await loadWords(lang);
 applyLanguage();
 if (token) {
   showChat();

@@ -15,6 +15,28 @@ export function wsUrl(path) {
   return `${scheme}//${location.host}${path}`;
 }
 
+/**
+ * This tab's sessionStorage, or a stand-in kept in memory where the browser denies storage (a
+ * chat framed by another site while third-party storage is blocked): the page still works,
+ * only a reload does not bring the chat back.
+ */
+export function tabStorage() {
+  try {
+    const storage = window.sessionStorage;
+    const probe = "kanava.probe";
+    storage.setItem(probe, "1");
+    storage.removeItem(probe);
+    return storage;
+  } catch {
+    const items = new Map();
+    return {
+      getItem: (key) => (items.has(key) ? items.get(key) : null),
+      setItem: (key, value) => void items.set(key, String(value)),
+      removeItem: (key) => void items.delete(key),
+    };
+  }
+}
+
 /** A new unique message id; works outside secure contexts too. */
 export function newMsgId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -168,25 +190,26 @@ export class Connection {
  * doubled. With a `storageKey` the outbox survives a reload of the page (sessionStorage).
  */
 export class Outbox {
-  constructor(connection, storageKey = null) {
+  constructor(connection, storageKey = null, storage = null) {
     this.connection = connection;
     this.storageKey = storageKey;
+    this.storage = storageKey ? storage || tabStorage() : null;
     this.pending = new Map(); // msg_id -> {conversation_id, msg_id, text, created}
     this.retryTimer = null;
     if (storageKey) {
       try {
-        for (const item of JSON.parse(sessionStorage.getItem(storageKey) || "[]")) {
+        for (const item of JSON.parse(this.storage.getItem(storageKey) || "[]")) {
           this.pending.set(item.msg_id, item);
         }
       } catch {
-        sessionStorage.removeItem(storageKey);
+        this.storage.removeItem(storageKey);
       }
     }
   }
 
   save() {
     if (this.storageKey) {
-      sessionStorage.setItem(this.storageKey, JSON.stringify([...this.pending.values()]));
+      this.storage.setItem(this.storageKey, JSON.stringify([...this.pending.values()]));
     }
   }
 
@@ -318,8 +341,12 @@ export function clockTime(ms) {
  * after a transfer: those are not theirs).
  */
 export class MessageList {
-  constructor(listElement, { isOwn, labels, describeSender, onQuickReply = null, onHandoff = null }) {
+  constructor(
+    listElement,
+    { isOwn, labels, describeSender, onQuickReply = null, onHandoff = null, decorate = null }
+  ) {
     this.list = listElement;
+    this.decorate = decorate; // (item, message) -> marks a stored message (e.g. the bot's); optional
     this.onQuickReply = onQuickReply; // (label) -> sends it; null: buttons are not shown
     this.onHandoff = onHandoff; // () -> goes on to the nurse's chat; null: not offered
     this.isOwn = isOwn;
@@ -346,6 +373,7 @@ export class MessageList {
       return false;
     }
     const item = this.render(own, m.sender_role, m.text, this.describeSender(m), m.msg_id);
+    if (this.decorate) this.decorate(item, m);
     this.addExtras(item, m);
     this.setStored(item, m.seq, m.sent_at);
     return true;

@@ -93,6 +93,9 @@ async def test_the_service_state_says_open_or_closing_soon(
         assert body["queue_length"] == 1
         _, _, body = await get(server, "/api/service?lang=fi&team=vuosaari")
         assert body["queue_length"] == 0
+        # A station's widget names the station: it counts its team's queue.
+        _, _, body = await get(server, "/api/service?lang=fi&team=kalasatama")
+        assert body["queue_length"] == 1
     finally:
         await chat.close_all()
     soon: KanavaServer = server_factory(hours_file=hours_closing_in(tmp_path, 45))
