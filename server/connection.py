@@ -254,6 +254,7 @@ class Connection:
             )
         conv = await self.hub.open_conversation(msg, self)
         self.actor = Actor.for_client(conv)
+        self._sync_reopened(conv)
 
     async def _on_bot_start(self, msg: BotStart) -> None:
         """A chat with the advice bot: anonymous, at any hour, without the intake."""
@@ -264,6 +265,7 @@ class Connection:
             raise HubError(ErrorCode.TARGET_UNAVAILABLE, "the advice bot is not available now")
         if msg.open_id and (again := self.hub.conversation_for_open_id(msg.open_id)):
             conv = await self.hub.reopen(again, self)
+            self._sync_reopened(conv)
         else:
             conv = await self.hub.create_conversation(
                 self,
@@ -273,6 +275,12 @@ class Connection:
                 open_key=hash_token(msg.open_id) if msg.open_id else None,
             )
         self._bind_client(conv)
+
+    def _sync_reopened(self, conv: Conversation) -> None:
+        """A retried open found its chat with messages already in it (a nurse answered
+        while the first answer was lost): this connection gets them all."""
+        if conv.last_seq > 0:
+            self._request_sync(conv.id, 0)
 
     # --- the intake -----------------------------------------------------------------------
 

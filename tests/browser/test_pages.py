@@ -96,9 +96,7 @@ async def test_citizen_and_professional_chat_in_two_browsers(pages: Pages) -> No
     await chat_pane.get_by_role("button", name="End chat with Matti Meikäläinen…").click()
     await expect(chat_pane.get_by_label("Outcome")).to_have_value("resolved")
     await chat_pane.get_by_role("button", name="Save entry and end chat").click()
-    await expect(citizen.locator("#chat-status")).to_have_text(
-        "Hanna Hoitaja lopetti keskustelun."
-    )
+    await expect(citizen.locator("#chat-status")).to_have_text("Hanna Hoitaja lopetti keskustelun.")
     await expect(citizen.get_by_role("button", name="Aloita uusi keskustelu")).to_be_visible()
     await expect(citizen.get_by_label("Viesti", exact=True)).to_be_hidden()
     await expect(chat_pane.locator(".pane-state")).to_contain_text("You ended the chat")

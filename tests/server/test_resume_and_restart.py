@@ -8,6 +8,8 @@ from kanava_testing import Chat, KanavaServer, texts
 
 from protocol import JSON, MSGPACK
 from protocol.messages import (
+    ConversationOpen,
+    ConversationOpened,
     ConversationStateChanged,
     MessageAck,
     MessageHistory,
@@ -228,3 +230,25 @@ async def test_history_frames_stay_small_with_long_messages(chat: Chat) -> None:
     assert all(sum(len(m.text) for m in p.messages) <= 100_000 for p in pages)
     assert [m.seq for p in pages for m in p.messages] == list(range(1, 61))
     assert all(m.sender_id == "client" for p in pages for m in p.messages)
+
+
+async def test_a_retried_open_gets_what_was_said_meanwhile(chat: Chat) -> None:
+    """The first answer to conversation.open was lost; a nurse wrote before the retry: the
+    retried open returns the same chat and, with it, the nurse's message."""
+    open_id = "0123456789abcdef0123456789abcdef"
+    first = await chat.raw_client()
+    await first.send(ConversationOpen(client_name="Matti", team="kallio", open_id=open_id))
+    opened = await first.expect(ConversationOpened)
+    await first.close()
+    nurse = await chat.open_pro("hoitaja1")
+    cid = opened.conversation.conversation_id
+    await nurse.send(QueueTake(conversation_id=cid))
+    await nurse.history(cid)
+    await nurse.say(cid, "Hei, miten voin auttaa?")
+    again = await chat.raw_client()
+    await again.send(ConversationOpen(client_name="Matti", team="kallio", open_id=open_id))
+    reopened = await again.expect(ConversationOpened)
+    assert reopened.conversation.conversation_id == cid
+    history = await again.expect(MessageHistory)
+    assert [m.text for m in history.messages] == ["Hei, miten voin auttaa?"]
+    assert history.up_to_date
