@@ -16,6 +16,9 @@ from typing import Any
 from kanava_testing import PASSWORD, KanavaServer
 from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
+from protocol import Role
+from protocol.errors import CloseCode
+from server.app_keys import CONNECTIONS
 from server.settings import Settings
 
 CHROMIUM = os.environ.get("KANAVA_CHROMIUM", "/usr/bin/chromium")
@@ -41,6 +44,34 @@ class PageServer(KanavaServer):
         return base.replace(
             allowed_origins=(f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}")
         )
+
+
+def start_page_server(
+    database: Path, port: int | None = None, *, intake: bool = True, **settings: Any
+) -> PageServer:
+    """A started server with generous rate limits; by default as the service runs: the
+    intake required and (so that tests pass at any hour) always open."""
+    if intake:
+        settings = {"intake_required": True, "always_open": True, **settings}
+    server = PageServer(database, client_rate_burst=1000, pro_rate_burst=1000, **settings)
+    server.port = port or free_port()
+    server.start()
+    return server
+
+
+async def drop_sockets(server: KanavaServer, role: Role) -> int:
+    """The server loses every websocket of ``role`` (as in a proxy restart)."""
+
+    async def drop() -> int:
+        assert server.app is not None
+        dropped = 0
+        for conn in list(server.app[CONNECTIONS]):
+            if conn.role is role:
+                await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
+                dropped += 1
+        return dropped
+
+    return await server.acall(drop)
 
 
 def free_port() -> int:

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 from axe import check as axe_check
-from browser_testing import Pages, PageServer, free_port
+from browser_testing import Pages, PageServer, drop_sockets, start_page_server
 from idp import provider_for_kanava
 from kanava_testing import Chat, ProPeer
 from playwright.async_api import Browser, Page, Route, expect
 
 from protocol import Role
-from protocol.errors import CloseCode
 from protocol.messages import (
     ConversationClose,
     ConversationStateChanged,
@@ -33,7 +32,6 @@ from protocol.messages import (
     ReadMark,
     TypingSet,
 )
-from server.app import CONNECTIONS
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=10_000)
@@ -46,26 +44,14 @@ DESKTOP = {"width": 1000, "height": 800}
 # --- servers ------------------------------------------------------------------------------
 
 
-def start_server(tmp_path: Path, port: int, *, intake: bool, **settings: Any) -> PageServer:
-    server = PageServer(
-        tmp_path / "kanava.sqlite3",
-        client_rate_burst=1000,
-        pro_rate_burst=1000,
-        intake_required=intake,
-        always_open=True,
-        **settings,
-    )
-    server.port = port
-    server.start()
-    return server
-
-
 @pytest.fixture
 def web_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PageServer]:
     """The intake without identification; ``parametrize("web_server", ["plain"],
     indirect=True)`` gives the plain name-and-topic form instead (quicker to a nurse)."""
     intake = getattr(request, "param", "intake") == "intake"
-    server = start_server(tmp_path, free_port(), intake=intake, oidc_issuer="")
+    server = start_page_server(
+        tmp_path / "kanava.sqlite3", intake=intake, always_open=True, oidc_issuer=""
+    )
     yield server
     server.stop()
 
@@ -77,7 +63,7 @@ PLAIN = pytest.mark.parametrize("web_server", ["plain"], indirect=True)
 def identifying_server(tmp_path: Path) -> Iterator[PageServer]:
     """The intake with identification at the real development provider."""
     with provider_for_kanava(tmp_path, "kanava-journey") as (port, identification):
-        server = start_server(tmp_path, port, intake=True, **identification)
+        server = start_page_server(tmp_path / "kanava.sqlite3", port, **identification)
         yield server
         server.stop()
 
@@ -197,20 +183,6 @@ async def stored(server: PageServer, cid: str) -> list[str]:
         return [m.text for m in await server.storage.history(cid, 0, 1000)]
 
     return await server.acall(read)
-
-
-async def drop_client_sockets(server: PageServer) -> int:
-    """The server loses every client websocket (as in a proxy restart)."""
-
-    async def drop() -> int:
-        dropped = 0
-        for conn in list(server.app[CONNECTIONS]):
-            if conn.role is Role.CLIENT:
-                await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
-                dropped += 1
-        return dropped
-
-    return await server.acall(drop)
 
 
 # --- the translations -----------------------------------------------------------------------
@@ -517,7 +489,7 @@ async def test_a_dropped_connection_and_messages_written_offline(
         await expect(shown_texts(page)).to_have_text(["Ensimmäinen viesti", "Hei Pekka"])
 
         await page.context.set_offline(True)
-        assert await drop_client_sockets(web_server) == 1
+        assert await drop_sockets(web_server, Role.CLIENT) == 1
         notice = page.locator("#conn-notice")
         await expect(notice).to_contain_text("Yhteys katkesi. Yhdistetään uudelleen…")
         await expect(notice).to_have_attribute("role", "status")  # quiet: not an alert

@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_testing import Pages, PageServer, composer, pane, sign_in, take
+from browser_testing import Pages, PageServer, composer, drop_sockets, pane, sign_in, take
 from kanava_testing import Chat, ClientPeer
 from playwright.async_api import Locator, Page, expect
 
 from protocol import Role
-from protocol.errors import CloseCode
 from protocol.messages import MessageNew
-from server.app import CONNECTIONS
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=10_000)
@@ -89,20 +87,6 @@ async def identify(
         )
 
     await server.acall(change)
-
-
-async def drop_console_sockets(server: PageServer) -> int:
-    """The server loses every professional websocket (as in a proxy restart)."""
-
-    async def drop() -> int:
-        dropped = 0
-        for conn in list(server.app[CONNECTIONS]):
-            if conn.role is Role.PROFESSIONAL:
-                await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
-                dropped += 1
-        return dropped
-
-    return await server.acall(drop)
 
 
 async def stored_texts(server: PageServer, cid: str) -> list[tuple[int, str]]:
@@ -325,7 +309,7 @@ async def test_after_a_dropped_connection_every_pane_has_exactly_the_servers_mes
 
         # The network goes, and the server loses the console's socket; the clients go on.
         await pro.context.set_offline(True)
-        assert await drop_console_sockets(web_server) >= 1
+        assert await drop_sockets(web_server, Role.PROFESSIONAL) >= 1
         await expect(pro.locator("#conn-notice")).to_contain_text("Connection lost. Reconnecting…")
         for i in range(4):
             await one.say(f"Pia {i}")

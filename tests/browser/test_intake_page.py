@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_testing import Pages, PageServer, composer, free_port, sign_in, take
+from browser_testing import Pages, PageServer, composer, sign_in, start_page_server, take
 from idp import provider_for_kanava
 from kanava_testing import Chat
 from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
@@ -27,25 +27,10 @@ expect.set_options(timeout=10_000)
 RED_FLAGS = "Onko sinulla juuri nyt jokin näistä oireista?"
 
 
-def intake_page_server(tmp_path: Path, port: int, **settings: Any) -> PageServer:
-    """A server that requires the intake and is always open; started."""
-    server = PageServer(
-        tmp_path / "kanava.sqlite3",
-        client_rate_burst=1000,
-        pro_rate_burst=1000,
-        intake_required=True,
-        always_open=True,
-        **settings,
-    )
-    server.port = port
-    server.start()
-    return server
-
-
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[PageServer]:
     """The server of these tests: no identification."""
-    server = intake_page_server(tmp_path, free_port(), oidc_issuer="")
+    server = start_page_server(tmp_path / "kanava.sqlite3", oidc_issuer="")
     yield server
     server.stop()
 
@@ -416,7 +401,7 @@ async def test_a_swedish_browser_gets_the_intake_in_swedish(
 def identifying_server(tmp_path: Path) -> Iterator[PageServer]:
     """A server whose intake identifies residents at the real development provider."""
     with provider_for_kanava(tmp_path, "kanava-browser") as (port, identification):
-        server = intake_page_server(tmp_path, port, **identification)
+        server = start_page_server(tmp_path / "kanava.sqlite3", port, **identification)
         yield server
         server.stop()
 

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from axe import TAGS, axe_source
-from browser_testing import Pages, PageServer, free_port
+from browser_testing import Pages, PageServer, free_port, start_page_server
 from playwright.async_api import Browser, Frame, Page, expect
 
 pytestmark = pytest.mark.browser
@@ -82,14 +82,9 @@ async def embedding(browser: Browser, tmp_path: Path) -> AsyncIterator[Embedding
     host_port, other_port = free_port(), free_port()
     listed, unlisted = f"http://127.0.0.1:{host_port}", f"http://localhost:{host_port}"
     other_site = f"http://localhost:{other_port}"
-    chat = PageServer(
-        tmp_path / "kanava.sqlite3",
-        client_rate_burst=1000,
-        pro_rate_burst=1000,
-        widget_origins=(listed, other_site),
+    chat = start_page_server(
+        tmp_path / "kanava.sqlite3", intake=False, widget_origins=(listed, other_site)
     )
-    chat.port = free_port()
-    chat.start()
 
     async def city_page(request: web.Request) -> web.Response:
         policy = (
@@ -156,15 +151,7 @@ async def active(page: Page) -> str:
 async def service_pages(browser: Browser, tmp_path: Path) -> AsyncIterator[Pages]:
     """Pages of a server configured as the service runs: the intake first, always open (so
     that the screenshots show the start of a real journey at any hour)."""
-    server = PageServer(
-        tmp_path / "service.sqlite3",
-        intake_required=True,
-        always_open=True,
-        client_rate_burst=1000,
-        pro_rate_burst=1000,
-    )
-    server.port = free_port()
-    server.start()
+    server = start_page_server(tmp_path / "service.sqlite3")
     helper = Pages(browser, server, tmp_path)
     try:
         yield helper
