@@ -93,8 +93,13 @@ class Pages:
         self.dialogs: list[str] = []
         self.expected_console: tuple[str, ...] = ()  # console errors a test causes on purpose
 
-    async def new(self, path: str, width: int = 1000, height: int = 800) -> Page:
-        context = await self.browser.new_context(viewport={"width": width, "height": height})
+    async def new(
+        self, path: str, width: int = 1000, height: int = 800, **context_options: Any
+    ) -> Page:
+        """A page in a browser context of its own, its errors and dialogs recorded."""
+        context = await self.browser.new_context(
+            viewport={"width": width, "height": height}, **context_options
+        )
         self.contexts.append(context)
         page = await context.new_page()
         page.on("pageerror", lambda exc: self.errors.append(f"{path}: {exc}"))

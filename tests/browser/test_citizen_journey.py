@@ -79,25 +79,19 @@ async def open_page(
     axe: bool = False,
     **options: Any,
 ) -> Page:
-    """A page in a browser context of its own, watched for errors like ``pages.new``.
+    """A page in a browser context of its own (``pages.new``), downloads allowed.
 
     ``axe``: the context ignores the page's Content-Security-Policy, so that axe-core can be
     injected as an inline script (only for the contexts whose pages axe checks).
     """
-    context = await pages.browser.new_context(
-        viewport=viewport, bypass_csp=axe, accept_downloads=True, **options
+    return await pages.new(
+        path,
+        viewport["width"],
+        viewport["height"],
+        bypass_csp=axe,
+        accept_downloads=True,
+        **options,
     )
-    pages.contexts.append(context)
-    page = await context.new_page()
-    page.on("pageerror", lambda exc: pages.errors.append(f"{path}: {exc}"))
-
-    def on_console(msg: Any) -> None:
-        if msg.type == "error" and not any(e in msg.text for e in pages.expected_console):
-            pages.errors.append(f"{path}: console {msg.text}")
-
-    page.on("console", on_console)
-    await page.goto(pages.server.base + path)
-    return page
 
 
 async def no_sideways_scrolling(page: Page) -> None:
