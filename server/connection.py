@@ -407,15 +407,9 @@ class Connection:
             if seq <= self._cursors.get(cid, 0):
                 return
             self._cursors[cid] = seq
-        elif kind is ConversationStateChanged:
+        elif kind is ConversationStateChanged and self.role is Role.PROFESSIONAL:
             assert isinstance(msg, ConversationStateChanged)
-            if self.role is Role.PROFESSIONAL:
-                self._follow_assignment(msg)
-            elif msg.conversation.handover is not None:
-                # A transfer's note is between professionals: the client's copy goes without.
-                quiet = ConversationStateChanged(replace(msg.conversation, handover=None))
-                self._enqueue(self.codec.encode(quiet))
-                return
+            self._follow_assignment(msg)
         elif kind is Welcome:
             assert isinstance(msg, Welcome)
             for view in msg.conversations:
@@ -428,6 +422,15 @@ class Connection:
                 # An intake completed from outside this connection (identification came
                 # back over HTTP): the chat it opened is this connection's now.
                 self._bind_client(self.hub.conversations.get(msg.conversation.conversation_id))
+        if (
+            self.role is Role.CLIENT
+            and isinstance(msg, ConversationStateChanged | ConversationOpened)
+            and msg.conversation.handover is not None
+        ):
+            # A transfer's note is between professionals: the client's copy goes without.
+            quiet = replace(msg, conversation=replace(msg.conversation, handover=None))
+            self._enqueue(self.codec.encode(quiet))
+            return
         self._enqueue(envelope.encoded(self.codec))
 
     def _follow_assignment(self, msg: ConversationStateChanged) -> None:

@@ -19,6 +19,7 @@ from kanava_testing import PASSWORD, Chat, KanavaServer, login_token
 from protocol import JSON
 from protocol.messages import (
     Auth,
+    ConversationOpen,
     ConversationOpened,
     ConversationStateChanged,
     ConversationTransfer,
@@ -448,6 +449,28 @@ async def test_escalation_to_a_doctor_is_marked_and_carries_the_note(chat: Chat)
     )
     assert told.conversation.professional is not None
     assert told.conversation.professional.role == "doctor"
+
+
+async def test_a_retried_open_after_a_transfer_does_not_show_the_note(chat: Chat) -> None:
+    """The client's conversation.open is retried after a transfer with a note: the chat comes
+    back to it without the note, which is between professionals."""
+    open_id = "f" * 32
+    first = await chat.raw_client()
+    await first.send(ConversationOpen(client_name="Aino", team="kallio", open_id=open_id))
+    cid = (await first.expect(ConversationOpened)).conversation.conversation_id
+    await first.close()
+    nurse = await chat.open_pro("hoitaja1")
+    colleague = await chat.open_pro("hoitaja2")
+    await nurse.send(QueueTake(conversation_id=cid))
+    await nurse.history(cid)
+    await nurse.send(ConversationTransfer(cid, to_professional=colleague.id, note="Kuume 39"))
+    await colleague.expect(ConversationStateChanged)
+    again = await chat.raw_client()
+    await again.send(ConversationOpen(client_name="Aino", team="kallio", open_id=open_id))
+    opened = await again.expect(ConversationOpened)
+    assert opened.conversation.conversation_id == cid
+    assert opened.conversation.handover is None
+    assert all("Kuume 39" not in repr(m) for m in again.received)
 
 
 async def test_a_transfer_note_reaches_the_colleague(chat: Chat) -> None:
