@@ -21,6 +21,7 @@ from protocol.errors import CloseCode
 from .app_keys import CLOCK, CONNECTIONS, HUB, RECEPTION, SETTINGS, STORAGE
 from .bot import bot_context
 from .bus import LocalBus
+from .client_address import PROXY_TRUST, ProxyTrust
 from .clock import Clock, SystemClock
 from .connection import Connection
 from .console_web import add_console_routes, csrf_middleware
@@ -43,6 +44,7 @@ STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024, middlewares=[csrf_middleware])
     app[SETTINGS] = settings
+    app[PROXY_TRUST] = ProxyTrust(settings.trusted_proxies, settings.trusted_proxy_header)
     app[CLOCK] = clock or SystemClock()
     app[CONNECTIONS] = set()
     app[DRAINING] = asyncio.Event()

@@ -30,6 +30,12 @@ class Settings:
     # Empty: the server's own address (and localhost on the same port when on loopback).
     allowed_origins: tuple[str, ...] = ()
     allow_missing_origin: bool = True
+    # Proxies (addresses or networks, e.g. 127.0.0.1 or 10.0.0.0/8) whose forwarding header
+    # names the client: limits per address then count people, not the proxy. Empty: the
+    # socket's peer is the client, and no forwarding header is believed.
+    trusted_proxies: tuple[str, ...] = ()
+    # The header those proxies write: "x-forwarded-for" or "forwarded" (RFC 7239).
+    trusted_proxy_header: str = "x-forwarded-for"
     # Origins of the city's pages that embed the chat widget: they may show the chat in a
     # frame (Content-Security-Policy frame-ancestors). The server's own pages always may.
     widget_origins: tuple[str, ...] = ()
