@@ -56,6 +56,11 @@ class ErrorCode(StrEnum):
     UNKNOWN_STATION = "unknown_station"
     SERVICE_CLOSED = "service_closed"
     RATE_LIMITED = "rate_limited"
+    # Too many held at once from one client address (sockets, intakes, identifications,
+    # waiting chats); ``retry_after_ms`` says when to try again.
+    ADDRESS_LIMIT = "address_limit"
+    # A server-wide table is full (intake sessions, identifications): try again later.
+    BUSY = "busy"
     # The professional console.
     PANE_MISMATCH = "pane_mismatch"  # a send from a pane showing another conversation
     CSRF = "csrf"  # an HTTP request without the console's anti-forgery token

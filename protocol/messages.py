@@ -44,6 +44,7 @@ __all__ = [
     "Error",
     "IntakeAnonymous",
     "IntakeAnswer",
+    "IntakeIdentify",
     "IntakeResume",
     "IntakeStart",
     "IntakeStation",
@@ -258,6 +259,19 @@ class IntakeResume(Message):
     type: ClassVar[str] = "intake.resume"
     senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
     token: Token
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeIdentify(Message):
+    """The identification finished in this client's pop-up: redeem its one-time code.
+
+    Only the websocket that owns the intake can redeem it, so a link opened in someone
+    else's browser identifies nobody.
+    """
+
+    type: ClassVar[str] = "intake.identify"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    code: Token
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,6 +576,7 @@ INBOUND: dict[str, type[Message]] = {
         IntakeAnonymous,
         IntakeStation,
         IntakeResume,
+        IntakeIdentify,
         ConversationResume,
         Auth,
         AvailabilitySet,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -21,13 +22,14 @@ from protocol.errors import CloseCode
 from .app_keys import CLOCK, CONNECTIONS, HUB, RECEPTION, SETTINGS, STORAGE
 from .bot import bot_context
 from .bus import LocalBus
-from .client_address import PROXY_TRUST, ProxyTrust
+from .client_address import PROXY_TRUST, ProxyTrust, address_key, client_address
 from .clock import Clock, SystemClock
 from .connection import Connection
 from .console_web import add_console_routes, csrf_middleware
 from .demo import seed_demo
 from .hub import Hub
 from .intake_web import add_intake_routes, intake_context
+from .limits import LIMITS, LimitError, limits_from
 from .settings import Settings
 from .storage import Storage
 
@@ -45,6 +47,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app = web.Application(client_max_size=64 * 1024, middlewares=[csrf_middleware])
     app[SETTINGS] = settings
     app[PROXY_TRUST] = ProxyTrust(settings.trusted_proxies, settings.trusted_proxy_header)
+    app[LIMITS] = limits_from(settings)
     app[CLOCK] = clock or SystemClock()
     app[CONNECTIONS] = set()
     app[DRAINING] = asyncio.Event()
@@ -190,6 +193,22 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
             ErrorCode.MALFORMED,
             f"unsupported subprotocol; offer one of: {', '.join(SUBPROTOCOLS)}",
         )
+    try:
+        hold = request.app[LIMITS].hold("sockets", address_key(client_address(request)))
+    except LimitError as exc:
+        return web.json_response(
+            {"error": {"code": exc.code.value, "reason": exc.reason}},
+            status=429,
+            headers={"Retry-After": str(math.ceil(exc.retry_after))},
+        )
+    try:
+        return await _serve_websocket(request, role)
+    finally:
+        hold.release()
+
+
+async def _serve_websocket(request: web.Request, role: Role) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
         compress=False,
@@ -209,6 +228,7 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
         settings,
         request.app[CLOCK],
         request.app.get(RECEPTION) if role is Role.CLIENT else None,
+        request.app[LIMITS],
     )
     request.app[CONNECTIONS].add(conn)
     try:

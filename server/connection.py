@@ -50,6 +50,7 @@ from protocol.messages import (
     FeedbackSend,
     IntakeAnonymous,
     IntakeAnswer,
+    IntakeIdentify,
     IntakeResume,
     IntakeStart,
     IntakeStation,
@@ -68,11 +69,13 @@ from protocol.messages import (
 from .auth import SESSION_COOKIE, hash_token
 from .bot import BOT_NAME, BOT_TEAM, bot_extras
 from .bus import Envelope
+from .client_address import address_key, client_address
 from .clock import Clock
 from .conversations import Conversation
 from .errors import HubError, error_message, internal_error
 from .hub import Actor, Hub
 from .intake import IntakeSession, client_language
+from .limits import AddressLimits
 from .ratelimit import TokenBucket
 from .reception import Reception
 from .settings import Settings
@@ -102,9 +105,13 @@ class Connection:
         settings: Settings,
         clock: Clock,
         reception: Reception | None = None,
+        limits: AddressLimits | None = None,
     ) -> None:
         self.ws = ws
         self.reception = reception
+        self.limits = limits
+        # What limits per address count by: the client behind trusted proxies, IPv6 per /64.
+        self.address = address_key(client_address(request))
         self.intake: IntakeSession | None = None
         self.request = request
         self.codec = codec
@@ -138,6 +145,7 @@ class Connection:
             IntakeAnonymous: self._on_intake_anonymous,
             IntakeStation: self._on_intake_station,
             IntakeResume: self._on_intake_resume,
+            IntakeIdentify: self._on_intake_identify,
             ConversationResume: self._on_resume,
             Auth: self._on_auth,
             DraftSet: self._on_draft,
@@ -214,6 +222,9 @@ class Connection:
                     ErrorCode.PANE_MISMATCH,
                     "not sent: this message was written in another chat's pane",
                 )
+            if self.limits is not None and actor.conversation_id is not None:
+                # Per conversation, not per socket: many sockets resuming one chat share it.
+                self.limits.take("messages", actor.conversation_id, self.clock.monotonic())
             extra = None
             if msg.quick_replies is not None or msg.actions is not None:
                 if actor.professional is None or not actor.professional.bot:
@@ -267,12 +278,15 @@ class Connection:
             conv = await self.hub.reopen(again, self)
             self._sync_reopened(conv)
         else:
+            if self.limits is not None:
+                self.limits.take("bot_chats", self.address, self.clock.monotonic())
             conv = await self.hub.create_conversation(
                 self,
                 team_id=BOT_TEAM,
                 topic=BOT_NAME,
                 language=client_language(msg.language),
                 open_key=hash_token(msg.open_id) if msg.open_id else None,
+                client_address=self.address,
             )
         self._bind_client(conv)
 
@@ -304,8 +318,10 @@ class Connection:
         self._not_bound()
         reception = self._reception()
         if self.intake is not None:
-            reception.detach(self.intake, self)
-        session, conv = await reception.start(msg, self)
+            # One live intake per socket: starting again ends the one before.
+            reception.abandon(self.intake, self)
+            self.intake = None
+        session, conv = await reception.start(msg, self, self.address)
         self.intake = session
         self._bind_client(conv)
 
@@ -327,6 +343,10 @@ class Connection:
         session, conv = await self._reception().resume(msg.token, self)
         self.intake = session
         self._bind_client(conv)
+
+    async def _on_intake_identify(self, msg: IntakeIdentify) -> None:
+        self._not_bound()
+        self._bind_client(await self._reception().redeem(self._session(), msg.code))
 
     async def _on_resume(self, msg: ConversationResume) -> None:
         self._not_bound()

@@ -54,11 +54,13 @@ from .auth import (
     verify_password,
 )
 from .canned import CannedResponse, canned_for, load_canned
+from .client_address import address_key, client_address
 from .connection import Connection
 from .conversations import Conversation, Professional
 from .errors import HubError
 from .hub import Actor
-from .identity import Identity
+from .identity import IdentificationError, Identity
+from .limits import LIMITS
 from .ratelimit import LoginLimiter
 from .records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
 from .records import validate_entry as validate_record
@@ -146,7 +148,7 @@ def _secure(request: web.Request) -> bool:
         return True
 
 
-def _set_cookie(
+def set_cookie(
     response: web.StreamResponse,
     request: web.Request,
     name: str,
@@ -167,7 +169,7 @@ def _set_cookie(
 
 def _set_session_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
     hours = request.app[SETTINGS].session_hours
-    _set_cookie(response, request, SESSION_COOKIE, token, int(hours * 3600))
+    set_cookie(response, request, SESSION_COOKIE, token, int(hours * 3600))
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
 
 
@@ -234,7 +236,7 @@ async def session_info(request: web.Request) -> web.Response:
     response = web.json_response(
         {"professional": None, "csrf": csrf, "oidc": bool(rp)}, headers=_NO_STORE
     )
-    _set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, 3600)
+    set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, 3600)
     if token is not None:
         response.del_cookie(SESSION_COOKIE, path="/")  # expired or unknown: forget it
     return response
@@ -330,13 +332,21 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
     if rp is None:
         return _to_console("Sign-in with an organisation account is not available.")
+    address = address_key(client_address(request))
+    wait = request.app[LIMITS].wait("sign_in_starts", address, request.app[CLOCK].monotonic())
+    if wait:
+        return _to_console("Too many sign-ins from your network. Try again in a few minutes.")
     nonce = secrets.token_urlsafe(24)
-    url, _state = rp.begin(context="pro:" + nonce, lang="en")
+    try:
+        url, _state = rp.begin(context="pro:" + nonce, lang="en")
+    except IdentificationError as exc:
+        log.warning("organisation sign-in not begun: %s", exc.reason)
+        return _to_console("Sign-in is busy right now. Try again in a minute.")
     response = web.HTTPFound(url)
     # Binds the provider's answer to this browser: a callback started in another browser (a
     # forged sign-in) finds no matching cookie. Lax, because the callback is a navigation
     # from the provider's site, which a Strict cookie would not accompany.
-    _set_cookie(response, request, OIDC_COOKIE, nonce, 600, samesite="Lax")
+    set_cookie(response, request, OIDC_COOKIE, nonce, 600, samesite="Lax")
     raise response
 
 

@@ -122,6 +122,9 @@ class Conversation:
     # follow this, not professional_id, so a professional never gets a chat's messages
     # before the event that gives them the chat (and its history).
     announced_professional_id: str | None = None
+    # Runtime only: the client address (limit key) that opened it, for limits per address;
+    # unknown after a restart.
+    client_address: str | None = None
 
     def apply(self, event: ConversationEvent) -> None:
         """Move along the lifecycle table; raises InvalidTransition for a wrong step."""

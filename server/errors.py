@@ -19,12 +19,21 @@ __all__ = ["HubError", "error_message"]
 
 
 class HubError(KanavaError):
-    """A request the hub refuses; the connection stays open."""
+    """A request the hub refuses; the connection stays open.
+
+    ``retry_after_ms`` says when trying again may succeed (limits), else None.
+    """
+
+    def __init__(self, code: ErrorCode, reason: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(code, reason)
+        self.retry_after_ms = retry_after_ms
 
 
 def error_message(
     exc: KanavaError, ref: str | None = None, retry_after_ms: int | None = None
 ) -> Error:
+    if retry_after_ms is None and isinstance(exc, HubError):
+        retry_after_ms = exc.retry_after_ms
     return Error(code=exc.code.value, reason=exc.reason, ref=ref, retry_after_ms=retry_after_ms)
 
 

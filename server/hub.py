@@ -155,6 +155,8 @@ class Hub:
         self._assigned_at: dict[str, int] = {}
         self._handling: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=30))
         self._slots_cache: dict[str, tuple[float, int]] = {}
+        # Waiting chats whose client has no socket: since when (for the idle close).
+        self._away_since: dict[str, int] = {}
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -190,6 +192,7 @@ class Hub:
             for position, conv in enumerate(queue, 1):
                 self._last_position[conv.id] = position
             log.info("team %s: %d waiting", team_id, len(queue))
+        self._schedule_idle_sweep()
         log.info(
             "hub started: %d open conversations, %d professionals",
             len(self.conversations),
@@ -337,6 +340,7 @@ class Hub:
         facts: IntakeFacts | None = None,
         extra_statements: tuple[Statement, ...] = (),
         conversation_id: str | None = None,
+        client_address: str | None = None,
     ) -> Conversation:
         """Queue a new conversation in ``team_id``'s queue; ``urgent`` ones go first."""
         if team_id not in self.teams:
@@ -363,6 +367,7 @@ class Hub:
             station_id=facts.station_id,
             intake_json=facts.intake_json,
             identity_json=facts.identity_json,
+            client_address=client_address,
         )
         self._index(conv)
         queue = self.queues[team_id]
@@ -630,6 +635,16 @@ class Hub:
                 return conv
         raise HubError(ErrorCode.INVALID_STATE, "this conversation is not with the bot")
 
+    def waiting_from(self, address: str) -> int:
+        """How many chats opened from ``address`` wait in the queues of people now."""
+        return sum(
+            1
+            for team_id, queue in self.queues.items()
+            if not self.bot_team(team_id)
+            for conv in queue
+            if conv.client_address == address
+        )
+
     def bot_team(self, team_id: str) -> bool:
         """Whether ``team_id``'s members are bots (its queue is not people waiting for people)."""
         members = [p for p in self.professionals.values() if team_id in p.teams]
@@ -810,8 +825,19 @@ class Hub:
 
     async def close(self, actor: Actor, conversation_id: str, reason: str | None) -> None:
         conv = self._open_conversation_of(actor, conversation_id)
-        self._transition(conv, ConversationEvent.CLOSE)
         changes = _Changes()
+        self._close(conv, actor.role.value, actor.id, reason, changes)
+        await self._apply(changes)
+
+    def _close(
+        self,
+        conv: Conversation,
+        by_role: str,
+        by_id: str,
+        reason: str | None,
+        changes: _Changes,
+    ) -> None:
+        self._transition(conv, ConversationEvent.CLOSE)
         if conv.team_id in self.queues and conv.id in self.queues[conv.team_id]:
             self._dequeue(conv)
             changes.teams.add(conv.team_id)
@@ -824,14 +850,68 @@ class Hub:
         assigned_at = self._assigned_at.pop(conv.id, None)
         if assigned_at is not None:
             self._handling[conv.team_id].append((conv.closed_at - assigned_at) / 60_000)
-        conv.closed_by = actor.role.value
-        conv.reason = reason or f"closed_by_{actor.role.value}"
+        conv.closed_by = by_role
+        conv.reason = reason or f"closed_by_{by_role}"
         self._touch(conv, changes)
-        changes.audit.append(self._audit(conv.id, actor.role.value, actor.id, "closed", reason))
+        changes.audit.append(self._audit(conv.id, by_role, by_id, "closed", reason))
         changes.events.append(self._state_event(conv))
         changes.closed.append(conv.id)
+        self._away_since.pop(conv.id, None)
         self._unindex(conv)
-        await self._apply(changes)
+
+    # --- chats whose client has left ------------------------------------------------------
+
+    def _idle_sweep_seconds(self) -> float:
+        return min(60.0, max(0.2, self.settings.idle_close_minutes * 60 / 4))
+
+    def _schedule_idle_sweep(self) -> None:
+        if self.settings.idle_close_minutes <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+
+        def fire() -> None:
+            if handle is not None:
+                self._timers.discard(handle)
+            self._spawn(self._idle_sweep())
+
+        handle = loop.call_later(self._idle_sweep_seconds(), fire)
+        self._timers.add(handle)
+
+    async def _idle_sweep(self) -> None:
+        try:
+            await self.close_abandoned()
+        except Exception:
+            log.exception("closing abandoned chats failed; trying again at the next sweep")
+        finally:
+            self._schedule_idle_sweep()
+
+    async def close_abandoned(self) -> list[str]:
+        """Close the chats that wait (queued, or with the bot) while their client is away.
+
+        A client that left a queue or a bot chat without closing it must not hold a place
+        ahead of real patients, or a bot's attention, forever. After ``idle_close_minutes``
+        without any socket of the client the chat is closed (``client_left``); a client that
+        comes back sees that reason. Chats with a person are left to that person.
+        """
+        now = self.clock.now_ms()
+        limit_ms = self.settings.idle_close_minutes * 60_000
+        changes = _Changes()
+        closed: list[str] = []
+        for conv in list(self.conversations.values()):
+            waiting = conv.state is ConversationState.QUEUED or self._with_bot(conv)
+            present = self.bus.subscriber_count("conv:" + conv.id) > 0
+            if not waiting or present or conv.id in self._opening:
+                self._away_since.pop(conv.id, None)
+                continue
+            since = self._away_since.setdefault(conv.id, now)
+            if now - since >= limit_ms:
+                self._close(conv, "system", "hub", "client_left", changes)
+                closed.append(conv.id)
+        if closed:
+            log.info("closed %d chats whose client had left", len(closed))
+            await self._apply(changes)
+        return closed
 
     def readable_conversation(self, actor: Actor, conversation_id: str) -> str:
         """The id of a conversation whose history ``actor`` may read, or HubError."""

@@ -91,6 +91,7 @@ class IdentificationErrorCode(StrEnum):
     MISSING_CLAIMS = "missing_claims"
     PROVIDER_UNREACHABLE = "provider_unreachable"
     INSUFFICIENT_ASSURANCE = "insufficient_assurance"
+    BUSY = "busy"
 
 
 _TRY_AGAIN = {
@@ -134,6 +135,11 @@ _USER_MESSAGES: dict[IdentificationErrorCode, dict[str, str]] = {
         "sv": "Identifieringstjänsten kan inte nås just nu. Försök igen om en stund.",
         "en": "The identification service cannot be reached right now. "
         "Please try again in a moment.",
+    },
+    IdentificationErrorCode.BUSY: {
+        "fi": "Liian monta tunnistautumista on juuri nyt kesken. Yritä hetken kuluttua uudelleen.",
+        "sv": "För många identifieringar pågår just nu. Försök igen om en stund.",
+        "en": "Too many identifications are in progress right now. Please try again shortly.",
     },
     IdentificationErrorCode.INSUFFICIENT_ASSURANCE: {
         "fi": "Valitsemasi tunnistustapa ei ole riittävän vahva. "
@@ -184,7 +190,8 @@ class OidcConfig:
     #: (an internal address, or a proxy in tests); its ``issuer`` must still equal ``issuer``.
     discovery_url: str | None = None
     http_timeout_seconds: float = 10
-    #: Logins begun but not completed that are remembered; the oldest are forgotten first.
+    #: Logins begun but not completed that are remembered. A full table refuses new logins
+    #: (``busy``) until some expire: it never forgets a login someone is in the middle of.
     max_pending_logins: int = 10_000
 
     def __post_init__(self) -> None:
@@ -308,8 +315,11 @@ class RelyingParty:
         metadata = self._require_metadata()
         now = self._clock()
         self._forget_expired(now)
-        while len(self._pending) >= self._config.max_pending_logins:
-            del self._pending[next(iter(self._pending))]
+        if len(self._pending) >= self._config.max_pending_logins:
+            raise IdentificationError(
+                IdentificationErrorCode.BUSY,
+                f"{len(self._pending)} logins are in progress, the most allowed: refused",
+            )
         state = secrets.token_urlsafe(32)
         nonce = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)

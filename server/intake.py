@@ -147,7 +147,8 @@ class IntakeSession:
     outcome: Outcome | None = None
     conversation_id: str | None = None
     bot_conversation_id: str | None = None  # a chat with the bot this intake hands over
-    ticket: str | None = None  # names this intake in an identification round trip
+    ticket: str | None = None  # names this intake in its identify link
+    pending_identification: str | None = None  # an identification begun at the provider
     last_step: Step | None = field(default=None, repr=False)
 
     def triage(self) -> TriageLevel:

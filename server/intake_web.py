@@ -3,11 +3,12 @@
 - ``GET /api/service?lang=fi``: is the chat taking new chats now, the topics to choose from,
   and when closed, why and when it opens (with the bot and the 24/7 numbers).
 - ``GET /identity/start?ticket=…&lang=fi``: redirects the browser to the identity provider.
-  The ticket comes from the client's ``intake.step`` (``identify``), so a professional never
-  sends anyone an identification link.
-- ``GET /identity/callback``: the provider's answer. On success the client's intake goes on
-  over its websocket, and this page tells the person to return to the chat (and closes itself
-  when it was opened as a pop-up).
+  The ticket comes from the client's ``intake.step`` (``identify``), works once and for
+  minutes, and binds the login to this browser with a cookie.
+- ``GET /identity/callback``: the provider's answer. In the browser that began the login, the
+  identity is kept aside under a one-time code that this page hands to the chat page that
+  opened it (``postMessage`` to its own origin); the chat's websocket redeems it with
+  ``intake.identify``. See :mod:`server.reception` for why.
 - ``GET /.well-known/jwks.json``: the public key of Kanava's ``private_key_jwt`` client
   authentication, for the provider.
 """
@@ -15,24 +16,30 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from protocol import ErrorCode
+
 from .app_keys import CLOCK, HUB, IDENTIFICATION, RECEPTION, SETTINGS, STORAGE, Identification
 from .areas import load_areas
-from .console_web import sign_in_with_identity
+from .client_address import address_key, client_address
+from .console_web import set_cookie, sign_in_with_identity
 from .conversations import AssignMode, Team
 from .errors import HubError
 from .hours import load_hours
 from .identity import IdentificationError, OidcConfig, RelyingParty, load_or_create_private_jwk
 from .intake import ClientIdentity, IntakeFlow, IntakeSession, client_language
+from .limits import LIMITS, LimitError
 from .personal_code import CodeProtector, load_or_create_key
 from .questionnaire import load_topics
-from .reception import Reception
+from .reception import IDENTIFY_MINUTES, Reception
 
 __all__ = ["add_intake_routes", "intake_context"]
 
@@ -96,7 +103,17 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
         identify_url=identify_url,
         check_hours=not settings.always_open,
     )
-    app[RECEPTION] = Reception(hub, flow, app[STORAGE], clock, local_now)
+    app[RECEPTION] = Reception(
+        hub,
+        flow,
+        app[STORAGE],
+        clock,
+        local_now,
+        app[LIMITS],
+        max_sessions=settings.max_intake_sessions,
+        max_pending=settings.max_pending_identifications,
+        max_waiting=settings.max_waiting_per_address,
+    )
     app[IDENTIFICATION] = Identification(rp, protector)
     try:
         yield
@@ -165,15 +182,37 @@ async def jwks(request: web.Request) -> web.StreamResponse:
     return web.json_response(rp.public_jwks())
 
 
+#: Binds an identification to the browser that opened its link (HttpOnly; Lax, because the
+#: provider's redirect back is a cross-site navigation that a Strict cookie would not follow).
+IDENTIFY_COOKIE = "kanava_identify"
+
+
 async def identity_start(request: web.Request) -> web.StreamResponse:
+    """The identify link: uses its ticket up, binds the login to this browser."""
     rp = request.app[IDENTIFICATION].rp
     lang = _lang(request)
     ticket = request.query.get("ticket", "")
     reception: Reception = request.app[RECEPTION]
-    if rp is None or reception.session_for_ticket(ticket) is None:
+    if rp is None:
         return _page(lang, _TEXTS["expired"], status=400)
-    url, _state = rp.begin(context=ticket, lang=lang)
-    raise web.HTTPFound(url)
+    address = address_key(client_address(request))
+    try:
+        request.app[LIMITS].take("sign_in_starts", address, request.app[CLOCK].monotonic())
+        pending_id, binding, lang = reception.begin_identification(ticket)
+    except LimitError as exc:
+        return _page(lang, _TEXTS["busy"], status=429, retry_after=exc.retry_after)
+    except HubError as exc:
+        log.info("identification link refused: %s", exc.reason)
+        return _page(lang, _TEXTS["expired"], status=400)
+    try:
+        url, _state = rp.begin(context=pending_id, lang=lang)
+    except IdentificationError as exc:
+        reception.cancel_identification(pending_id)
+        log.warning("identification not begun: %s", exc.reason)
+        return _page(lang, _TEXTS["busy"], status=503, retry_after=60)
+    response = web.HTTPFound(url)
+    set_cookie(response, request, IDENTIFY_COOKIE, binding, IDENTIFY_MINUTES * 60, "Lax")
+    raise response
 
 
 async def identity_callback(request: web.Request) -> web.StreamResponse:
@@ -182,17 +221,15 @@ async def identity_callback(request: web.Request) -> web.StreamResponse:
     if rp is None:
         raise web.HTTPNotFound()
     try:
-        ticket, person = await rp.complete(request.query)
+        context, person = await rp.complete(request.query)
     except IdentificationError as exc:
         log.info("identification refused: %s (%s)", exc.code, exc.reason)
         return _page(lang, exc.user_message(lang), status=400, ok=False)
-    if ticket.startswith("pro:"):
+    if context.startswith("pro:"):
         # A professional signing in to the console with the organisation's provider.
-        return await sign_in_with_identity(request, ticket, person)
+        return await sign_in_with_identity(request, context, person)
     reception: Reception = request.app[RECEPTION]
-    session = reception.session_for_ticket(ticket)
-    if session is not None:
-        lang = session.lang
+    lang = reception.identification_lang(context) or lang
     protector = request.app[IDENTIFICATION].protector
     assert protector is not None
     identity = ClientIdentity(
@@ -204,12 +241,19 @@ async def identity_callback(request: web.Request) -> web.StreamResponse:
         postal_code=person.postal_code,
         fingerprint=protector.fingerprint(person.hetu),
     )
+    binding = request.cookies.get(IDENTIFY_COOKIE, "")
     try:
-        await reception.identified(ticket, identity)
+        code = reception.identification_done(context, binding, identity)
     except HubError as exc:
         log.info("identification not used: %s", exc.reason)
-        return _page(lang, _TEXTS["expired"], status=400, ok=False)
-    return _page(lang, _TEXTS["done"], ok=True)
+        key = "other_browser" if exc.code is ErrorCode.FORBIDDEN else "expired"
+        response = _page(lang, _TEXTS[key], status=400, ok=False)
+    else:
+        # The code goes only to the page that opened this window, on this server's origin;
+        # that page's websocket redeems it. Opened anywhere else, it identifies nobody.
+        response = _page(lang, _TEXTS["done"], ok=True, code=code)
+    response.del_cookie(IDENTIFY_COOKIE, path="/")
+    return response
 
 
 _TEXTS = {
@@ -219,27 +263,59 @@ _TEXTS = {
         "en": "You are identified. Return to the chat: you can close this window.",
     },
     "expired": {
-        "fi": "Tämä tunnistautuminen ei ole enää voimassa. Aloita chat uudelleen.",
-        "sv": "Den här identifieringen gäller inte längre. Börja chatten på nytt.",
-        "en": "This identification is no longer valid. Please start the chat again.",
+        "fi": "Tämä tunnistautumislinkki on jo käytetty tai vanhentunut. Palaa chattiin ja "
+        "valitse Tunnistaudu uudelleen.",
+        "sv": "Den här identifieringslänken har redan använts eller gått ut. Gå tillbaka till "
+        "chatten och välj Identifiera dig på nytt.",
+        "en": "This identification link has been used already or has expired. Return to the "
+        "chat and choose Identify again.",
+    },
+    "other_browser": {
+        "fi": "Tunnistautuminen aloitettiin toisessa selaimessa, joten sitä ei käytetty. "
+        "Tunnistaudu samassa selaimessa, jossa chat on auki.",
+        "sv": "Identifieringen påbörjades i en annan webbläsare och användes därför inte. "
+        "Identifiera dig i samma webbläsare som chatten är öppen i.",
+        "en": "This identification was begun in another browser, so it was not used. Identify "
+        "in the same browser in which the chat is open.",
+    },
+    "alone": {
+        "fi": "Tätä ikkunaa ei avattu chatista, joten tunnistautumista ei käytetty. Palaa "
+        "chattiin ja valitse siellä Tunnistaudu.",
+        "sv": "Det här fönstret öppnades inte från chatten, så identifieringen användes inte. "
+        "Gå tillbaka till chatten och välj Identifiera dig där.",
+        "en": "This window was not opened from the chat, so the identification was not used. "
+        "Return to the chat and choose Identify there.",
+    },
+    "busy": {
+        "fi": "Liian monta tunnistautumista on juuri nyt kesken. Yritä hetken kuluttua uudelleen.",
+        "sv": "För många identifieringar pågår just nu. Försök igen om en stund.",
+        "en": "Too many identifications are in progress right now. Please try again shortly.",
     },
 }
 
 
 def _page(
-    lang: str, text: str | dict[str, str], *, status: int = 200, ok: bool = False
+    lang: str,
+    text: str | dict[str, str],
+    *,
+    status: int = 200,
+    ok: bool = False,
+    code: str | None = None,
+    retry_after: float | None = None,
 ) -> web.Response:
+    """The page the identification pop-up ends on. Its script (static, no inline code) tells
+    the opener the result, with the one-time code when there is one."""
     message = text[lang] if isinstance(text, dict) else text
+    alone = _TEXTS["alone"][lang] if code else None
+    result = html.escape(json.dumps({"ok": ok, "code": code, "alone": alone}), quote=True)
     body = f"""<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="kanava-identification" content="{result}">
 <title>Kanava</title><link rel="stylesheet" href="/static/style.css"></head>
 <body class="identity-result"><main><p role="status">{html.escape(message)}</p></main>
-<script>
-if (window.opener) {{
-  window.opener.postMessage({{kanava: "identified", ok: {"true" if ok else "false"}}},
-                            window.location.origin);
-  {"setTimeout(() => window.close(), 1500);" if ok else ""}
-}}
-</script></body></html>"""
-    return web.Response(text=body, content_type="text/html", status=status)
+<script src="/static/identity_result.js"></script></body></html>"""
+    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return web.Response(text=body, content_type="text/html", status=status, headers=headers)

@@ -21,6 +21,11 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = now
 
+    @property
+    def updated(self) -> float:
+        """When the bucket last took a token or refilled (monotonic seconds)."""
+        return self._updated
+
     def take(self, now: float) -> float:
         """Take one token. Returns 0 if allowed, else the seconds until one is available."""
         elapsed = now - self._updated

@@ -5,19 +5,34 @@ memory, answers each client message with the next ``intake.step``, stores every 
 intake (an emergency sent to 112 included) and, when the intake is complete, asks the hub to
 queue the conversation with its triage, station, summary and identity.
 
-A session is named by a token the client keeps (``intake.resume`` after a reconnect) and,
-during identification, by a one-time ticket carried through the identity provider: the
-browser comes back to ``/identity/callback`` with it, and the step that follows reaches the
-client's websocket (or waits for its ``intake.resume``). Sessions live for
-``SESSION_MINUTES``; an unfinished intake is not worth keeping across a restart.
+A session is named by a token the client keeps (``intake.resume`` after a reconnect).
+
+Identification reaches only the chat that asked for it. The identify step carries a link
+with a one-time *ticket* (it lives ``TICKET_MINUTES``). Opening it (``/identity/start``)
+uses the ticket up, sets a binding cookie in that browser and begins the login; the client's
+step is sent again with a fresh ticket, so the button works a second time. When the provider
+answers (``/identity/callback``) in the browser holding the binding cookie, the identity is
+kept aside under a one-time *code*, which the callback page hands to the page that opened it
+(``postMessage`` to its own origin). Only that page's websocket, the one that owns the intake,
+can redeem the code with ``intake.identify``. A link sent to someone else therefore
+identifies nobody: their browser has the code, the attacker's websocket does not.
+
+Everything is bounded: sessions (``max_intake_sessions``, and ``max_intakes_per_address``
+unfinished ones per client address), identifications in progress
+(``max_pending_identifications``, ``max_identifications_per_address``). A full table refuses
+new starts; it never evicts someone else's. Each table is kept in the order its entries
+expire, so expiring looks only at its head. Sessions live for ``SESSION_MINUTES`` after
+their last use; an unfinished intake is not worth keeping across a restart.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +55,7 @@ from .intake import (
     client_language,
     refusal,
 )
+from .limits import AddressLimits, Hold, LimitError
 from .questionnaire import AnswerError
 from .storage import Storage
 
@@ -48,6 +64,10 @@ __all__ = ["Reception"]
 log = logging.getLogger("kanava.reception")
 
 SESSION_MINUTES = 60
+#: How long the identify step's link works (it is refreshed after each use).
+TICKET_MINUTES = 10
+#: How long an identification may take, from opening the link to redeeming the code.
+IDENTIFY_MINUTES = 10
 
 
 @dataclass
@@ -55,6 +75,28 @@ class _Live:
     session: IntakeSession
     subscriber: Subscriber | None
     touched_ms: int
+    address: str = ""
+    hold: Hold | None = None  # counts this unfinished intake against its address
+
+
+@dataclass
+class _Ticket:
+    live: _Live
+    expires_ms: int
+
+
+@dataclass
+class _Pending:
+    """An identification begun at the provider, then (with ``code_hash``) waiting to be
+    redeemed by the intake's own websocket."""
+
+    id: str
+    live: _Live
+    binding_hash: str
+    expires_ms: int
+    hold: Hold | None = None
+    identity: ClientIdentity | None = field(default=None, repr=False)
+    code_hash: str | None = None
 
 
 class Reception:
@@ -65,20 +107,41 @@ class Reception:
         storage: Storage,
         clock: Clock,
         local_now: Callable[[], datetime],
+        limits: AddressLimits | None = None,
+        *,
+        max_sessions: int = 20_000,
+        max_pending: int = 10_000,
+        max_waiting: int = 0,
     ) -> None:
         self.hub = hub
         self.flow = flow
         self.storage = storage
         self.clock = clock
         self.local_now = local_now
-        self._by_token: dict[str, _Live] = {}
-        self._by_ticket: dict[str, _Live] = {}
+        self.limits = limits or AddressLimits({}, {"open_intakes": 0, "identifications": 0})
+        self.max_sessions = max_sessions
+        self.max_pending = max_pending
+        self.max_waiting = max_waiting
+        # Each in the order its entries expire (touching a session moves it to the end).
+        self._by_token: OrderedDict[str, _Live] = OrderedDict()
+        self._by_ticket: OrderedDict[str, _Ticket] = OrderedDict()
+        self._pending: OrderedDict[str, _Pending] = OrderedDict()
+        self._by_code: dict[str, str] = {}  # code hash -> pending id
         self._tokens: dict[str, str] = {}  # session id -> the client's token, for its steps
+
+    def counts(self) -> dict[str, int]:
+        """What is held in memory now (for tests, health and the operators)."""
+        self._expire()
+        return {
+            "sessions": len(self._by_token),
+            "tickets": len(self._by_ticket),
+            "identifications": len(self._pending),
+        }
 
     # --- client messages ------------------------------------------------------------------
 
     async def start(
-        self, cmd: IntakeStart, subscriber: Subscriber
+        self, cmd: IntakeStart, subscriber: Subscriber, address: str = ""
     ) -> tuple[IntakeSession | None, Conversation | None]:
         """Begin an intake; a retried ``open_id`` of a queued chat returns that chat."""
         if cmd.open_id:
@@ -86,6 +149,19 @@ class Reception:
             if again is not None:
                 return None, await self.hub.reopen(again, subscriber)
         self._expire()
+        if len(self._by_token) >= self.max_sessions:
+            raise LimitError(ErrorCode.BUSY, "the service is very busy: try again shortly", 30.0)
+        self.limits.take("intakes", address, self.clock.monotonic())
+        hold = self.limits.hold("open_intakes", address)
+        try:
+            return await self._start(cmd, subscriber, address, hold)
+        except BaseException:
+            hold.release()
+            raise
+
+    async def _start(
+        self, cmd: IntakeStart, subscriber: Subscriber, address: str, hold: Hold
+    ) -> tuple[IntakeSession | None, Conversation | None]:
         lang = client_language(cmd.language)
         token = new_token()
         closed = self.flow.closed_step(lang, self.local_now())
@@ -104,15 +180,22 @@ class Reception:
             form=form,
             open_id=cmd.open_id,
         )
-        live = _Live(session, subscriber, self.clock.now_ms())
+        live = _Live(session, subscriber, self.clock.now_ms(), address, hold)
         self._by_token[session.token_hash] = live
         self._tokens[session.id] = token
         if closed is not None:
             session.outcome = Outcome.CLOSED
             session.last_step = closed
+            self._finished(live)
             self._send(live, closed)
             return session, None
         return session, await self._advance(live)
+
+    def abandon(self, session: IntakeSession, subscriber: Subscriber) -> None:
+        """The socket starts another intake: this one is over (one live intake per socket)."""
+        live = self._by_token.get(session.token_hash)
+        if live is not None and live.subscriber is subscriber:
+            self._forget(live)
 
     async def answer(
         self, session: IntakeSession, question_id: str, value: Any
@@ -148,7 +231,7 @@ class Reception:
         if live is None:
             raise HubError(ErrorCode.NO_INTAKE, "this intake has ended or expired: start again")
         live.subscriber = subscriber
-        live.touched_ms = self.clock.now_ms()
+        self._touch(live)
         session = live.session
         if session.conversation_id is not None:
             conv = self.hub.conversations.get(session.conversation_id)
@@ -158,6 +241,9 @@ class Reception:
             if session.last_step.kind is StepKind.READY:
                 return session, await self._queue(live, session.last_step)
         if session.last_step is not None:
+            if session.outcome is None and session.last_step.kind is StepKind.IDENTIFY:
+                # The link in the old step may be used up or expired: a fresh one.
+                session.last_step = self.flow.next_step(session, self.local_now())
             self._send(live, session.last_step)
         return session, None
 
@@ -170,31 +256,102 @@ class Reception:
     # --- identification -------------------------------------------------------------------
 
     def ticket_for(self, session: IntakeSession) -> str:
-        """A one-time name of this session for the identification round trip."""
+        """A one-time name of this session for its identify link (``TICKET_MINUTES``)."""
         live = self._live(session)
+        self._expire()
         if session.ticket is not None:
             self._by_ticket.pop(session.ticket, None)
         session.ticket = new_token()
-        self._by_ticket[session.ticket] = live
+        expires = self.clock.now_ms() + TICKET_MINUTES * 60_000
+        self._by_ticket[session.ticket] = _Ticket(live, expires)
         return session.ticket
 
-    def session_for_ticket(self, ticket: str) -> IntakeSession | None:
-        live = self._by_ticket.get(ticket)
-        return None if live is None else live.session
+    def begin_identification(self, ticket: str) -> tuple[str, str, str]:
+        """``/identity/start``: use the ticket up; returns ``(pending id, binding, lang)``.
 
-    async def identified(self, ticket: str, identity: ClientIdentity) -> IntakeSession:
-        """The identity provider vouched for the person behind ``ticket``."""
-        live = self._by_ticket.pop(ticket, None)
-        if live is None:
-            raise HubError(ErrorCode.NO_INTAKE, "this identification is not for a waiting chat")
+        The binding goes to the browser as a cookie; the callback must bring it back. The
+        client's identify step is sent again with a fresh link.
+        """
+        self._expire()
+        entry = self._by_ticket.pop(ticket, None)
+        if entry is None or entry.expires_ms < self.clock.now_ms():
+            raise HubError(ErrorCode.NO_INTAKE, "this identification link is used or expired")
+        live = entry.live
         session = live.session
-        session.ticket = None
+        live.session.ticket = None
         if session.outcome is not None or session.identity is not None:
             raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
-        session.identity = identity
-        live.touched_ms = self.clock.now_ms()
-        await self._advance(live)
-        return session
+        if self._by_token.get(session.token_hash) is not live:
+            raise HubError(ErrorCode.NO_INTAKE, "this intake has ended or expired: start again")
+        self._drop_pending(session)
+        if len(self._pending) >= self.max_pending:
+            raise LimitError(
+                ErrorCode.BUSY, "too many identifications in progress: try again shortly", 60.0
+            )
+        hold = self.limits.hold("identifications", live.address)
+        binding = new_token()
+        pending = _Pending(
+            id=new_token(),
+            live=live,
+            binding_hash=hash_token(binding),
+            expires_ms=self.clock.now_ms() + IDENTIFY_MINUTES * 60_000,
+            hold=hold,
+        )
+        self._pending[pending.id] = pending
+        session.pending_identification = pending.id
+        self._touch(live)
+        if session.last_step is not None and session.last_step.kind is StepKind.IDENTIFY:
+            session.last_step = self.flow.next_step(session, self.local_now())
+            self._send(live, session.last_step)
+        return pending.id, binding, session.lang
+
+    def cancel_identification(self, pending_id: str) -> None:
+        """The login could not be begun after all: forget it (and free its place)."""
+        pending = self._pending.get(pending_id)
+        if pending is not None:
+            self._remove_pending(pending)
+
+    def identification_lang(self, pending_id: str) -> str | None:
+        pending = self._pending.get(pending_id)
+        return None if pending is None else pending.live.session.lang
+
+    def identification_done(self, pending_id: str, binding: str, identity: ClientIdentity) -> str:
+        """``/identity/callback``: the provider vouched for someone. Keeps the identity aside
+        and returns the one-time code that the intake's own page redeems."""
+        self._expire()
+        pending = self._pending.get(pending_id)
+        if pending is None or pending.code_hash is not None:
+            raise HubError(ErrorCode.NO_INTAKE, "this identification is not for a waiting chat")
+        if not binding or not hmac.compare_digest(hash_token(binding), pending.binding_hash):
+            # Completed in another browser than the one that opened the link.
+            self._remove_pending(pending)
+            raise HubError(ErrorCode.FORBIDDEN, "this identification was begun in another browser")
+        code = new_token()
+        pending.identity = identity
+        pending.code_hash = hash_token(code)
+        pending.expires_ms = self.clock.now_ms() + IDENTIFY_MINUTES * 60_000
+        self._pending.move_to_end(pending.id)
+        self._by_code[pending.code_hash] = pending.id
+        return code
+
+    async def redeem(self, session: IntakeSession, code: str) -> Conversation | None:
+        """``intake.identify`` over the intake's own websocket: apply the identity."""
+        live = self._live(session)
+        self._expire()
+        pending_id = self._by_code.get(hash_token(code))
+        pending = self._pending.get(pending_id) if pending_id is not None else None
+        if pending is None:
+            raise HubError(ErrorCode.FORBIDDEN, "this identification code is not valid")
+        if pending.live is not live:
+            # Someone else's code: it is burnt, and this chat stays unidentified.
+            self._remove_pending(pending)
+            log.warning("an identification code was offered by another intake")
+            raise HubError(ErrorCode.FORBIDDEN, "this identification belongs to another chat")
+        self._remove_pending(pending)
+        self._waiting_for(session, StepKind.IDENTIFY)
+        assert pending.identity is not None
+        session.identity = pending.identity
+        return await self._advance(live)
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -208,6 +365,7 @@ class Reception:
                 return None
             return await self._queue(live, step)
         if step.final:
+            self._finished(live)
             await self._record(session, step, None)
         # An end stays with the session until it expires, so a client that comes back with
         # intake.resume is told again (call 112, the bot, ...).
@@ -252,6 +410,7 @@ class Reception:
         subscriber = live.subscriber
         if subscriber is None:
             raise HubError(ErrorCode.NO_INTAKE, "the client is not connected")
+        self._check_waiting(live)
         facts = IntakeFacts(
             client_name=identity.name if identity is not None else None,
             topic=summary.get("title") or session.topic_id,
@@ -272,11 +431,25 @@ class Reception:
                 facts=facts,
                 extra_statements=(record,),
                 conversation_id=conversation_id,
+                client_address=live.address,
             )
         session.outcome = Outcome.QUEUED
         session.conversation_id = conv.id
         self._forget(live)
         return conv
+
+    def _check_waiting(self, live: _Live) -> None:
+        """Limits per address on chats waiting for people: so many at once, so many an hour.
+
+        Refused, the intake stays as it is: ``intake.resume`` later queues it.
+        """
+        if self.max_waiting and self.hub.waiting_from(live.address) >= self.max_waiting:
+            raise LimitError(
+                ErrorCode.ADDRESS_LIMIT,
+                "too many chats from your network are waiting already: try again later",
+                60.0,
+            )
+        self.limits.take("queued_chats", live.address, self.clock.monotonic())
 
     async def _record(
         self, session: IntakeSession, step: Step, conversation_id: str | None
@@ -326,8 +499,12 @@ class Reception:
         live = self._by_token.get(session.token_hash)
         if live is None:
             raise HubError(ErrorCode.NO_INTAKE, "this intake has ended or expired: start again")
-        live.touched_ms = self.clock.now_ms()
+        self._touch(live)
         return live
+
+    def _touch(self, live: _Live) -> None:
+        live.touched_ms = self.clock.now_ms()
+        self._by_token.move_to_end(live.session.token_hash)
 
     @staticmethod
     def _waiting_for(session: IntakeSession, kind: StepKind) -> None:
@@ -337,13 +514,53 @@ class Reception:
             key = "not_identify" if kind is StepKind.IDENTIFY else "not_station"
             raise HubError(ErrorCode.INTAKE_OUT_OF_ORDER, refusal(key, session.lang))
 
+    @staticmethod
+    def _finished(live: _Live) -> None:
+        """An end was reached: the session stays (to tell a returning client again) but no
+        longer counts against its address."""
+        if live.hold is not None:
+            live.hold.release()
+
+    def _drop_pending(self, session: IntakeSession) -> None:
+        if session.pending_identification is not None:
+            pending = self._pending.get(session.pending_identification)
+            if pending is not None:
+                self._remove_pending(pending)
+            session.pending_identification = None
+
+    def _remove_pending(self, pending: _Pending) -> None:
+        self._pending.pop(pending.id, None)
+        if pending.code_hash is not None:
+            self._by_code.pop(pending.code_hash, None)
+        if pending.hold is not None:
+            pending.hold.release()
+        if pending.live.session.pending_identification == pending.id:
+            pending.live.session.pending_identification = None
+
     def _forget(self, live: _Live) -> None:
         self._by_token.pop(live.session.token_hash, None)
         if live.session.ticket is not None:
             self._by_ticket.pop(live.session.ticket, None)
+        self._drop_pending(live.session)
         self._tokens.pop(live.session.id, None)
+        self._finished(live)
 
     def _expire(self) -> None:
-        cutoff = self.clock.now_ms() - SESSION_MINUTES * 60_000
-        for live in [v for v in self._by_token.values() if v.touched_ms < cutoff]:
+        """Forget what has expired, looking only at the head of each table."""
+        now = self.clock.now_ms()
+        cutoff = now - SESSION_MINUTES * 60_000
+        while self._by_token:
+            live = next(iter(self._by_token.values()))
+            if live.touched_ms >= cutoff:
+                break
             self._forget(live)
+        while self._by_ticket:
+            ticket, entry = next(iter(self._by_ticket.items()))
+            if entry.expires_ms >= now:
+                break
+            del self._by_ticket[ticket]
+        while self._pending:
+            pending = next(iter(self._pending.values()))
+            if pending.expires_ms >= now:
+                break
+            self._remove_pending(pending)

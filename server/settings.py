@@ -46,6 +46,30 @@ class Settings:
     pro_rate_per_second: float = 20.0
     pro_rate_burst: int = 100
     send_buffer_bytes: int = 1024 * 1024
+    # Limits per client address (the address behind trusted_proxies; IPv6 per /64), sized so
+    # that a school or library network behind one address still works. A rate is a burst at
+    # once, then so many an hour; 0 turns a limit off. docs/settings.md explains each.
+    max_sockets_per_address: int = 200
+    bot_chats_burst: int = 30
+    bot_chats_per_hour: int = 120
+    queued_chats_burst: int = 10
+    queued_chats_per_hour: int = 30
+    max_waiting_per_address: int = 10
+    intakes_burst: int = 30
+    intakes_per_hour: int = 240
+    max_intakes_per_address: int = 50
+    max_identifications_per_address: int = 10
+    sign_in_starts_burst: int = 20
+    sign_in_starts_per_hour: int = 120
+    # Per conversation, however many sockets a client opens: a burst, then so many a minute.
+    client_messages_burst: int = 20
+    client_messages_per_minute: float = 12.0
+    # Whole-server bounds of what is kept in memory; a full table refuses new starts.
+    max_intake_sessions: int = 20_000
+    max_pending_identifications: int = 10_000
+    # Queued chats and chats with the bot whose client has been away this long are closed,
+    # with a reason the client sees if it comes back (0: never).
+    idle_close_minutes: float = 30.0
     grace_seconds: float = 60.0
     default_capacity: int = 4
     session_hours: float = 12.0

@@ -322,7 +322,9 @@ function showView(v) {
     status.textContent = v.reason === "transferred" && pro ? t("transferred", { name: pro.name }) : "";
   } else if (closed) {
     status.textContent =
-      v.closed_by === "client"
+      v.reason === "client_left"
+        ? t("closedIdle")
+        : v.closed_by === "client"
         ? t("closedBy.client")
         : v.closed_by === "professional"
           ? t("closedBy.professional", { name: pro && !pro.bot ? pro.name : pro ? t("botName") : t("professional") })
@@ -721,6 +723,13 @@ function receiveStep(msg) {
 
 function renderStep(msg, { keepAnswer = false, focus = false } = {}) {
   const box = $("intake");
+  if (msg.step === "identify" && step && step.step === "identify" && box.dataset.step === "identify") {
+    // The same step with a fresh link (the last one was used): keep what is on the screen.
+    step = msg;
+    const url = safeUrl((msg.detail || {}).url);
+    if (url) box.dataset.identifyUrl = url;
+    return;
+  }
   let kept;
   if (keepAnswer && msg.step === "question") {
     const form = box.querySelector("form.question");
@@ -987,10 +996,12 @@ function renderIdentify(box, detail) {
   error.setAttribute("aria-live", "assertive");
   const actions = el("div", "step-actions");
   const url = safeUrl(detail.url);
+  if (url) box.dataset.identifyUrl = url;
   if (url) {
     const identify = el("button", "primary", t("identifyButton"));
     identify.type = "button";
-    identify.addEventListener("click", () => openIdentification(url, status));
+    // Each link works once: the server sends a fresh one after each use.
+    identify.addEventListener("click", () => openIdentification(box.dataset.identifyUrl, status));
     actions.append(identify);
   } else {
     status.textContent = t("identifyUnavailable");
@@ -1034,18 +1045,22 @@ function openIdentification(url, status) {
   status.replaceChildren(`${t("popupBlocked")} `, link);
 }
 
-// The identification pop-up tells its opener when it is done. The next step arrives over
-// the websocket by itself; asking again covers a socket that missed it.
+// The identification pop-up hands its opener a one-time code; this page's websocket, which
+// owns the intake, redeems it (a link opened in anyone else's browser identifies nobody).
 window.addEventListener("message", (event) => {
   if (event.origin !== location.origin || !event.data || event.data.kanava !== "identified") return;
   if (!step || step.step !== "identify") return;
-  if (!event.data.ok) {
-    const status = $("intake").querySelector(".identify-status");
-    if (status) status.textContent = t("identifyFailed");
+  if (!event.data.ok || typeof event.data.code !== "string") {
+    identifyStatus(t("identifyFailed"));
     return;
   }
-  if (intakeToken) connection.send({ type: "intake.resume", token: intakeToken });
+  connection.send({ type: "intake.identify", code: event.data.code });
 });
+
+function identifyStatus(text) {
+  const status = $("intake").querySelector(".identify-status");
+  if (status) status.textContent = text;
+}
 
 function renderStation(box, detail) {
   const heading = stepHeading("h1", t("stationTitle"));
@@ -1157,7 +1172,17 @@ function handleIntakeError(err, ref) {
   if (ref === "intake.start") {
     connection.stop();
     forgetIntake();
-    showBeginning(err.code === "intake_unknown_topic" && err.reason ? err.reason : t("genericError"));
+    showBeginning(
+      limitText(err) || (err.code === "intake_unknown_topic" && err.reason ? err.reason : t("genericError"))
+    );
+    return;
+  }
+  if (ref === "intake.identify") {
+    identifyStatus(t("identifyFailed"));
+    return;
+  }
+  if (limitText(err)) {
+    showStepError(limitText(err));
     return;
   }
   if (err.code === "no_intake" || err.code === "intake_finished") {
@@ -1255,6 +1280,15 @@ function handle(msg) {
   }
 }
 
+/** The text for a refusal by a limit (too much from one network, or a full server), else null. */
+function limitText(err) {
+  if (err.code === "rate_limited" || err.code === "address_limit" || err.code === "busy") {
+    const minutes = Math.max(1, Math.ceil((err.retry_after_ms || 60000) / 60000));
+    return t("tooMany").replace("{minutes}", String(minutes));
+  }
+  return null;
+}
+
 function handleError(err) {
   const ref = err.ref || "";
   if (ref === "conversation.resume") {
@@ -1264,13 +1298,13 @@ function handleError(err) {
     showBeginning(t("notFound"));
     return;
   }
-  if (ref === "conversation.open") {
+  if (ref === "conversation.open" || ref === "bot.start") {
     connection.stop();
     openRequest = null;
     if (err.code === "intake_required") {
       showBeginning(); // the server wants the intake after all
     } else {
-      showStart(err.code === "unknown_team" ? t("unknownTeam") : t("genericError"));
+      showStart(limitText(err) || (err.code === "unknown_team" ? t("unknownTeam") : t("genericError")));
     }
     return;
   }

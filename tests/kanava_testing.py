@@ -38,6 +38,7 @@ from protocol.messages import (
 )
 from server.app import HUB, STORAGE, build_app
 from server.auth import hash_password
+from server.clock import Clock
 from server.conversations import AssignMode, Professional, Team
 from server.hub import Hub
 from server.settings import Settings
@@ -81,6 +82,8 @@ class KanavaServer:
         # Known before start, so the server knows its own origin (and a test can register
         # its callback address with an identity provider first).
         self.port = settings.pop("port", None) or free_port()
+        # A ManualClock lets a test move the server's time (expiries, idle closes).
+        self.clock: Clock | None = settings.pop("clock", None)
         self.settings_overrides = settings
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,7 +141,7 @@ class KanavaServer:
 
     async def _start_app(self) -> None:
         settings = self.settings
-        self.app = build_app(settings)
+        self.app = build_app(settings, self.clock)
         self._runner = web.AppRunner(self.app, shutdown_timeout=2)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)

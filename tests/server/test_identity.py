@@ -227,20 +227,25 @@ async def test_login_completed_after_its_time_to_live_is_rejected(dev_idp: DevId
     assert "expired" in error.reason and "600 seconds" in error.reason
 
 
-async def test_oldest_pending_login_is_forgotten_when_too_many_are_open(dev_idp: DevIdp) -> None:
-    """Anyone can begin logins, so their number is bounded; the oldest give way."""
+async def test_a_full_table_of_pending_logins_refuses_new_ones_and_keeps_the_old(
+    dev_idp: DevIdp,
+) -> None:
+    """Anyone can begin logins, so their number is bounded; a flood of new ones is refused
+    instead of pushing out the login a real person is in the middle of."""
     party = await started(dev_idp.config(max_pending_logins=2))
     try:
         first_url, _ = party.begin(context="first", lang="fi")
         party.begin(context="second", lang="fi")
-        third_url, _ = party.begin(context="third", lang="fi")
-        assert (await refused(party, await login(first_url, dev_idp.redirect_uri))).code == (
-            Code.STATE_MISMATCH
-        )
-        context, _ = await party.complete(await login(third_url, dev_idp.redirect_uri))
+        with pytest.raises(IdentificationError) as refusal:
+            party.begin(context="third", lang="fi")
+        assert refusal.value.code == Code.BUSY
+        assert "yritä" in refusal.value.user_message("fi").lower()
+        context, _ = await party.complete(await login(first_url, dev_idp.redirect_uri))
+        # Completing one frees its place.
+        party.begin(context="fourth", lang="fi")
     finally:
         await party.close()
-    assert context == "third"
+    assert context == "first"
 
 
 # ------------------------------------------------------------------------- the ID token

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from protocol.messages import (
     ConversationStateChanged,
     IntakeAnonymous,
     IntakeAnswer,
+    IntakeIdentify,
     IntakeResume,
     IntakeStart,
     IntakeStation,
@@ -231,18 +234,38 @@ def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServe
         yield server
 
 
-async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> None:
-    """Open the identify step's URL as the resident's browser would, and log in as ``person``."""
+async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> str:
+    """Open the identify step's URL as the resident's browser would, log in as ``person``,
+    and return the one-time code the callback page hands to the chat page that opened it."""
     assert isinstance(step.detail, dict)
-    async with aiohttp.ClientSession() as browser:
-        async with browser.get(server.base + step.detail["url"], allow_redirects=False) as resp:
-            assert resp.status == 302, await resp.text()
-            provider_url = resp.headers["Location"]
-        redirect = f"{server.base}/identity/callback"
-        query = await login(provider_url, redirect, person=person)
-        async with browser.get(redirect, params=query) as resp:
-            page = await resp.text()
-            assert resp.status == 200, page
+    jar = aiohttp.CookieJar(unsafe=True)  # the binding cookie of a loopback server
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        return await browser_identifies(browser, server, step.detail["url"], person)
+
+
+async def browser_identifies(
+    browser: aiohttp.ClientSession, server: KanavaServer, link: str, person: str
+) -> str:
+    """``browser`` opens ``link`` and logs in as ``person``; the code its page received ("" if
+    none), after checking the page's status."""
+    async with browser.get(server.base + link, allow_redirects=False) as resp:
+        assert resp.status == 302, await resp.text()
+        provider_url = resp.headers["Location"]
+    redirect = f"{server.base}/identity/callback"
+    query = await login(provider_url, redirect, person=person)
+    async with browser.get(redirect, params=query) as resp:
+        page = await resp.text()
+        result = identification_result(page)
+        assert resp.status == (200 if result["ok"] else 400), page
+    return str(result["code"] or "")
+
+
+def identification_result(page: str) -> dict[str, Any]:
+    """What the callback page would post to its opener."""
+    match = re.search(r'<meta name="kanava-identification" content="([^"]*)">', page)
+    assert match, page
+    result: dict[str, Any] = json.loads(html.unescape(match.group(1)))
+    return result
 
 
 async def identified_intake(
@@ -253,8 +276,12 @@ async def identified_intake(
     await client.send(IntakeStart("other", "fi"))
     step = await answer_all(client, await client.expect(IntakeStep))
     assert step.step == "identify"
-    await identify_as(server, step, person)
-    nxt = await client.expect((IntakeStep, ConversationOpened))  # type: ignore[arg-type]
+    code = await identify_as(server, step, person)
+    await client.send(IntakeIdentify(code))
+    nxt = await client.expect(
+        (IntakeStep, ConversationOpened),  # type: ignore[arg-type]
+        lambda m: not (isinstance(m, IntakeStep) and m.step == "identify"),
+    )
     return desk, client, nxt
 
 

@@ -1,0 +1,20 @@
+// The last page of the identification pop-up: tells the chat page that opened it how it went.
+// The one-time code goes only to a page of this server's own origin (postMessage's target
+// origin), whose websocket redeems it for its own intake. Opened any other way, nothing is
+// sent anywhere and the person is told to identify from the chat itself.
+const meta = document.querySelector('meta[name="kanava-identification"]');
+let result = { ok: false, code: null, alone: null };
+try {
+  if (meta) result = { ...result, ...JSON.parse(meta.content) };
+} catch {
+  // A page without a result says only what its text says.
+}
+if (window.opener && !window.opener.closed) {
+  window.opener.postMessage(
+    { kanava: "identified", ok: Boolean(result.ok), code: result.code || null },
+    window.location.origin,
+  );
+  if (result.ok) setTimeout(() => window.close(), 1500);
+} else if (result.ok && result.alone) {
+  document.querySelector('[role="status"]').textContent = result.alone;
+}
