@@ -34,7 +34,16 @@ from .errors import HubError
 from .ratelimit import TokenBucket
 from .settings import Settings
 
-__all__ = ["LIMITS", "AddressLimits", "Hold", "LimitError", "Rate", "limits_from"]
+__all__ = [
+    "LIMITS",
+    "NO_ADDRESS_LIMITS",
+    "AddressLimits",
+    "Hold",
+    "LimitError",
+    "Rate",
+    "limits_from",
+    "no_address_limits_env",
+]
 
 #: Buckets remembered at most, per kind; past it the least recently used are dropped (which
 #: errs towards letting people in, never towards refusing them).
@@ -158,6 +167,26 @@ class AddressLimits:
 
     def _reason(self, kind: str) -> str:
         return self.reasons.get(kind, f"too many {kind.replace('_', ' ')}: try again later")
+
+
+#: Every limit per address turned off: for load tests and test servers, where thousands of
+#: simulated people share one loopback address. Never for a service.
+NO_ADDRESS_LIMITS: dict[str, int | float] = {
+    "max_sockets_per_address": 0,
+    "bot_chats_per_hour": 0,
+    "queued_chats_per_hour": 0,
+    "max_waiting_per_address": 0,
+    "intakes_per_hour": 0,
+    "max_intakes_per_address": 0,
+    "max_identifications_per_address": 0,
+    "sign_in_starts_per_hour": 0,
+    "client_messages_per_minute": 0,
+}
+
+
+def no_address_limits_env() -> dict[str, str]:
+    """:data:`NO_ADDRESS_LIMITS` as ``KANAVA_*`` variables, for a server started as a process."""
+    return {f"KANAVA_{name.upper()}": str(value) for name, value in NO_ADDRESS_LIMITS.items()}
 
 
 def limits_from(settings: Settings) -> AddressLimits:

@@ -52,9 +52,9 @@ class Settings:
     max_sockets_per_address: int = 200
     bot_chats_burst: int = 30
     bot_chats_per_hour: int = 120
-    queued_chats_burst: int = 10
-    queued_chats_per_hour: int = 30
-    max_waiting_per_address: int = 10
+    queued_chats_burst: int = 5
+    queued_chats_per_hour: int = 20
+    max_waiting_per_address: int = 5
     intakes_burst: int = 30
     intakes_per_hour: int = 240
     max_intakes_per_address: int = 50

@@ -41,6 +41,7 @@ from server.auth import hash_password
 from server.clock import Clock
 from server.conversations import AssignMode, Professional, Team
 from server.hub import Hub
+from server.limits import NO_ADDRESS_LIMITS
 from server.settings import Settings
 from server.storage import Storage
 
@@ -100,6 +101,9 @@ class KanavaServer:
             # Most tests are about the chat itself and open conversations directly; the
             # intake's own tests (tests/server/test_intake*.py) turn it on.
             "intake_required": False,
+            # Every test client comes from 127.0.0.1: limits per address would count them all
+            # as one stranger. tests/server/test_address_limits.py turns them on.
+            **NO_ADDRESS_LIMITS,
             **self.settings_overrides,
             "port": self.port,
             "database": self.database,

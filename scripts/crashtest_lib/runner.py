@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.limits import no_address_limits_env
+
 from .check import CORRECTNESS, HEALTH, check_database, summarise
 from .peers import ClientPeer, Ledger, Peer, PeerConfig, ProPeer
 from .proxy import FaultyProxy
@@ -59,6 +61,7 @@ def server_env(cfg: RunConfig, workdir: Path) -> dict[str, str]:
             "KANAVA_ALWAYS_OPEN": "true",
             # Chats stay with their professional across every restart and cut.
             "KANAVA_GRACE_SECONDS": "86400",
+            **no_address_limits_env(),
             "KANAVA_SQLITE_SYNCHRONOUS": cfg.synchronous,
             "KANAVA_LOG_LEVEL": "warning",
             "KANAVA_OIDC_KEY_FILE": str(workdir / "oidc-client-key.json"),

@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from server.limits import no_address_limits_env
+
 __all__ = ["ROOT", "ServerProcess", "free_port", "rss_kb", "start_kanava", "start_relay"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,6 +134,7 @@ def start_kanava(
     cpu: str | None = None,
     uvloop: bool = True,
     raise_rate_limits: bool = True,
+    address_limits: bool = False,
     intake_areas: Path | None = None,
     env: dict[str, str] | None = None,
     log_level: str = "warning",
@@ -140,7 +143,8 @@ def start_kanava(
 
     With ``intake_areas`` (the load tool's areas file) the simulated citizens go through the
     intake: it is required, open at any hour, and without identification, which needs a
-    person at an identity provider. Without it they send ``conversation.open``.
+    person at an identity provider. Without it they send ``conversation.open``. Limits per
+    client address are off unless ``address_limits``.
     """
     port = port or free_port()
     child_env = dict(os.environ)
@@ -154,6 +158,10 @@ def start_kanava(
         child_env["KANAVA_INTAKE_REQUIRED"] = "false"
     if raise_rate_limits:
         child_env.update(RAISED_RATE_LIMITS)
+    if not address_limits:
+        # Every simulated person comes from this machine's address: limits per address
+        # would count them all as one (scripts/flood.py is the run that wants them).
+        child_env.update(no_address_limits_env())
     child_env.update(env or {})
     args = [
         sys.executable,

@@ -48,6 +48,7 @@ from protocol.messages import (
     FeedbackSend,
     IntakeAnonymous,
     IntakeAnswer,
+    IntakeIdentify,
     IntakeResume,
     IntakeStart,
     IntakeStation,
@@ -94,6 +95,7 @@ EXAMPLES: list[Message] = [
     IntakeAnonymous(),
     IntakeStation(station="kallio"),
     IntakeResume(token="i" * 43),
+    IntakeIdentify(code="k" * 43),
     IntakeStep(
         step="question",
         token="i" * 43,
