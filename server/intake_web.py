@@ -313,7 +313,8 @@ def _page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="kanava-identification" content="{result}">
 <title>Kanava</title><link rel="stylesheet" href="/static/style.css"></head>
-<body class="identity-result"><main><p role="status">{html.escape(message)}</p></main>
+<body class="identity-result"><main><h1>Kanava</h1>
+<p role="status">{html.escape(message)}</p></main>
 <script src="/static/identity_result.js"></script></body></html>"""
     headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     if retry_after is not None:

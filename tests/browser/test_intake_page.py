@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe import check as axe_check
 from browser_testing import Pages, PageServer, composer, sign_in, start_page_server, take
 from idp import provider_for_kanava
 from kanava_testing import Chat
@@ -464,5 +465,52 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
         assert (view.team_id, view.station_id) == ("kallio", "kallio")
     finally:
         await chat.close_all()
+        await pages.close()
+    assert not pages.errors, pages.errors
+
+
+async def test_a_link_completed_in_another_browser_identifies_nobody(
+    browser: Browser, identifying_server: PageServer, tmp_path: Path
+) -> None:
+    """The phishing case in real browsers: the attacker's chat page reaches its identify step
+    and sends its link to Aino, who logs in with it in her own browser. Her browser is told to
+    identify from the chat itself; the attacker's chat stays at the identify step, with no name
+    and no queue place."""
+    pages = Pages(browser, identifying_server, tmp_path)
+    try:
+        attacker = await pages.new("/client")
+        await answer_something_else(
+            attacker,
+            "Haluan nähdä toisen tiedot.",
+            duration="Alkoi tänään",
+            age="30",
+            sex="Mies",
+        )
+        await expect(attacker.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+        link = await attacker.locator("#intake").get_attribute("data-identify-url")
+        assert link and "/identity/start?ticket=" in link
+
+        # Browsers ask the provider's and the callback page's origins for a favicon they lack.
+        pages.expected_console = ("status of 404",)
+        victim = await pages.new("/")  # Aino's own browser, on the city's site
+        await victim.goto(link)
+        await expect(victim.get_by_text("test service, fictitious persons only")).to_be_visible()
+        await victim.get_by_role("button", name=re.compile("^Aino")).click()
+        await expect(victim.get_by_role("status")).to_have_text(
+            "Tätä ikkunaa ei avattu chatista, joten tunnistautumista ei käytetty. Palaa chattiin "
+            "ja valitse siellä Tunnistaudu."
+        )
+        await pages.screenshot(victim, "identity-not-from-chat.png")
+        await axe_check(victim, "identification result page")
+
+        await attacker.wait_for_timeout(1000)
+        await expect(attacker.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+        await expect(attacker.locator("#chat")).to_be_hidden()
+        await expect(attacker.locator("body")).not_to_contain_text("Aino")
+        assert not identifying_server.hub.conversations  # nothing queued, nobody identified
+        # The attacker's own next click gets a fresh link, not a used one.
+        fresh = await attacker.locator("#intake").get_attribute("data-identify-url")
+        assert fresh and fresh != link
+    finally:
         await pages.close()
     assert not pages.errors, pages.errors
