@@ -43,7 +43,10 @@ log = logging.getLogger("kanava.bot")
 BOT_ID = "p_bot"
 BOT_TEAM = "bot"
 BOT_NAME = "Neuvontabotti"
-BOT_CAPACITY = 100_000
+#: The built-in bot takes every chat: its answers cost no one's time, so whether it answers
+#: must not depend on how many chats strangers have opened. What its chats cost (memory) is
+#: bounded by the limits per address and the idle close of abandoned chats instead.
+BOT_CAPACITY = 2**31 - 1
 
 _GREETING = {
     "fi": "Hei! Olen Kanavan neuvontabotti, en ihminen. Vastaan yleisiin kysymyksiin "

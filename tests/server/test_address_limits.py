@@ -282,3 +282,30 @@ async def test_waiting_and_bot_chats_whose_client_left_are_closed_and_the_client
         assert state.conversation.reason == "client_left"
     finally:
         await desk.close_all()
+
+
+async def test_the_bot_answers_however_many_chats_strangers_opened(server_factory: Any) -> None:
+    """Strangers from many addresses open bot chats and leave; the bot still takes the next
+    one at once, and the abandoned ones are closed after the idle time."""
+    server: KanavaServer = server_factory(idle_close_minutes=0.02, bot_chats_burst=2)
+    desk = Chat(server, JSON)
+    try:
+        for n in range(40):
+            stranger = await desk.raw_client(local_addr=(f"127.0.3.{n + 1}", 0))
+            await stranger.send(BotStart(language="fi"))
+            await stranger.expect(ConversationOpened)
+            await stranger.close()
+        bot = server.hub.professionals["p_bot"]
+        assert len(bot.conversation_ids) == 40
+        someone = await desk.raw_client(**OTHER)
+        await someone.send(BotStart(language="fi"))
+        opened = await someone.expect(ConversationOpened)
+        taken = await someone.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "assigned"
+        )
+        assert taken.conversation.professional is not None
+        assert taken.conversation.professional.bot
+        await asyncio.sleep(2.5)
+        assert bot.conversation_ids == {opened.conversation.conversation_id}
+    finally:
+        await desk.close_all()
