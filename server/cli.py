@@ -106,11 +106,14 @@ def _parser() -> argparse.ArgumentParser:
 
     retention = commands.add_parser(
         "retention",
-        help="delete the chats whose retention time is over, and report counts",
-        description="Delete closed chats of clients who did not identify, and chats with the "
-        "bot only, after retention_anonymous_days; identified clients' chats after "
-        "retention_identified_days (0: never). A chat with a patient-record entry is kept. "
-        "Prints the counts as JSON. Safe while the server runs.",
+        help="delete what is past its retention time, and report counts",
+        description="Delete chats of clients who did not identify, and chats with the bot "
+        "only, retention_anonymous_days after they ended; identified clients' chats after "
+        "retention_identified_days (0: never). A chat that never ended counts from its last "
+        "activity. Intakes that never became a chat go after retention_anonymous_days, "
+        "expired sessions and unsent texts of ended chats at once. A chat with a "
+        "patient-record entry is kept. Prints the counts by kind as JSON. Safe while the "
+        "server runs.",
     )
     retention.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     retention.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
@@ -195,14 +198,15 @@ async def _retention(settings: Settings, dry_run: bool) -> dict[str, Any]:
     now = int(time.time() * 1000)
     day = 86_400_000
     identified_days = settings.retention_identified_days
+    cutoffs = (
+        now - settings.retention_anonymous_days * day,
+        now - identified_days * day if identified_days > 0 else None,
+    )
     storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
     try:
-        due = await storage.retention_candidates(
-            now - settings.retention_anonymous_days * day,
-            now - identified_days * day if identified_days > 0 else None,
-        )
-        ids = [cid for kind in due.values() for cid in kind]
-        messages = 0 if dry_run else await storage.delete_conversations(ids)
+        due = await storage.retention_candidates(*cutoffs, now)
+        if not dry_run:
+            due = await storage.delete_retained(due, *cutoffs, now)
         kept = await storage.count_kept()
     finally:
         await storage.close()
@@ -210,8 +214,8 @@ async def _retention(settings: Settings, dry_run: bool) -> dict[str, Any]:
         "dry_run": dry_run,
         "anonymous_days": settings.retention_anonymous_days,
         "identified_days": identified_days or None,
-        "deleted" if not dry_run else "would_delete": {k: len(v) for k, v in due.items()},
-        "messages_deleted": messages,
+        "deleted" if not dry_run else "would_delete": due.counts(),
+        "messages_deleted": due.messages,
         "kept": kept,
     }
 
