@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -277,6 +278,9 @@ async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Whatever Kanava creates (the database and its companions, backups, keys) is the
+    # service user's alone; storage also sets each file's mode itself.
+    os.umask(0o077)
     if args.command == "add-bot":
         settings = Settings.from_env(database=args.database)
         token = asyncio.run(_add_bot(settings, args))

@@ -31,6 +31,7 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import re
 import sqlite3
 import time
@@ -48,7 +49,12 @@ from protocol.messages import ChatMessage
 from .clock import Clock, SystemClock
 from .conversations import AssignMode, Conversation, Professional, Team
 
-__all__ = ["Appended", "Retention", "Storage", "StorageClosed"]
+__all__ = ["Appended", "Retention", "Storage", "StorageClosed", "make_private"]
+
+# The database, its WAL and shared-memory files and its backups hold health data: readable
+# and writable by the service's own user only, like the key files.
+PRIVATE_MODE = 0o600
+_COMPANIONS = ("-wal", "-shm", "-journal")
 
 CHECKPOINT_SECONDS = 1.0
 # Once the WAL holds this many pages, the writer starts it over (see _checkpoint_loop).
@@ -232,9 +238,10 @@ class Storage:
 
     async def _open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private(self.path)
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await self._writer.execute("PRAGMA journal_mode=WAL")
+        make_private(self.path)  # the WAL and shared-memory files SQLite has just made
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
         await self._writer.execute("PRAGMA foreign_keys=ON")
         await self._writer.execute("PRAGMA busy_timeout=5000")
@@ -1113,11 +1120,13 @@ class Storage:
         SQLite's online backup copies a snapshot: writes that commit meanwhile are either
         wholly in the copy or not at all. The copy is checked before it is reported.
         """
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private(target)
         async with aiosqlite.connect(source) as live, aiosqlite.connect(target) as copy:
             await live.execute("PRAGMA busy_timeout=5000")
             await live.backup(copy)
-        return await Storage.check_file(target)
+        counts = await Storage.check_file(target)
+        make_private(target)
+        return counts
 
     @staticmethod
     async def check_file(path: Path) -> dict[str, int]:
@@ -1136,11 +1145,13 @@ class Storage:
     async def restore(backup: Path, database: Path) -> dict[str, int]:
         """Replace ``database`` (its server stopped) with a checked backup."""
         await Storage.check_file(backup)
-        database.parent.mkdir(parents=True, exist_ok=True)
+        make_private(database)
         async with aiosqlite.connect(backup) as source, aiosqlite.connect(database) as target:
             await source.backup(target)
             await target.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return await Storage.check_file(database)
+        counts = await Storage.check_file(database)
+        make_private(database)
+        return counts
 
     # --- the client's feedback -----------------------------------------------------------
 
@@ -1303,6 +1314,23 @@ class Storage:
                 (conversation_id,),
             )
         return dict(rows[0]) if rows else None
+
+
+def make_private(database: Path) -> None:
+    """Create ``database`` (empty) with mode 0600 if it is missing, and give it and its WAL,
+    shared-memory and journal files that mode if they have another (a database made before
+    Kanava did this, or copied with a looser mode). SQLite makes the companion files with
+    the database's own mode."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, PRIVATE_MODE))
+    for path in (database, *(database.with_name(database.name + c) for c in _COMPANIONS)):
+        try:
+            if path.stat().st_mode & 0o777 != PRIVATE_MODE:
+                os.chmod(path, PRIVATE_MODE)
+        except FileNotFoundError:
+            pass
+        except PermissionError as exc:
+            log.warning("cannot make %s private (chmod 600 it): %r", path, exc)
 
 
 def _transaction_in_thread(

@@ -441,6 +441,56 @@ async def test_an_online_backup_is_consistent_and_restores(
         await reader.close_all()
 
 
+def _mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The common default umask (group and others may read): what a service gets unless
+    it sets its own."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+async def test_the_database_its_wal_and_shm_and_backups_are_the_service_users_alone(
+    server_factory: Any, tmp_path: Path, usual_umask: None
+) -> None:
+    database = tmp_path / "var" / "kanava.sqlite3"
+    server: KanavaServer = server_factory(database=database)
+    chat = Chat(server)
+    try:
+        client, _ = await chat.open_chat_with("hoitaja1", "Aino")
+        await client.say("päänsärkyä")
+        wal, shm = (database.with_name(database.name + end) for end in ("-wal", "-shm"))
+        assert wal.exists() and shm.exists()
+        for path in (database, wal, shm):
+            assert _mode(path) == "0o600", path
+        assert _mode(database.parent) == "0o700"  # made for it
+
+        backup = tmp_path / "backups" / "kanava-copy.sqlite3"
+        await asyncio.to_thread(kanava, "backup", str(backup), "--database", str(database))
+        assert _mode(backup) == "0o600"
+        restored = tmp_path / "restored.sqlite3"
+        await asyncio.to_thread(kanava, "restore", str(backup), "--database", str(restored))
+        assert _mode(restored) == "0o600"
+    finally:
+        await chat.close_all()
+    server.stop()
+
+    # A database made before this (or copied with a looser mode) is made private on open.
+    for path in (database, wal, shm):
+        path.touch()
+        os.chmod(path, 0o644)
+    server.start()
+    try:
+        for path in (database, wal, shm):
+            assert _mode(path) == "0o600", path
+    finally:
+        server.stop()
+
+
 def test_a_damaged_backup_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sqlite3"
     bad.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
