@@ -19,7 +19,7 @@ from .auth import hash_password, hash_token, new_token
 from .bot import BOT_TEAM
 from .conversations import AssignMode, Professional, Team
 from .demo import DEMO_ACCOUNTS
-from .logs import configure_logging
+from .logs import AccessLog, configure_logging
 from .settings import Settings
 from .storage import Storage
 
@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         build_app(settings),
         host=settings.host,
         port=settings.port,
+        access_log_class=AccessLog,
         print=lambda text: print(text, file=sys.stderr),
         shutdown_timeout=10,
     )

@@ -5,6 +5,9 @@ answers and identity codes are never passed to a logger by Kanava's code; as a s
 defence, :class:`Redact` replaces anything shaped like a Finnish personal identity code in
 every record (aiohttp's access log and exception texts included) before it is written.
 
+The HTTP access log (:class:`AccessLog`) names the path of each request, never its query
+string: sign-in and identification pass tickets, codes and states there.
+
 ``log_format = "text"`` keeps the classic one-line form for reading in a terminal.
 """
 
@@ -17,7 +20,11 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["JsonFormatter", "Redact", "configure_logging"]
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+__all__ = ["AccessLog", "JsonFormatter", "Redact", "configure_logging"]
 
 # DDMMYY, a century sign (+ - A-F U-Y), three digits and a check character.
 _IDENTITY_CODE = re.compile(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-FHJ-NPR-Y]\b")
@@ -38,6 +45,32 @@ class Redact(logging.Filter):
             )
             record.exc_info = None
         return True
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per HTTP request: the method, the path, the status, the size and the time.
+
+    Never the query string, of any route: ``/identity/start?ticket=…``,
+    ``/identity/callback?code=…&state=…`` and the like carry one-time secrets that would
+    let whoever reads the log finish a sign-in. Nor the Referer (the previous page's
+    address, query string and all) or the User-Agent. aiohttp's default format (``%r``)
+    writes the whole request line.
+    """
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %d %.1fms',
+            request.remote or "-",
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time * 1000,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
 
 class JsonFormatter(logging.Formatter):

@@ -40,6 +40,7 @@ from server.app import HUB, STORAGE, build_app
 from server.auth import hash_password
 from server.conversations import AssignMode, Professional, Team
 from server.hub import Hub
+from server.logs import AccessLog
 from server.settings import Settings
 from server.storage import Storage
 
@@ -139,7 +140,7 @@ class KanavaServer:
     async def _start_app(self) -> None:
         settings = self.settings
         self.app = build_app(settings)
-        self._runner = web.AppRunner(self.app, shutdown_timeout=2)
+        self._runner = web.AppRunner(self.app, shutdown_timeout=2, access_log_class=AccessLog)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
