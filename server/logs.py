@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from typing import Any
@@ -24,10 +23,10 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
+from .personal_code import redact
+
 __all__ = ["AccessLog", "JsonFormatter", "Redact", "configure_logging"]
 
-# DDMMYY, a century sign (+ - A-F U-Y), three digits and a check character.
-_IDENTITY_CODE = re.compile(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-FHJ-NPR-Y]\b")
 _REDACTED = "[identity code]"
 
 
@@ -36,12 +35,12 @@ class Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = _IDENTITY_CODE.sub(_REDACTED, message)
+        clean = redact(message, _REDACTED)
         if clean != message or record.args:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = _IDENTITY_CODE.sub(
-                _REDACTED, logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(
+                logging.Formatter().formatException(record.exc_info), _REDACTED
             )
             record.exc_info = None
         return True

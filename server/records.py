@@ -23,6 +23,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import personal_code
+
 __all__ = [
     "BOT_PREFIX",
     "MAX_FIELD_LENGTH",
@@ -575,11 +577,7 @@ def _xhtml(text: str) -> str:
 
 
 def _redact(text: str, identity_code: str | None) -> str:
-    text = _clean(text)
-    code = _clean(identity_code)
-    if not code:
-        return text
-    return re.sub(re.escape(code), _REDACTED, text, flags=re.IGNORECASE)
+    return personal_code.redact(_clean(text), _REDACTED, _clean(identity_code) or None)
 
 
 def _instant(ms: int) -> str:

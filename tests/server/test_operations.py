@@ -527,6 +527,19 @@ def test_log_lines_are_json_with_ids_and_identity_codes_are_redacted() -> None:
     assert line["conversation_id"] == "c_abc" and line["level"] == "info"
 
 
+@pytest.mark.parametrize(
+    "written", ["131052 - 308T", "131052\u2013308T", "131052\u2212308T", "131052\uff0d308T"]
+)
+def test_identity_codes_with_other_dashes_or_spaces_are_redacted_from_logs(written: str) -> None:
+    record = logging.LogRecord(
+        "kanava.test", logging.INFO, __file__, 1, "lookup of %s failed", (written,), None
+    )
+    assert Redact().filter(record)
+    assert json.loads(JsonFormatter().format(record))["message"] == (
+        "lookup of [identity code] failed"
+    )
+
+
 class _Keep(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)

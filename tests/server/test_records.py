@@ -518,6 +518,51 @@ def test_the_identity_code_is_only_in_the_patient_identifier() -> None:
     assert json.dumps(document).count(HETU) == 1
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "131052 - 308T",  # spaces around the separator
+        "131052 -308T",
+        "131052- 308t",
+        "131052308T",  # no separator
+        "131052 308T",  # a space for a separator
+        "131052\u2010308T",  # hyphen
+        "131052\u2011308T",  # non-breaking hyphen
+        "131052\u2012308T",  # figure dash
+        "131052\u2013308T",  # en dash
+        "131052\u2014308T",  # em dash
+        "131052\u2015308T",  # horizontal bar
+        "131052\u2212308T",  # minus sign
+        "131052\ufe63308T",  # small hyphen-minus
+        "131052\uff0d308T",  # full-width hyphen-minus
+        "131052\u00a0\u2013\u00a0308T",  # no-break spaces around an en dash
+        "\uff11\uff13\uff11\uff10\uff15\uff12-\uff13\uff10\uff18\uff34",  # full width
+    ],
+)
+def test_the_clients_identity_code_is_redacted_however_it_is_written(written: str) -> None:
+    entry = dataclasses.replace(ENTRY, advice=f"Henkilötunnus {written} tarkistettu.")
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    div = composition["section"][2]["text"]["div"]
+    assert div.endswith("Henkilötunnus [identity code] tarkistettu.</div>"), div
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["010203A123D", "010203 - 123D", "010203\u2013123D", "241299Y001U", "010110B0308"],
+)
+def test_someone_elses_code_with_a_separator_is_redacted_too(written: str) -> None:
+    entry = dataclasses.replace(ENTRY, follow_up=f"Huoltajan tunnus {written}.")
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    assert "Huoltajan tunnus [identity code]." in composition["section"][3]["text"]["div"]
+
+
+def test_phone_numbers_dates_and_times_in_a_narrative_are_kept() -> None:
+    kept = "Soita 0401234567 tai 09 310 10023. Syntynyt 13.10.1952, aika 15.03. klo 9.30."
+    entry = dataclasses.replace(ENTRY, follow_up=kept)
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    assert kept in composition["section"][3]["text"]["div"]
+
+
 def test_html_in_a_message_is_escaped_in_the_narrative() -> None:
     chat = transcript(("client", "<script>alert(1)</script> & <b>kipu</b>"), ("client", "2. rivi"))
     entry = draft_record(None, chat)
