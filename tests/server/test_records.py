@@ -326,6 +326,27 @@ def test_an_edited_entry_is_accepted_with_line_ends_normalised() -> None:
     assert validate_entry(raw) == RecordEntry("Kuume", "Yskä\nKuume", "", "", "resolved")
 
 
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_bidirectional_text_controls_are_removed_from_an_entry_and_its_documents() -> None:
+    """A right-to-left override would show "Parasetamolia 1 g x 4" as something else in
+    the record; an entry is saved, and its documents made, without any of them."""
+    raw = {"advice": f"Parasetamolia {BIDI[4]}4 x g 1{BIDI[2]}.", "outcome": "resolved"}
+    raw |= {"symptoms": "".join(f"{c}x" for c in BIDI), "reason": BIDI[0] + BIDI[6]}
+    entry = validate_entry(raw)
+    assert entry.advice == "Parasetamolia 4 x g 1." and entry.symptoms == "x" * len(BIDI)
+    assert entry.reason == ""
+    # A stored entry, or a draft from a transcript, written before this: the documents
+    # leave them out too.
+    old = dataclasses.replace(ENTRY, advice=raw["advice"], follow_up=raw["symptoms"])
+    documents = record_text(old, context(client_name=f"Maija{BIDI[5]}")) + json.dumps(
+        record_fhir(old, context(client_name=f"Maija{BIDI[5]}")), ensure_ascii=False
+    )
+    assert not set(BIDI) & set(documents)
+    assert "Parasetamolia 4 x g 1." in documents
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
