@@ -9,11 +9,18 @@ Supported field types: ``str`` (optionally ``Annotated`` with a :class:`Limit`),
 :data:`JsonValue` (any JSON value within size bounds: a question, a form answer, a summary)
 and nested dataclasses (an object on the wire). ``None`` values are left out on the wire, and a
 field with a default may be missing.
+
+Every string that is decoded (a field, an item, a JSON value or key, at any depth) loses its
+bidirectional-text control characters (:data:`BIDI_CONTROLS`) before its length is checked:
+they can make a text read otherwise than it is written (a right-to-left override turns a
+phone number or a dose round), and no chat needs them. A text that was nothing else is then
+empty, and refused as too short where text is required.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -22,10 +29,30 @@ from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 
 from .errors import ErrorCode, ProtocolError
 
-__all__ = ["JsonValue", "Limit", "Schema", "compile_schema"]
+__all__ = [
+    "BIDI_CONTROLS",
+    "JsonValue",
+    "Limit",
+    "Schema",
+    "compile_schema",
+    "without_bidi_controls",
+]
 
 T = TypeVar("T")
 Convert = Callable[[Any, str], Any]
+
+
+# The embeddings and overrides (U+202A-U+202E), the isolates (U+2066-U+2069) and the marks
+# (U+200E, U+200F and the Arabic letter mark U+061C).
+BIDI_CONTROLS = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+)
+_BIDI = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
+def without_bidi_controls(text: str) -> str:
+    """``text`` without bidirectional-text control characters."""
+    return text if text.isascii() else _BIDI.sub("", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +94,7 @@ def _json(value: Any, path: str) -> Any:
                 raise _invalid(path, "a finite number")
             return v
         if kind is str:
+            v = without_bidi_controls(v)
             if len(v) > _JSON_MAX_STR:
                 raise _invalid(path, f"made of strings of at most {_JSON_MAX_STR} characters")
             return v
@@ -77,7 +105,7 @@ def _json(value: Any, path: str) -> Any:
             for k, x in v.items():
                 if type(k) is not str or len(k) > 100:
                     raise _invalid(path, "an object with short string keys")
-                out[k] = check(x, depth + 1)
+                out[without_bidi_controls(k)] = check(x, depth + 1)
             return out
         raise _invalid(path, "a JSON value")
 
@@ -94,7 +122,7 @@ def _str_converter(limit: Limit | None) -> Convert:
         def convert_str(value: Any, path: str) -> Any:
             if type(value) is not str:
                 raise _invalid(path, "a string")
-            return value
+            return without_bidi_controls(value)
 
         return convert_str
 
@@ -103,6 +131,7 @@ def _str_converter(limit: Limit | None) -> Convert:
     def convert_limited(value: Any, path: str) -> Any:
         if type(value) is not str:
             raise _invalid(path, "a string")
+        value = without_bidi_controls(value)
         n = len(value)
         if n > max_len:
             raise ProtocolError(too_long, f"field '{path}' is longer than {max_len} characters")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from .auth import hash_password, hash_token, new_token
 from .bot import BOT_TEAM
 from .conversations import AssignMode, Professional, Team
 from .demo import DEMO_ACCOUNTS
-from .logs import configure_logging
+from .logs import AccessLog, configure_logging
 from .settings import Settings
 from .storage import Storage
 
@@ -106,11 +107,14 @@ def _parser() -> argparse.ArgumentParser:
 
     retention = commands.add_parser(
         "retention",
-        help="delete the chats whose retention time is over, and report counts",
-        description="Delete closed chats of clients who did not identify, and chats with the "
-        "bot only, after retention_anonymous_days; identified clients' chats after "
-        "retention_identified_days (0: never). A chat with a patient-record entry is kept. "
-        "Prints the counts as JSON. Safe while the server runs.",
+        help="delete what is past its retention time, and report counts",
+        description="Delete chats of clients who did not identify, and chats with the bot "
+        "only, retention_anonymous_days after they ended; identified clients' chats after "
+        "retention_identified_days (0: never). A chat that never ended counts from its last "
+        "activity. Intakes that never became a chat go after retention_anonymous_days, "
+        "expired sessions and unsent texts of ended chats at once. A chat with a "
+        "patient-record entry is kept. Prints the counts by kind as JSON. Safe while the "
+        "server runs.",
     )
     retention.add_argument("--dry-run", action="store_true", help="count, delete nothing")
     retention.add_argument("--database", type=Path, help="SQLite file (default var/kanava.sqlite3)")
@@ -195,14 +199,15 @@ async def _retention(settings: Settings, dry_run: bool) -> dict[str, Any]:
     now = int(time.time() * 1000)
     day = 86_400_000
     identified_days = settings.retention_identified_days
+    cutoffs = (
+        now - settings.retention_anonymous_days * day,
+        now - identified_days * day if identified_days > 0 else None,
+    )
     storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
     try:
-        due = await storage.retention_candidates(
-            now - settings.retention_anonymous_days * day,
-            now - identified_days * day if identified_days > 0 else None,
-        )
-        ids = [cid for kind in due.values() for cid in kind]
-        messages = 0 if dry_run else await storage.delete_conversations(ids)
+        due = await storage.retention_candidates(*cutoffs, now)
+        if not dry_run:
+            due = await storage.delete_retained(due, *cutoffs, now)
         kept = await storage.count_kept()
     finally:
         await storage.close()
@@ -210,8 +215,8 @@ async def _retention(settings: Settings, dry_run: bool) -> dict[str, Any]:
         "dry_run": dry_run,
         "anonymous_days": settings.retention_anonymous_days,
         "identified_days": identified_days or None,
-        "deleted" if not dry_run else "would_delete": {k: len(v) for k, v in due.items()},
-        "messages_deleted": messages,
+        "deleted" if not dry_run else "would_delete": due.counts(),
+        "messages_deleted": due.messages,
         "kept": kept,
     }
 
@@ -273,6 +278,9 @@ async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Whatever Kanava creates (the database and its companions, backups, keys) is the
+    # service user's alone; storage also sets each file's mode itself.
+    os.umask(0o077)
     if args.command == "add-bot":
         settings = Settings.from_env(database=args.database)
         token = asyncio.run(_add_bot(settings, args))
@@ -337,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         build_app(settings),
         host=settings.host,
         port=settings.port,
+        access_log_class=AccessLog,
         print=lambda text: print(text, file=sys.stderr),
         shutdown_timeout=10,
     )

@@ -58,7 +58,7 @@ from .client_address import address_key, client_address
 from .connection import Connection
 from .conversations import Conversation, Professional
 from .errors import HubError
-from .hub import Actor
+from .hub import Actor, client_key
 from .identity import IdentificationError, Identity
 from .limits import LIMITS
 from .ratelimit import LoginLimiter
@@ -467,6 +467,8 @@ async def get_record(request: web.Request) -> web.Response:
     default = conv.reason if conv.reason in OUTCOMES else "resolved"
     draft = draft_record(intake, await _transcript(request, conv.id), default)
     saved = await request.app[STORAGE].record(conv.id)
+    if saved is not None:
+        await _record_read(request, pro, conv, "read in the console", saved["version"])
     return web.json_response(
         {
             "draft": {
@@ -517,9 +519,7 @@ async def save_record(request: web.Request) -> web.Response:
     return web.json_response({"saved": _saved(saved)}, headers=_NO_STORE)
 
 
-async def _record_for_download(
-    request: web.Request,
-) -> tuple[Any, RecordContext]:
+async def _record_for_download(request: web.Request, how: str) -> tuple[Any, RecordContext]:
     pro = await _signed_in(request)
     storage = request.app[STORAGE]
     record = await storage.record(record_id=request.match_info["record_id"])
@@ -556,7 +556,21 @@ async def _record_for_download(
         birth_date=birth,
     )
     entry = validate_record(record)
+    await _record_read(request, pro, conv, how, ctx.version)
     return entry, ctx
+
+
+async def _record_read(
+    request: web.Request, pro: Professional, conv: Conversation, how: str, version: int
+) -> None:
+    """Put a reading of a saved record entry in the access log, before it is shown."""
+    storage, clock = request.app[STORAGE], request.app[CLOCK]
+    reason = f"record entry {how} (version {version})"
+    await storage.save_event(
+        storage.access_statement(
+            clock.now_ms(), pro, conv.id, client_key(conv), conv.client_name, reason
+        )
+    )
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -564,7 +578,7 @@ def _attachment(name: str) -> dict[str, str]:
 
 
 async def download_text(request: web.Request) -> web.Response:
-    entry, ctx = await _record_for_download(request)
+    entry, ctx = await _record_for_download(request, "downloaded as text")
     return web.Response(
         text=record_text(entry, ctx),
         content_type="text/plain",
@@ -574,7 +588,7 @@ async def download_text(request: web.Request) -> web.Response:
 
 
 async def download_fhir(request: web.Request) -> web.Response:
-    entry, ctx = await _record_for_download(request)
+    entry, ctx = await _record_for_download(request, "downloaded as a FHIR document")
     return web.Response(
         text=json.dumps(record_fhir(entry, ctx), ensure_ascii=False, indent=2),
         content_type="application/fhir+json",

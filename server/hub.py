@@ -67,6 +67,7 @@ QUEUE_SNAPSHOT_ENTRIES = 50
 QUEUE_UPDATE_SECONDS = 0.25  # queue positions and snapshots go out at most this often
 OPEN_RETRY_MINUTES = 15
 RECENTLY_CLOSED = 10_000
+DELETED_CHECK_SECONDS = 60.0  # how often open chats are checked against retention's deletions
 URGENT_RANK_OFFSET_MS = 10**12  # about 32 years: before any routine chat
 
 
@@ -198,6 +199,7 @@ class Hub:
             len(self.conversations),
             len(self.professionals),
         )
+        self._spawn(self._watch_deleted())
 
     async def stop(self) -> None:
         if self._queue_flush is not None:
@@ -837,6 +839,16 @@ class Hub:
         reason: str | None,
         changes: _Changes,
     ) -> None:
+        """Close ``conv`` as ``by_role``/``by_id`` did, with its audit row and wait figures."""
+        closed_at = self._end(conv, by_role, reason or f"closed_by_{by_role}", changes)
+        assigned_at = self._assigned_at.pop(conv.id, None)
+        if assigned_at is not None:
+            self._handling[conv.team_id].append((closed_at - assigned_at) / 60_000)
+        self._touch(conv, changes)
+        changes.audit.append(self._audit(conv.id, by_role, by_id, "closed", reason))
+
+    def _end(self, conv: Conversation, closed_by: str, reason: str, changes: _Changes) -> int:
+        """Close ``conv`` here: out of its queue or its professional's chats, announced."""
         self._transition(conv, ConversationEvent.CLOSE)
         if conv.team_id in self.queues and conv.id in self.queues[conv.team_id]:
             self._dequeue(conv)
@@ -846,18 +858,50 @@ class Hub:
             if pro is not None:
                 pro.conversation_ids.discard(conv.id)
                 changes.teams.update(pro.teams)
-        conv.closed_at = self.clock.now_ms()
-        assigned_at = self._assigned_at.pop(conv.id, None)
-        if assigned_at is not None:
-            self._handling[conv.team_id].append((conv.closed_at - assigned_at) / 60_000)
-        conv.closed_by = by_role
-        conv.reason = reason or f"closed_by_{by_role}"
-        self._touch(conv, changes)
-        changes.audit.append(self._audit(conv.id, by_role, by_id, "closed", reason))
+        conv.closed_at = closed_at = self.clock.now_ms()
+        conv.closed_by = closed_by
+        conv.reason = reason
         changes.events.append(self._state_event(conv))
         changes.closed.append(conv.id)
         self._away_since.pop(conv.id, None)
         self._unindex(conv)
+        return closed_at
+
+    # --- retention --------------------------------------------------------------------------
+
+    async def _watch_deleted(self) -> None:
+        while True:
+            await asyncio.sleep(DELETED_CHECK_SECONDS)
+            try:
+                await self.drop_deleted()
+            except Exception:
+                log.exception("could not check for conversations deleted by retention")
+
+    async def drop_deleted(self) -> list[str]:
+        """End the open conversations that storage no longer has, without storing anything.
+
+        ``kanava retention`` deletes a chat that never ended once it has been inactive for its
+        retention time, also while the server runs; the server then still holds it. It is let
+        go of here (the parties are told it has ended), so that nothing more is written for
+        it. A conversation still being opened is not stored yet and is skipped.
+        """
+        ids = [cid for cid in self.conversations if cid not in self._opening]
+        if not ids:
+            return []
+        changes = _Changes()
+        gone: list[str] = []
+        for cid in await self.storage.missing_conversations(ids):
+            conv = self.conversations.get(cid)
+            if conv is None:
+                continue  # ended meanwhile
+            self._assigned_at.pop(cid, None)
+            conv.updated_at = self.clock.now_ms()
+            self._end(conv, "server", "deleted_by_retention", changes)
+            gone.append(cid)
+        if gone:
+            log.info("%d conversations deleted by retention were let go of", len(gone))
+            await self._apply(changes)
+        return gone
 
     # --- chats whose client has left ------------------------------------------------------
 
@@ -906,7 +950,7 @@ class Hub:
                 continue
             since = self._away_since.setdefault(conv.id, now)
             if now - since >= limit_ms:
-                self._close(conv, "system", "hub", "client_left", changes)
+                self._close(conv, "server", "hub", "client_left", changes)
                 closed.append(conv.id)
         if closed:
             log.info("closed %d chats whose client had left", len(closed))

@@ -5,6 +5,9 @@ answers and identity codes are never passed to a logger by Kanava's code; as a s
 defence, :class:`Redact` replaces anything shaped like a Finnish personal identity code in
 every record (aiohttp's access log and exception texts included) before it is written.
 
+The HTTP access log (:class:`AccessLog`) names the path of each request, never its query
+string: sign-in and identification pass tickets, codes and states there.
+
 ``log_format = "text"`` keeps the classic one-line form for reading in a terminal.
 """
 
@@ -12,15 +15,20 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from typing import Any
 
-__all__ = ["JsonFormatter", "Redact", "configure_logging"]
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
-# DDMMYY, a century sign (+ - A-F U-Y), three digits and a check character.
-_IDENTITY_CODE = re.compile(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-FHJ-NPR-Y]\b")
+from .client_address import PROXY_TRUST
+from .personal_code import redact
+
+__all__ = ["AccessLog", "JsonFormatter", "Redact", "configure_logging"]
+
 _REDACTED = "[identity code]"
 
 
@@ -29,15 +37,47 @@ class Redact(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        clean = _IDENTITY_CODE.sub(_REDACTED, message)
+        clean = redact(message, _REDACTED)
         if clean != message or record.args:
             record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = _IDENTITY_CODE.sub(
-                _REDACTED, logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(
+                logging.Formatter().formatException(record.exc_info), _REDACTED
             )
             record.exc_info = None
         return True
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per HTTP request: the method, the path, the status, the size and the time.
+
+    Never the query string, of any route: ``/identity/start?ticket=…``,
+    ``/identity/callback?code=…&state=…`` and the like carry one-time secrets that would
+    let whoever reads the log finish a sign-in. Nor the Referer (the previous page's
+    address, query string and all) or the User-Agent. aiohttp's default format (``%r``)
+    writes the whole request line.
+    """
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        # The person's address, read through the trusted proxies (not the proxy's own).
+        app = request.app if isinstance(request, web.Request) else None
+        trust = app.get(PROXY_TRUST) if app is not None else None
+        address = request.remote
+        if trust is not None:
+            address = trust.client(request.remote, list(request.headers.getall(trust.header, [])))
+        self.logger.info(
+            '%s "%s %s" %d %d %.1fms',
+            address or "-",
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time * 1000,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
 
 class JsonFormatter(logging.Formatter):

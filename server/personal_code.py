@@ -28,7 +28,9 @@ import calendar
 import hashlib
 import hmac
 import os
+import re
 import secrets
+import unicodedata
 from datetime import date
 from pathlib import Path
 
@@ -49,6 +51,7 @@ __all__ = [
     "load_or_create_key",
     "mask",
     "read_secret_file",
+    "redact",
     "validate",
     "write_secret_file",
 ]
@@ -56,6 +59,60 @@ __all__ = [
 _CENTURY = {"+": 1800} | dict.fromkeys("-YXWVU", 1900) | dict.fromkeys("ABCDEF", 2000)
 _TOKEN_PREFIX = "hetu1:"
 _KEY_BYTES = 32
+
+
+# Written by people, a code's separator is not always the ASCII hyphen: word processors and
+# phones turn it into a typographic dash (U+2010–U+2015), a minus sign (U+2212) or a small
+# or full-width hyphen (U+FE63, U+FF0D); some leave it out or put spaces around it.
+DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"
+_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
+_GAP = r"[^\S\r\n]{0,3}"  # spaces (also no-break ones) on one line
+# A century sign or a dash, also in full width (U+FF0B, U+FF21–U+FF26, U+FF35–U+FF39).
+_SIGN = rf"[+{re.escape(DASHES)}A-FU-Y\uff0b\uff21-\uff26\uff35-\uff39]"
+# Six digits, a sign (or none), three digits and a check character, standing apart from other
+# letters and digits. Any Unicode digits count, full-width ones too.
+_CODE_IN_TEXT = re.compile(
+    rf"(?<!\w)(\d{{6}}){_GAP}({_SIGN}?){_GAP}(\d{{3}})(\w)(?!\w)", re.IGNORECASE
+)
+
+
+def _key(digits: str, check: str) -> str:
+    """Birth date, individual number and check character in ASCII upper case."""
+    return "".join(str(unicodedata.digit(c)) for c in digits) + _ascii(check)
+
+
+def _ascii(char: str) -> str:
+    return unicodedata.normalize("NFKC", char).upper()
+
+
+def redact(text: str, replacement: str, code: str | None = None) -> str:
+    """``text`` with identity codes replaced by ``replacement``.
+
+    Replaced: anything shaped like a code with a century sign or a dash (any of
+    :data:`DASHES`) between its parts, spaces around it allowed; and ``code`` itself (the
+    person's own, when known) in any spelling: with any sign or dash, with spaces, or with
+    no separator at all. Ten digits alone are not taken for someone else's code: they are
+    as likely a phone number.
+    """
+    own = None
+    if code:
+        compact = re.sub(rf"[\s{re.escape(DASHES)}+]", "", code)
+        if len(compact) == 11 and compact[6].upper() in "ABCDEFUVWXY":
+            compact = compact[:6] + compact[7:]
+        if len(compact) == 10 and compact[:9].isdigit():
+            own = compact.upper()
+
+    def replace(match: re.Match[str]) -> str:
+        digits, sign, individual, check = match.groups()
+        key = _key(digits + individual, check)
+        if key == own or (sign and _ascii(check) in _CHECK_CHARACTERS):
+            return replacement
+        return match[0]
+
+    text = _CODE_IN_TEXT.sub(replace, text)
+    if code:  # whatever else the caller calls the code, verbatim
+        text = re.sub(re.escape(code.strip()), replacement, text, flags=re.IGNORECASE)
+    return text
 
 
 class InvalidIdentityCode(ValueError):

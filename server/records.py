@@ -23,6 +23,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from protocol.schema import without_bidi_controls
+
+from . import personal_code
+
 __all__ = [
     "BOT_PREFIX",
     "MAX_FIELD_LENGTH",
@@ -317,7 +321,8 @@ def validate_entry(raw: Mapping[str, Any]) -> RecordEntry:
     """The entry in a JSON body; ValueError with a message fit to show the professional.
 
     Missing text fields count as empty; keys other than the entry's are left to the caller.
-    Line ends are normalised and the ends of each field trimmed.
+    Line ends are normalised, bidirectional-text control characters removed and the ends of
+    each field trimmed.
     """
     if not isinstance(raw, Mapping):
         raise ValueError("The record entry must be a JSON object.")
@@ -328,7 +333,7 @@ def validate_entry(raw: Mapping[str, Any]) -> RecordEntry:
             value = ""
         if not isinstance(value, str):
             raise ValueError(f"The {_FIELD_NAMES[name]} must be text.")
-        text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+        text = without_bidi_controls(value.replace("\r\n", "\n").replace("\r", "\n")).strip()
         if len(text) > MAX_FIELD_LENGTH:
             raise ValueError(
                 f"The {_FIELD_NAMES[name]} is too long: {len(text)} characters, "
@@ -575,11 +580,7 @@ def _xhtml(text: str) -> str:
 
 
 def _redact(text: str, identity_code: str | None) -> str:
-    text = _clean(text)
-    code = _clean(identity_code)
-    if not code:
-        return text
-    return re.sub(re.escape(code), _REDACTED, text, flags=re.IGNORECASE)
+    return personal_code.redact(_clean(text), _REDACTED, _clean(identity_code) or None)
 
 
 def _instant(ms: int) -> str:
@@ -595,10 +596,11 @@ def _is_control(char: str) -> bool:
 
 
 def _clean(value: object) -> str:
-    """A string field as safe text: normalised line ends, no control characters, trimmed."""
+    """A string field as safe text: normalised line ends, no control characters (nor
+    bidirectional-text ones), trimmed."""
     if not isinstance(value, str):
         return ""
-    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    text = without_bidi_controls(value.replace("\r\n", "\n").replace("\r", "\n"))
     return "".join(char for char in text if not _is_control(char)).strip()
 
 

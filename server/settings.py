@@ -82,10 +82,11 @@ class Settings:
     # Canned responses of the console (None: the shipped server/config/canned.toml).
     canned_file: Path | None = None
     closed_token_hours: float = 24.0
-    # Retention (``kanava retention``): closed chats of clients who did not identify (and
-    # chats with the bot only) are deleted after this many days; identified clients' chats
-    # after retention_identified_days, 0 meaning never (the patient-record rules decide,
-    # and a chat with a record entry is always kept).
+    # Retention (``kanava retention``): chats of clients who did not identify (and chats
+    # with the bot only) are deleted this many days after they ended, or, never ended, after
+    # their last activity; so are intakes that never became a chat. Identified clients'
+    # chats after retention_identified_days, 0 meaning never (the patient-record rules
+    # decide, and a chat with a record entry is always kept). Expired sessions go at once.
     retention_anonymous_days: int = 30
     retention_identified_days: int = 0
     history_page: int = 100

@@ -488,6 +488,10 @@ export class Pane {
     if (view.state === "queued") return "Back in the queue (no longer yours)";
     if (view.state === "closed") {
       if (view.closed_by === "client") return "The client ended the chat";
+      if (view.reason === "deleted_by_retention") {
+        return "Ended: deleted after no activity for its retention time";
+      }
+      if (view.closed_by === "server") return "The chat has ended";
       let line = mine || !pro ? "You ended the chat" : `${pro.name} ended the chat`;
       if (view.reason && !view.reason.startsWith("closed_by_")) {
         const outcome = (this.ctx.consoleData().outcomes || []).find((o) => o.value === view.reason);

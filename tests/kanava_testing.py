@@ -42,6 +42,7 @@ from server.clock import Clock
 from server.conversations import AssignMode, Professional, Team
 from server.hub import Hub
 from server.limits import NO_ADDRESS_LIMITS
+from server.logs import AccessLog
 from server.settings import Settings
 from server.storage import Storage
 
@@ -146,7 +147,7 @@ class KanavaServer:
     async def _start_app(self) -> None:
         settings = self.settings
         self.app = build_app(settings, self.clock)
-        self._runner = web.AppRunner(self.app, shutdown_timeout=2)
+        self._runner = web.AppRunner(self.app, shutdown_timeout=2, access_log_class=AccessLog)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()

@@ -572,6 +572,46 @@ async def test_a_supervisor_reads_who_opened_a_chat(pages: Pages, web_server: Pa
         await chat.close_all()
 
 
+async def test_a_chat_deleted_by_retention_ends_in_its_pane(
+    pages: Pages, web_server: PageServer
+) -> None:
+    """An abandoned chat that retention deleted while the nurse still has it open: her pane
+    says so, rather than that she ended it."""
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    chat = Chat(web_server)
+    try:
+        client = await chat.open_client("Sanna Salo", team="kallio", topic="Kuume")
+        nurse = await sign_in(pages, "hoitaja1")
+        chat_pane = await take(nurse, "Sanna Salo")
+        old = int(time.time() * 1000) - 40 * 86_400_000
+        db = sqlite3.connect(web_server.database)
+        with db:
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                (old, client.conversation_id),
+            )
+        db.close()
+        done = subprocess.run(
+            [sys.executable, "-m", "server.cli", "retention"]
+            + ["--database", str(web_server.database)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert json.loads(done.stdout)["deleted"]["never_closed"] == 1, done.stderr
+        assert await web_server.acall(web_server.hub.drop_deleted) == [client.conversation_id]
+        await expect(chat_pane.locator(".pane-state")).to_have_text(
+            "Ended: deleted after no activity for its retention time"
+        )
+    finally:
+        await chat.close_all()
+
+
 # --- 8. markup is text ------------------------------------------------------------------------
 
 

@@ -323,9 +323,21 @@ def test_arbitrary_bytes_only_ever_raise_protocol_errors(data: bytes) -> None:
             assert isinstance(msg, Message)
 
 
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def _no_bidi(text: str) -> str:
+    return "".join(ch for ch in text if ch not in BIDI)
+
+
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(min_size=1, max_size=MAX_TEXT_LENGTH), msg_id=st.text(min_size=1, max_size=64))
+@given(
+    text=st.text(min_size=1, max_size=MAX_TEXT_LENGTH) | st.text(BIDI + "ab1ä", min_size=1),
+    msg_id=st.text(min_size=1, max_size=64),
+)
 def test_any_valid_chat_text_round_trips(text: str, msg_id: str) -> None:
+    """Any text arrives as it was sent, less its bidirectional-text controls; one that was
+    nothing else is refused."""
     msg = MessageSend("c_1", msg_id, text)
     for codec in (JSON, MSGPACK):
         try:
@@ -334,7 +346,43 @@ def test_any_valid_chat_text_round_trips(text: str, msg_id: str) -> None:
             # Lone surrogates cannot be encoded as UTF-8 by any codec; they never arrive.
             assert any(0xD800 <= ord(ch) <= 0xDFFF for ch in text + msg_id)
             continue
-        assert codec.decode_inbound(encoded, Role.CLIENT) == msg
+        if not _no_bidi(text) or not _no_bidi(msg_id):
+            with pytest.raises(ProtocolError) as refused:
+                codec.decode_inbound(encoded, Role.CLIENT)
+            assert refused.value.code is ErrorCode.INVALID_FIELD
+            continue
+        expected = MessageSend("c_1", _no_bidi(msg_id), _no_bidi(text))
+        assert codec.decode_inbound(encoded, Role.CLIENT) == expected
+
+
+@pytest.mark.parametrize("codec", [JSON, MSGPACK], ids=["json", "msgpack"])
+@pytest.mark.parametrize("control", list(BIDI), ids=lambda c: f"U+{ord(c):04X}")
+def test_bidirectional_text_controls_are_removed_from_every_text(codec: Any, control: str) -> None:
+    """A right-to-left override makes "Soita 211" show as "Soita 112" (and a dose or a phone
+    number read backwards): the server never passes one on, in a message, a name, a note or
+    an intake answer."""
+    sent = codec.dumps(wire(text=f"Soita {control}211{control} heti"))
+    assert codec.decode_inbound(sent, Role.CLIENT).text == "Soita 211 heti"
+    sent = codec.dumps(
+        {"type": "conversation.open", "client_name": f"Aino{control} Aalto", "topic": control}
+    )
+    opened = codec.decode_inbound(sent, Role.CLIENT)
+    assert (opened.client_name, opened.topic) == ("Aino Aalto", "")
+    sent = codec.dumps(
+        {
+            "type": "intake.answer",
+            "question_id": "q",
+            "value": {f"k{control}": [f"{control}kova kipu"]},
+        }
+    )
+    assert codec.decode_inbound(sent, Role.CLIENT).value == {"k": ["kova kipu"]}
+    sent = codec.dumps(
+        {"type": "conversation.transfer", "conversation_id": "c", "to_team": "t", "note": control}
+    )
+    assert codec.decode_inbound(sent, Role.PROFESSIONAL).note == ""
+    with pytest.raises(ProtocolError) as refused:
+        codec.decode_inbound(codec.dumps(wire(text=control * 3)), Role.CLIENT)
+    assert refused.value.code is ErrorCode.INVALID_FIELD
 
 
 def test_the_state_table_allows_exactly_the_lifecycle() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sqlite3
 from typing import Any
 
 import aiohttp
@@ -409,3 +410,36 @@ async def test_a_peer_flooding_itself_with_unread_replies_gets_the_slow_consumer
         assert closed.value.rcvd.code == CloseCode.SLOW_CONSUMER
     finally:
         await chat.close_all()
+
+
+# --- bidirectional text ------------------------------------------------------------------------
+
+
+async def test_bidirectional_text_controls_never_reach_the_other_party_or_storage(
+    chat: Chat,
+) -> None:
+    """A client hides a right-to-left override in a message: the nurse reads (and the
+    database keeps) the text as it is written, without the control."""
+    client, nurse = await chat.open_chat_with("hoitaja1", "Aino\u202e Aalto")
+    await client.say("Otin \u202e05\u202c tablettia, soita \u2067211\u2069\u200f")
+    new = await nurse.expect(MessageNew)
+    assert new.message.text == "Otin 05 tablettia, soita 211"
+    await nurse.say(client.conversation_id, "Selvä\u061c, soitan.")
+    new = await client.expect(MessageNew)
+    assert new.message.text == "Selvä, soitan."
+    await client.send(MessageSend(client.conversation_id, "only", "\u202e\u202c"))
+    await client.expect_error("invalid_field")
+
+    db = sqlite3.connect(chat.server.database)
+    stored = " ".join(
+        text
+        for (text,) in db.execute(
+            "SELECT text FROM messages "
+            "UNION ALL SELECT COALESCE(client_name, '') FROM conversations"
+        )
+    )
+    db.close()
+    assert "Aino Aalto" in stored
+    assert not set(
+        "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+    ) & set(stored)

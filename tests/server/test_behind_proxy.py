@@ -42,9 +42,7 @@ def documented_nginx_block() -> str:
 
 @pytest.fixture
 def proxied(server_factory: Any, tmp_path: Path) -> Iterator[tuple[KanavaServer, int]]:
-    server: KanavaServer = server_factory(
-        trusted_proxies=("127.0.0.1",), max_sockets_per_address=2
-    )
+    server: KanavaServer = server_factory(trusted_proxies=("127.0.0.1",), max_sockets_per_address=2)
     port = free_port()
     block = documented_nginx_block()
     # Plain http on a loopback port for the test; everything else exactly as documented.

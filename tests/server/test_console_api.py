@@ -662,3 +662,51 @@ async def test_a_supervisor_finds_who_opened_an_identified_clients_chats_by_iden
     finally:
         await supervisor.close()
         await desk.close_all()
+
+
+async def test_reading_a_record_entry_is_in_the_access_log_of_the_client(
+    provider_server: KanavaServer,
+) -> None:
+    """Aino's record entry carries her full identity code: every reading of a saved entry
+    (in the console, as text, as a FHIR document) is in her access log, each with its own
+    reason; writing the draft before anything is saved reads nothing."""
+    from test_intake import identified_intake
+
+    desk, client, opened = await identified_intake(provider_server, JSON, "aino")
+    nurse_browser, supervisor = Browser(provider_server), Browser(provider_server)
+    try:
+        assert isinstance(opened, ConversationOpened)
+        cid = opened.conversation.conversation_id
+        nurse = await desk.open_pro("hoitaja1")
+        await nurse.send(QueueTake(conversation_id=cid))
+        await nurse.history(cid)
+        await nurse_browser.sign_in("hoitaja1")
+        status, body = await nurse_browser.get(f"/api/conversations/{cid}/record")
+        assert status == 200 and body["saved"] is None
+        status, body = await nurse_browser.post(
+            f"/api/conversations/{cid}/record", {**body["draft"], "close": True}
+        )
+        assert status == 200, body
+        saved = body["saved"]
+        status, _ = await nurse_browser.get(f"/api/conversations/{cid}/record")
+        assert status == 200
+        status, text = await nurse_browser.get(saved["text_url"])
+        assert status == 200 and "150385-904" in text
+        status, _ = await nurse_browser.get(saved["fhir_url"])
+        assert status == 200
+
+        await supervisor.sign_in("esihenkilo1")
+        code = f"150385-904{'0123456789ABCDEFHJKLMNPRSTUVWXY'[150385904 % 31]}"
+        status, body = await supervisor.post("/api/access-log", {"identity_code": code})
+        assert status == 200, body
+        assert [(e["professional_name"], e["reason"]) for e in body["entries"]] == [
+            ("Hanna Hoitaja", "taken from the queue"),
+            ("Hanna Hoitaja", "record entry read in the console (version 1)"),
+            ("Hanna Hoitaja", "record entry downloaded as text (version 1)"),
+            ("Hanna Hoitaja", "record entry downloaded as a FHIR document (version 1)"),
+        ]
+        assert {e["conversation_id"] for e in body["entries"]} == {cid}
+    finally:
+        await nurse_browser.close()
+        await supervisor.close()
+        await desk.close_all()

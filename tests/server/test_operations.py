@@ -30,6 +30,8 @@ from protocol.messages import (
     ConversationOpen,
     ConversationOpened,
     ConversationResume,
+    ConversationStateChanged,
+    DraftSet,
     MessageAck,
     MessageHistory,
     MessageNew,
@@ -222,19 +224,58 @@ async def test_sigterm_drains_and_the_restarted_server_takes_everyone_back(
 # --- retention ----------------------------------------------------------------------------
 
 
-async def test_retention_deletes_old_anonymous_and_bot_chats_and_keeps_the_rest(
-    chat: Chat,
+DAY_MS = 86_400_000
+
+# Intakes that ended without a chat: their answers are health data too.
+_ENDS = ("emergency", "bot", "guidance", "closed")
+
+
+def _add_intake(db: sqlite3.Connection, intake_id: str, at: int, outcome: str, cid: Any) -> None:
+    db.execute(
+        "INSERT INTO intakes (id, started_at, finished_at, topic, language, triage, outcome, "
+        "answers, conversation_id) VALUES (?, ?, ?, 'headache', 'fi', 'routine', ?, ?, ?)",
+        (intake_id, at - 60_000, at, outcome, json.dumps({"pain": "kova päänsärky"}), cid),
+    )
+    db.execute(
+        "INSERT INTO audit_events (at, conversation_id, actor_role, actor_id, action, detail) "
+        "VALUES (?, NULL, 'client', ?, ?, 'headache')",
+        (at, intake_id, f"intake_{outcome}"),
+    )
+
+
+def _rows(database: Path, sql: str, *params: Any) -> list[Any]:
+    db = sqlite3.connect(database)
+    try:
+        return list(db.execute(sql, params))
+    finally:
+        db.close()
+
+
+async def test_retention_deletes_every_kind_past_its_time_and_keeps_the_rest(
+    server: KanavaServer,
 ) -> None:
-    server = chat.server
+    """Ended chats, chats that never ended, intakes that never became a chat, expired
+    sessions and unsent texts of ended chats: the dry run counts each kind, the real run
+    deletes exactly those and reports the same counts."""
+    chat = Chat(server)
     kinds = {}
     for name in ("vanha anonyymi", "vanha tunnistettu", "vanha kirjattu", "tuore"):
         client, pro = await chat.open_chat_with("hoitaja1", name)
         await client.say(f"viesti: {name}")
         await pro.say(client.conversation_id, "vastaus")
+        if name == "tuore":  # an unsent text, left behind when the chat ends
+            await pro.send(DraftSet(client.conversation_id, "luonnos: verenpaine 150/95"))
+            await asyncio.sleep(0.2)
         await pro.send(ConversationClose(client.conversation_id, "resolved"))
+        await client.expect(ConversationStateChanged, lambda m: m.conversation.state == "closed")
         kinds[name] = client.conversation_id
+    for name in ("hylätty", "hiljainen"):  # never ended
+        client, pro = await chat.open_chat_with("hoitaja2", name)
+        await client.say(f"viesti: {name}")
+        kinds[name] = client.conversation_id
+    await chat.close_all()
+    old = int(time.time() * 1000) - 40 * DAY_MS
     db = sqlite3.connect(server.database)
-    old = int(time.time() * 1000) - 40 * 86_400_000
     with db:
         for name in ("vanha anonyymi", "vanha tunnistettu", "vanha kirjattu"):
             db.execute("UPDATE conversations SET closed_at = ? WHERE id = ?", (old, kinds[name]))
@@ -246,25 +287,112 @@ async def test_retention_deletes_old_anonymous_and_bot_chats_and_keeps_the_rest(
             "'c', 'd')",
             (kinds["vanha kirjattu"],),
         )
+        # Abandoned 40 days ago; the quiet one was changed then too, but written in today.
+        for name in ("hylätty", "hiljainen"):
+            db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (old, kinds[name]))
+        db.execute(
+            "UPDATE messages SET sent_at = ? WHERE conversation_id = ?", (old, kinds["hylätty"])
+        )
+        for i, outcome in enumerate(_ENDS):
+            _add_intake(db, f"i_old{i}", old, outcome, None)
+        _add_intake(db, "i_fresh", old + 39 * DAY_MS, "emergency", None)
+        _add_intake(db, "i_chat", old, "queued", kinds["vanha kirjattu"])  # its chat is kept
+        db.execute(
+            "UPDATE sessions SET expires_at = ? WHERE rowid = (SELECT MIN(rowid) FROM sessions)",
+            (old,),
+        )
     access_before = db.execute("SELECT COUNT(*) FROM access_log").fetchone()[0]
+    sessions_before = db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
     db.close()
     database = str(server.database)
+    expected = {
+        "anonymous": 1,
+        "bot_only": 0,
+        "identified": 0,
+        "never_closed": 1,
+        "intakes_without_chat": 4,
+        "expired_sessions": 1,
+        "drafts_of_closed_chats": 1,
+    }
 
     counted = kanava("retention", "--dry-run", "--database", database)
-    assert counted["would_delete"] == {"anonymous": 1, "bot_only": 0, "identified": 0}
+    assert counted["would_delete"] == expected
+    assert _rows(server.database, "SELECT COUNT(*) FROM intakes") == [(6,)]  # nothing went
     done = kanava("retention", "--database", database)
-    assert done["deleted"] == {"anonymous": 1, "bot_only": 0, "identified": 0}
-    assert done["messages_deleted"] == 2
-    assert done["kept"] == {"conversations": 3, "identified": 1}
+    assert done["deleted"] == expected
+    assert done["messages_deleted"] == 3  # two in the anonymous chat, one in the abandoned
+    assert done["kept"] == {
+        "conversations": 4,
+        "identified": 1,
+        "intakes": 2,
+        "sessions": sessions_before - 1,
+    }
 
-    db = sqlite3.connect(server.database)
-    left = {r for (r,) in db.execute("SELECT id FROM conversations")}
-    texts = {t for (t,) in db.execute("SELECT text FROM messages")}
-    access_after = db.execute("SELECT COUNT(*) FROM access_log").fetchone()[0]
-    db.close()
+    left = {r for (r,) in _rows(server.database, "SELECT id FROM conversations")}
+    texts = {t for (t,) in _rows(server.database, "SELECT text FROM messages")}
     assert kinds["vanha anonyymi"] not in left and "viesti: vanha anonyymi" not in texts
-    assert {kinds[n] for n in ("vanha tunnistettu", "vanha kirjattu", "tuore")} <= left
-    assert access_after == access_before  # who saw what stays on record
+    assert kinds["hylätty"] not in left and "viesti: hylätty" not in texts
+    kept = ("vanha tunnistettu", "vanha kirjattu", "tuore", "hiljainen")
+    assert {kinds[n] for n in kept} <= left
+    intakes = {r for (r,) in _rows(server.database, "SELECT id FROM intakes")}
+    assert intakes == {"i_fresh", "i_chat"}
+    audit = {r for (r,) in _rows(server.database, "SELECT actor_id FROM audit_events")}
+    assert not {f"i_old{i}" for i in range(len(_ENDS))} & audit  # what they were about
+    assert {"i_fresh", "i_chat"} <= audit
+    assert _rows(
+        server.database, "SELECT COUNT(*) FROM sessions WHERE expires_at < ?", old + 1
+    ) == [(0,)]
+    assert _rows(server.database, "SELECT text FROM drafts") == []
+    # Who saw what stays on record, and the log still refuses to be changed.
+    assert _rows(server.database, "SELECT COUNT(*) FROM access_log") == [(access_before,)]
+    db = sqlite3.connect(server.database)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM access_log")
+    db.close()
+
+
+async def test_a_chat_deleted_by_retention_while_the_server_runs_is_ended_there_too(
+    server: KanavaServer,
+) -> None:
+    """The running server still holds an abandoned chat that retention deleted: it lets go
+    of it (both parties are told it ended), so a late message is refused as for any ended
+    chat, and the other chats go on."""
+    chat = Chat(server)
+    try:
+        gone_client, nurse = await chat.open_chat_with("hoitaja1", "hylätty")
+        await gone_client.say("viesti ennen kuukauden taukoa")
+        other, _ = await chat.open_chat_with("hoitaja2", "toinen")
+        old = int(time.time() * 1000) - 40 * DAY_MS
+        db = sqlite3.connect(server.database)
+        with db:
+            db.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?",
+                (old, gone_client.conversation_id),
+            )
+            db.execute(
+                "UPDATE messages SET sent_at = ? WHERE conversation_id = ?",
+                (old, gone_client.conversation_id),
+            )
+        db.close()
+        done = await asyncio.to_thread(kanava, "retention", "--database", str(server.database))
+        assert done["deleted"]["never_closed"] == 1
+
+        assert await server.acall(server.hub.drop_deleted) == [gone_client.conversation_id]
+        ended = await gone_client.expect(
+            ConversationStateChanged, lambda m: m.conversation.state == "closed"
+        )
+        assert ended.conversation.closed_by == "server"
+        await nurse.expect(ConversationStateChanged, lambda m: m.conversation.state == "closed")
+        await gone_client.send(MessageSend(gone_client.conversation_id, "late", "vielä yksi"))
+        await gone_client.expect_error("conversation_closed")
+        assert await other.say("muut jatkavat")
+        assert _rows(
+            server.database,
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ?",
+            gone_client.conversation_id,
+        ) == [(0,)]
+    finally:
+        await chat.close_all()
 
 
 # --- online backup and restore ------------------------------------------------------------
@@ -313,6 +441,56 @@ async def test_an_online_backup_is_consistent_and_restores(
         await reader.close_all()
 
 
+def _mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The common default umask (group and others may read): what a service gets unless
+    it sets its own."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+async def test_the_database_its_wal_and_shm_and_backups_are_the_service_users_alone(
+    server_factory: Any, tmp_path: Path, usual_umask: None
+) -> None:
+    database = tmp_path / "var" / "kanava.sqlite3"
+    server: KanavaServer = server_factory(database=database)
+    chat = Chat(server)
+    try:
+        client, _ = await chat.open_chat_with("hoitaja1", "Aino")
+        await client.say("päänsärkyä")
+        wal, shm = (database.with_name(database.name + end) for end in ("-wal", "-shm"))
+        assert wal.exists() and shm.exists()
+        for path in (database, wal, shm):
+            assert _mode(path) == "0o600", path
+        assert _mode(database.parent) == "0o700"  # made for it
+
+        backup = tmp_path / "backups" / "kanava-copy.sqlite3"
+        await asyncio.to_thread(kanava, "backup", str(backup), "--database", str(database))
+        assert _mode(backup) == "0o600"
+        restored = tmp_path / "restored.sqlite3"
+        await asyncio.to_thread(kanava, "restore", str(backup), "--database", str(restored))
+        assert _mode(restored) == "0o600"
+    finally:
+        await chat.close_all()
+    server.stop()
+
+    # A database made before this (or copied with a looser mode) is made private on open.
+    for path in (database, wal, shm):
+        path.touch()
+        os.chmod(path, 0o644)
+    server.start()
+    try:
+        for path in (database, wal, shm):
+            assert _mode(path) == "0o600", path
+    finally:
+        server.stop()
+
+
 def test_a_damaged_backup_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sqlite3"
     bad.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4000)
@@ -347,6 +525,19 @@ def test_log_lines_are_json_with_ids_and_identity_codes_are_redacted() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "record r_1 for [identity code]"
     assert line["conversation_id"] == "c_abc" and line["level"] == "info"
+
+
+@pytest.mark.parametrize(
+    "written", ["131052 - 308T", "131052\u2013308T", "131052\u2212308T", "131052\uff0d308T"]
+)
+def test_identity_codes_with_other_dashes_or_spaces_are_redacted_from_logs(written: str) -> None:
+    record = logging.LogRecord(
+        "kanava.test", logging.INFO, __file__, 1, "lookup of %s failed", (written,), None
+    )
+    assert Redact().filter(record)
+    assert json.loads(JsonFormatter().format(record))["message"] == (
+        "lookup of [identity code] failed"
+    )
 
 
 class _Keep(logging.Handler):

@@ -326,6 +326,27 @@ def test_an_edited_entry_is_accepted_with_line_ends_normalised() -> None:
     assert validate_entry(raw) == RecordEntry("Kuume", "Yskä\nKuume", "", "", "resolved")
 
 
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def test_bidirectional_text_controls_are_removed_from_an_entry_and_its_documents() -> None:
+    """A right-to-left override would show "Parasetamolia 1 g x 4" as something else in
+    the record; an entry is saved, and its documents made, without any of them."""
+    raw = {"advice": f"Parasetamolia {BIDI[4]}4 x g 1{BIDI[2]}.", "outcome": "resolved"}
+    raw |= {"symptoms": "".join(f"{c}x" for c in BIDI), "reason": BIDI[0] + BIDI[6]}
+    entry = validate_entry(raw)
+    assert entry.advice == "Parasetamolia 4 x g 1." and entry.symptoms == "x" * len(BIDI)
+    assert entry.reason == ""
+    # A stored entry, or a draft from a transcript, written before this: the documents
+    # leave them out too.
+    old = dataclasses.replace(ENTRY, advice=raw["advice"], follow_up=raw["symptoms"])
+    documents = record_text(old, context(client_name=f"Maija{BIDI[5]}")) + json.dumps(
+        record_fhir(old, context(client_name=f"Maija{BIDI[5]}")), ensure_ascii=False
+    )
+    assert not set(BIDI) & set(documents)
+    assert "Parasetamolia 4 x g 1." in documents
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -516,6 +537,51 @@ def test_the_identity_code_is_only_in_the_patient_identifier() -> None:
     patient_text = json.dumps({k: v for k, v in found["Patient"].items() if k != "identifier"})
     assert HETU not in patient_text
     assert json.dumps(document).count(HETU) == 1
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "131052 - 308T",  # spaces around the separator
+        "131052 -308T",
+        "131052- 308t",
+        "131052308T",  # no separator
+        "131052 308T",  # a space for a separator
+        "131052\u2010308T",  # hyphen
+        "131052\u2011308T",  # non-breaking hyphen
+        "131052\u2012308T",  # figure dash
+        "131052\u2013308T",  # en dash
+        "131052\u2014308T",  # em dash
+        "131052\u2015308T",  # horizontal bar
+        "131052\u2212308T",  # minus sign
+        "131052\ufe63308T",  # small hyphen-minus
+        "131052\uff0d308T",  # full-width hyphen-minus
+        "131052\u00a0\u2013\u00a0308T",  # no-break spaces around an en dash
+        "\uff11\uff13\uff11\uff10\uff15\uff12-\uff13\uff10\uff18\uff34",  # full width
+    ],
+)
+def test_the_clients_identity_code_is_redacted_however_it_is_written(written: str) -> None:
+    entry = dataclasses.replace(ENTRY, advice=f"Henkilötunnus {written} tarkistettu.")
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    div = composition["section"][2]["text"]["div"]
+    assert div.endswith("Henkilötunnus [identity code] tarkistettu.</div>"), div
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["010203A123D", "010203 - 123D", "010203\u2013123D", "241299Y001U", "010110B0308"],
+)
+def test_someone_elses_code_with_a_separator_is_redacted_too(written: str) -> None:
+    entry = dataclasses.replace(ENTRY, follow_up=f"Huoltajan tunnus {written}.")
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    assert "Huoltajan tunnus [identity code]." in composition["section"][3]["text"]["div"]
+
+
+def test_phone_numbers_dates_and_times_in_a_narrative_are_kept() -> None:
+    kept = "Soita 0401234567 tai 09 310 10023. Syntynyt 13.10.1952, aika 15.03. klo 9.30."
+    entry = dataclasses.replace(ENTRY, follow_up=kept)
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    assert kept in composition["section"][3]["text"]["div"]
 
 
 def test_html_in_a_message_is_escaped_in_the_narrative() -> None:
