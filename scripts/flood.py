@@ -75,12 +75,12 @@ class Plan:
 
 
 SHORT = Plan(
-    bot_chats=300,
-    queued_chats=60,
-    intakes=300,
-    messages=150,
+    bot_chats=80,
+    queued_chats=30,
+    intakes=80,
+    messages=60,
     message_sockets=6,
-    sockets=400,
+    sockets=260,
     concurrency=8,
     patients=3,
     patient_messages=5,
