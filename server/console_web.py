@@ -51,13 +51,14 @@ from .auth import (
     needs_rehash,
     new_id,
     new_token,
+    normalise_username,
     verify_password,
 )
 from .canned import CannedResponse, canned_for, load_canned
 from .connection import Connection
 from .conversations import Conversation, Professional
 from .errors import HubError
-from .hub import Actor
+from .hub import Actor, Hub
 from .identity import Identity
 from .ratelimit import LoginLimiter
 from .records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
@@ -262,7 +263,7 @@ async def login(request: web.Request) -> web.Response:
     hub, clock = app[HUB], app[CLOCK]
     users, peers = app[LOGIN_LIMITER], app[PEER_LIMITER]
     now = clock.monotonic()
-    user_key, peer_key = username.strip().lower(), _peer(request)
+    user_key, peer_key = normalise_username(username), _peer(request)
     wait = max(users.retry_after(user_key, now), peers.retry_after(peer_key, now))
     if wait:
         retry_after_ms = int(wait * 1000) + 1
@@ -274,9 +275,7 @@ async def login(request: web.Request) -> web.Response:
         )
         response.headers[hdrs.RETRY_AFTER] = str(retry_after_ms // 1000 + 1)
         return response
-    pro = next(
-        (p for p in hub.professionals.values() if p.username == username and not p.bot), None
-    )
+    pro = _account(hub, user_key)
     stored = pro.password_hash if pro is not None else None
     if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
         users.failed(user_key, now)
@@ -299,6 +298,19 @@ async def login(request: web.Request) -> web.Response:
     response = web.json_response(body_out, headers=_NO_STORE)
     _set_session_cookie(response, request, token)
     return response
+
+
+def _account(hub: Hub, username: str) -> Professional | None:
+    """The person's account with this (normalised) username; None for none, or for two that
+    differ only in case or width (stored before usernames were normalised: ask an admin)."""
+    found = [
+        p
+        for p in hub.professionals.values()
+        if not p.bot and normalise_username(p.username) == username
+    ]
+    if len(found) > 1:
+        log.error("accounts %s share one username: rename all but one", [p.id for p in found])
+    return found[0] if len(found) == 1 else None
 
 
 async def _new_session(app: web.Application, pro: Professional) -> tuple[str, int]:

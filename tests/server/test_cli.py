@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import websockets
-from kanava_testing import Chat, KanavaServer, free_port
+from kanava_testing import Chat, KanavaServer, free_port, login_token
 
 from protocol import JSON, to_wire
 from protocol.messages import ConversationOpen, ConversationOpened, ConversationStateChanged
@@ -196,4 +196,46 @@ async def test_operators_add_teams_and_professionals_with_their_own_capacity(
         await clients[2].nothing_more(cls=ConversationStateChanged)  # capacity 2 reached
     finally:
         await chat.close_all()
+        server.stop()
+
+
+async def test_a_username_is_one_account_whatever_its_case_width_or_spaces(
+    tmp_path: Path,
+) -> None:
+    """Usernames are stored and compared normalised (NFKC, case-folded, stripped): a second
+    add-professional with another spelling updates the account, and links it to the
+    organisation's sign-in, and every spelling signs in to it."""
+    database = str(tmp_path / "k.sqlite3")
+    assert kanava("add-team", "malmi", "Malmi", "--database", database).returncode == 0
+    common = ("--team", "malmi", "--database", database)
+    first = kanava(
+        "add-professional", "  Sanna ", "--name", "Sanna S", *common, input="salasana-123\n"
+    )
+    assert first.returncode == 0, first.stderr
+    assert "professional sanna saved" in first.stdout
+    again = kanava(
+        "add-professional",
+        "ＳＡＮＮＡ",  # full-width capitals
+        "--name",
+        "Sanna Sairaanhoitaja",
+        "--oidc-subject",
+        "org-4712",
+        *common,
+        input="salasana-456\n",
+    )
+    assert again.returncode == 0, again.stderr
+    empty = kanava("add-professional", " \u3000 ", "--name", "X", *common, input="salasana-789\n")
+    assert empty.returncode != 0 and "username is empty" in empty.stderr
+    db = sqlite3.connect(database)
+    rows = db.execute(
+        "SELECT id, username, display_name, oidc_subject FROM professionals"
+    ).fetchall()
+    db.close()
+    assert rows == [("p_sanna", "sanna", "Sanna Sairaanhoitaja", "org-4712")]
+
+    server = KanavaServer(Path(database), demo=False).start()
+    try:
+        for spelling in ("sanna", "Sanna", " SANNA ", "ｓａｎｎａ"):
+            assert await login_token(server.base, spelling, "salasana-456")
+    finally:
         server.stop()
