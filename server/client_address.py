@@ -26,7 +26,6 @@ __all__ = ["ProxyTrust", "address_key", "client_address", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_CACHE_KEY = "kanava.client_address"
 _FORWARDED_FOR = re.compile(r'(?i)(?:^|[;,\s])for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]+)')
 
 
@@ -77,16 +76,11 @@ class ProxyTrust:
 
 
 def client_address(request: web.Request, trust: ProxyTrust | None = None) -> str:
-    """The address of the person behind ``request`` (cached on the request)."""
-    cached = request.get(_CACHE_KEY)
-    if isinstance(cached, str):
-        return cached
+    """The address of the person behind ``request``."""
     if trust is None:
         trust = request.app.get(PROXY_TRUST) or _NO_PROXIES
     values = request.headers.getall(trust.header, [])
-    address = trust.client(request.remote, list(values))
-    request[_CACHE_KEY] = address
-    return address
+    return trust.client(request.remote, list(values))
 
 
 def address_key(address: str) -> str:

@@ -30,6 +30,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -55,23 +56,24 @@ from .auth import (
     verify_password,
 )
 from .canned import CannedResponse, canned_for, load_canned
+from .client_address import address_key, client_address
 from .connection import Connection
 from .conversations import Conversation, Professional
 from .errors import HubError
 from .hub import Actor, Hub
 from .identity import Identity
-from .ratelimit import LoginLimiter
+from .ratelimit import FairGate, PairBusy, SignInThrottle
 from .records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
 from .records import validate_entry as validate_record
 
-__all__ = ["LOGIN_LIMITER", "add_console_routes", "csrf_middleware", "sign_in_with_identity"]
+__all__ = ["SIGN_IN_THROTTLE", "add_console_routes", "csrf_middleware", "sign_in_with_identity"]
 
 log = logging.getLogger("kanava.console")
 
-# Failed sign-ins per username, and per address (four times as many: a shared ward computer
-# is fine, a script guessing across many accounts is not).
-LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
-PEER_LIMITER = web.AppKey("peer_limiter", LoginLimiter)
+# Failed sign-ins slow down the next attempts of their (username, address) pair; the password
+# checks running at once are bounded, and the waiting ones served in turn per address.
+SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
+PASSWORD_CHECKS = web.AppKey("password_checks", FairGate)
 CANNED = web.AppKey("canned", tuple[CannedResponse, ...])
 OIDC_COOKIE = "kanava_pro_oidc"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -81,9 +83,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def add_console_routes(app: web.Application) -> None:
     settings = app[SETTINGS]
-    window = settings.login_window_minutes * 60
-    app[LOGIN_LIMITER] = LoginLimiter(settings.login_attempts, window)
-    app[PEER_LIMITER] = LoginLimiter(settings.login_attempts * 4, window)
+    app[SIGN_IN_THROTTLE] = SignInThrottle(
+        free=settings.login_free_failures,
+        delay=settings.login_delay_seconds,
+        max_delay=settings.login_max_delay_seconds,
+        shared_max_delay=settings.login_shared_max_delay_seconds,
+        window=settings.login_window_minutes * 60,
+    )
+    app[PASSWORD_CHECKS] = FairGate(settings.login_checks_at_once or os.cpu_count() or 1)
     app[CANNED] = load_canned(settings.canned_file)
     app.router.add_get("/api/session", session_info)
     app.router.add_post("/api/login", login)
@@ -241,15 +248,14 @@ async def session_info(request: web.Request) -> web.Response:
     return response
 
 
-def _peer(request: web.Request) -> str:
-    return request.remote or "unknown"
-
-
 async def login(request: web.Request) -> web.Response:
     """``POST /api/login`` with ``{"username", "password"}``: a session.
 
     The console gets the session as a cookie. A script that sends ``"token": true`` gets the
     token in the body instead, for ``auth`` on the websocket and ``Authorization: Bearer``.
+
+    After failures of the same username from the same address the attempt waits (see
+    :class:`SignInThrottle`) and then its password is checked: a correct one signs in.
     """
     try:
         body = await request.json()
@@ -260,32 +266,28 @@ async def login(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError, AttributeError):
         return _error(400, ErrorCode.MALFORMED, "send JSON with username and password")
     app = request.app
-    hub, clock = app[HUB], app[CLOCK]
-    users, peers = app[LOGIN_LIMITER], app[PEER_LIMITER]
-    now = clock.monotonic()
-    user_key, peer_key = normalise_username(username), _peer(request)
-    wait = max(users.retry_after(user_key, now), peers.retry_after(peer_key, now))
-    if wait:
-        retry_after_ms = int(wait * 1000) + 1
+    clock, throttle = app[CLOCK], app[SIGN_IN_THROTTLE]
+    user, address = normalise_username(username), address_key(client_address(request))
+    try:
+        async with throttle.turn(user, address):
+            wait = throttle.wait(user, address, clock.monotonic())
+            if wait:
+                await asyncio.sleep(wait)
+            pro = await _check_password(request, address, user, password)
+            if pro is None:
+                throttle.failed(user, address, clock.monotonic())
+                log.info("failed sign-in from %s (this pair waited %.1f s)", address, wait)
+                return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
+            throttle.succeeded(user, address)
+    except PairBusy:
         response = _error(
             429,
             ErrorCode.RATE_LIMITED,
-            "too many failed sign-ins: wait before trying again",
-            retry_after_ms=retry_after_ms,
+            "a sign-in with this username is already being checked: wait for its answer",
+            retry_after_ms=int(throttle.max_delay * 1000) + 1,
         )
-        response.headers[hdrs.RETRY_AFTER] = str(retry_after_ms // 1000 + 1)
+        response.headers[hdrs.RETRY_AFTER] = str(int(throttle.max_delay) + 1)
         return response
-    pro = _account(hub, user_key)
-    stored = pro.password_hash if pro is not None else None
-    if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
-        users.failed(user_key, now)
-        peers.failed(peer_key, now)
-        log.info("failed sign-in from %s", _peer(request))
-        return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
-    users.succeeded(user_key)
-    if needs_rehash(pro.password_hash):
-        pro.password_hash = await asyncio.to_thread(hash_password, password)
-        await app[STORAGE].set_password_hash(pro.id, pro.password_hash)
     token, expires_at = await _new_session(app, pro)
     body_out: dict[str, Any] = {
         "professional": _profile(pro),
@@ -298,6 +300,23 @@ async def login(request: web.Request) -> web.Response:
     response = web.json_response(body_out, headers=_NO_STORE)
     _set_session_cookie(response, request, token)
     return response
+
+
+async def _check_password(
+    request: web.Request, address: str, user: str, password: str
+) -> Professional | None:
+    """The account if ``password`` is its password (Argon2 in a thread, a bounded number at
+    once, in turn per address); an old hash is replaced by today's."""
+    app = request.app
+    pro = _account(app[HUB], user)
+    stored = pro.password_hash if pro is not None else None
+    async with app[PASSWORD_CHECKS].place(address):
+        if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
+            return None
+        if needs_rehash(pro.password_hash):
+            pro.password_hash = await asyncio.to_thread(hash_password, password)
+            await app[STORAGE].set_password_hash(pro.id, pro.password_hash)
+    return pro
 
 
 def _account(hub: Hub, username: str) -> Professional | None:

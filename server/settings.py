@@ -49,9 +49,20 @@ class Settings:
     grace_seconds: float = 60.0
     default_capacity: int = 4
     session_hours: float = 12.0
-    # Failed sign-ins allowed per username (and 4 times as many per address) in the window.
-    login_attempts: int = 5
+    # Sign-in is slowed, never locked: failures count per (username, client address) and are
+    # forgotten login_window_minutes after the last one. The first login_free_failures of a
+    # pair cost nothing; then each attempt of that pair waits login_delay_seconds, doubling
+    # per failure up to login_max_delay_seconds, before its password is checked.
+    login_free_failures: int = 3
+    login_delay_seconds: float = 0.5
+    login_max_delay_seconds: float = 4.0
+    # Failures of one username from all addresses, or of one address for all usernames: past
+    # ten times login_free_failures they add a delay of at most this much.
+    login_shared_max_delay_seconds: float = 1.0
     login_window_minutes: float = 15.0
+    # Password checks (Argon2, a CPU core each) at once; more wait, served in turn per
+    # address. 0: one per CPU core.
+    login_checks_at_once: int = 0
     # The session cookie's Secure flag: "auto" sets it unless the server listens on a
     # loopback address only (development on one's own machine); "always" or "never".
     cookie_secure: str = "auto"

@@ -467,11 +467,6 @@ function signedOut(message) {
   refreshSession(); // a fresh CSRF token for the next sign-in
 }
 
-function minutesText(ms) {
-  const minutes = Math.max(1, Math.ceil(ms / 60000));
-  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
-}
-
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("login-error").textContent = "";
@@ -489,9 +484,7 @@ $("login-form").addEventListener("submit", async (event) => {
     let text = "Signing in failed. Try again.";
     if (err instanceof ApiError) {
       if (err.status === 401) text = "Wrong username or password.";
-      else if (err.status === 429) {
-        text = `Too many attempts. Try again in ${minutesText(err.retryAfterMs || 60000)}.`;
-      }
+      else if (err.status === 429) text = "A sign-in with this username is still being checked. Wait for it.";
       else if (err.status === 0) text = err.message;
       else if (err.reason) text = `Signing in failed: ${err.reason}`;
     }
