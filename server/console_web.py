@@ -77,7 +77,6 @@ PASSWORD_CHECKS = web.AppKey("password_checks", FairGate)
 CANNED = web.AppKey("canned", tuple[CannedResponse, ...])
 OIDC_COOKIE = "kanava_pro_oidc"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -106,7 +105,7 @@ def add_console_routes(app: web.Application) -> None:
 
 def _error(status: int, code: ErrorCode, reason: str, **extra: Any) -> web.Response:
     body = {"error": {"code": code.value, "reason": reason, **extra}}
-    return web.json_response(body, status=status, headers=_NO_STORE)
+    return web.json_response(body, status=status)
 
 
 # --- forgery ------------------------------------------------------------------------------
@@ -204,7 +203,6 @@ def _http(status: int, code: ErrorCode, reason: str) -> web.HTTPException:
     exc = web.HTTPException(
         text=json.dumps({"error": {"code": code.value, "reason": reason}}),
         content_type="application/json",
-        headers=_NO_STORE,
     )
     exc.set_status(status)
     return exc
@@ -235,13 +233,10 @@ async def session_info(request: web.Request) -> web.Response:
             pass
         else:
             return web.json_response(
-                {"professional": _profile(pro), "csrf": csrf_for_session(token), "oidc": bool(rp)},
-                headers=_NO_STORE,
+                {"professional": _profile(pro), "csrf": csrf_for_session(token), "oidc": bool(rp)}
             )
     csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
-    response = web.json_response(
-        {"professional": None, "csrf": csrf, "oidc": bool(rp)}, headers=_NO_STORE
-    )
+    response = web.json_response({"professional": None, "csrf": csrf, "oidc": bool(rp)})
     _set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, 3600)
     if token is not None:
         response.del_cookie(SESSION_COOKIE, path="/")  # expired or unknown: forget it
@@ -296,8 +291,8 @@ async def login(request: web.Request) -> web.Response:
     }
     if want_token:
         body_out["token"] = token
-        return web.json_response(body_out, headers=_NO_STORE)
-    response = web.json_response(body_out, headers=_NO_STORE)
+        return web.json_response(body_out)
+    response = web.json_response(body_out)
     _set_session_cookie(response, request, token)
     return response
 
@@ -351,7 +346,7 @@ async def logout(request: web.Request) -> web.Response:
     for conn in list(connections):
         if conn.session_hash == token_hash:
             await conn.close(CloseCode.SESSION_ENDED, "signed out")
-    response = web.json_response({"signed_out": True}, headers=_NO_STORE)
+    response = web.json_response({"signed_out": True})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -360,7 +355,7 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Sign in through the organisation's OpenID Connect provider."""
     rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
     if rp is None:
-        return _to_console("Sign-in with an organisation account is not available.")
+        raise _to_console("Sign-in with an organisation account is not available.")
     nonce = secrets.token_urlsafe(24)
     url, _state = rp.begin(context="pro:" + nonce, lang="en")
     response = web.HTTPFound(url)
@@ -428,7 +423,6 @@ async def console_data(request: web.Request) -> web.Response:
             "canned": canned_for(_canned(request), pro.teams),
             "outcomes": [{"value": k, "label": v} for k, v in OUTCOMES.items()],
         },
-        headers=_NO_STORE,
     )
 
 
@@ -499,7 +493,6 @@ async def get_record(request: web.Request) -> web.Response:
             },
             "saved": _saved(saved) if saved else None,
         },
-        headers=_NO_STORE,
     )
 
 
@@ -535,7 +528,7 @@ async def save_record(request: web.Request) -> web.Response:
             return _error(409, exc.code, f"the entry was saved, but: {exc.reason}")
     saved = await storage.record(record_id=record_id)
     assert saved is not None
-    return web.json_response({"saved": _saved(saved)}, headers=_NO_STORE)
+    return web.json_response({"saved": _saved(saved)})
 
 
 async def _record_for_download(
@@ -581,7 +574,7 @@ async def _record_for_download(
 
 
 def _attachment(name: str) -> dict[str, str]:
-    return {**_NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'}
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 async def download_text(request: web.Request) -> web.Response:
@@ -646,4 +639,4 @@ async def access_log(request: web.Request) -> web.Response:
             clock.now_ms(), None, "professional", pro.id, "access_log_read", what
         )
     )
-    return web.json_response({"entries": entries}, headers=_NO_STORE)
+    return web.json_response({"entries": entries})

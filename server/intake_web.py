@@ -234,12 +234,7 @@ def _page(
 <html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Kanava</title><link rel="stylesheet" href="/static/style.css"></head>
-<body class="identity-result"><main><p role="status">{html.escape(message)}</p></main>
-<script>
-if (window.opener) {{
-  window.opener.postMessage({{kanava: "identified", ok: {"true" if ok else "false"}}},
-                            window.location.origin);
-  {"setTimeout(() => window.close(), 1500);" if ok else ""}
-}}
-</script></body></html>"""
+<body class="identity-result" data-ok="{"true" if ok else "false"}">
+<main><p role="status">{html.escape(message)}</p></main>
+<script src="/static/identity_result.js"></script></body></html>"""
     return web.Response(text=body, content_type="text/html", status=status)
