@@ -43,6 +43,7 @@ STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    settings.check()
     app = web.Application(client_max_size=64 * 1024, middlewares=[csrf_middleware])
     app[SETTINGS] = settings
     app[PROXY_TRUST] = ProxyTrust(settings.trusted_proxies, settings.trusted_proxy_header)

@@ -29,8 +29,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
+    "HOST_PREFIX",
     "LOGIN_CSRF_COOKIE",
+    "OIDC_COOKIE",
     "SESSION_COOKIE",
+    "cookie_name",
     "csrf_for_session",
     "hash_password",
     "hash_token",
@@ -43,11 +46,21 @@ __all__ = [
 
 SESSION_COOKIE = "kanava_session"
 LOGIN_CSRF_COOKIE = "kanava_login_csrf"
+OIDC_COOKIE = "kanava_pro_oidc"
+HOST_PREFIX = "__Host-"
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # A password is checked against this when the username is unknown, so that a wrong username
 # takes as long as a wrong password and does not reveal which usernames exist.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def cookie_name(name: str, dev_insecure: bool) -> str:
+    """The name a cookie is sent under: ``__Host-<name>``, which browsers keep only when it is
+    ``Secure``, ``Path=/`` and without ``Domain``, so that neither another subdomain nor a
+    plain-http page can set or overwrite it. Plain ``<name>`` only in loopback development
+    over http (setting ``dev_insecure_cookies``), where a Secure cookie could not travel."""
+    return name if dev_insecure else HOST_PREFIX + name
 
 
 def normalise_username(username: str) -> str:

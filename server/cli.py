@@ -334,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         except ImportError:
             pass
+    try:
+        app = build_app(settings)
+    except ValueError as exc:  # settings that cannot work: say which, do not start
+        raise SystemExit(f"kanava: {exc}") from None
     if settings.demo:
         print("Kanava demo accounts (password 'kanava-demo'):")
         for _, username, _, name, title, role, teams in DEMO_ACCOUNTS:
@@ -346,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
     web.run_app(
-        build_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         print=lambda text: print(text, file=sys.stderr),

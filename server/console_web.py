@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -45,7 +44,9 @@ from . import personal_code
 from .app_keys import CLOCK, CONNECTIONS, HUB, IDENTIFICATION, SETTINGS, STORAGE
 from .auth import (
     LOGIN_CSRF_COOKIE,
+    OIDC_COOKIE,
     SESSION_COOKIE,
+    cookie_name,
     csrf_for_session,
     hash_password,
     hash_token,
@@ -75,7 +76,6 @@ log = logging.getLogger("kanava.console")
 SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
 PASSWORD_CHECKS = web.AppKey("password_checks", FairGate)
 CANNED = web.AppKey("canned", tuple[CannedResponse, ...])
-OIDC_COOKIE = "kanava_pro_oidc"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -120,8 +120,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return _error(403, ErrorCode.CSRF, "requests from this origin are not accepted")
     sent = request.headers.get("X-CSRF-Token", "")
     if request.path == "/api/login":
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    elif (token := request.cookies.get(SESSION_COOKIE)) is not None:
+        expected = _cookie(request, LOGIN_CSRF_COOKIE) or ""
+    elif (token := _cookie(request, SESSION_COOKIE)) is not None:
         expected = csrf_for_session(token)
     elif request.headers.get(hdrs.AUTHORIZATION, "").startswith("Bearer "):
         return await handler(request)  # not ambient: a page cannot make the browser send it
@@ -137,20 +137,12 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 # --- cookies ------------------------------------------------------------------------------
 
 
-def _secure(request: web.Request) -> bool:
-    """Secure, unless the page itself was opened from a loopback address (development)."""
-    setting = request.app[SETTINGS].cookie_secure
-    if setting in ("always", "never"):
-        return setting == "always"
-    # Behind a TLS proxy on the same machine the server listens on loopback, but the
-    # browser's Host is the service's own name: that is not development.
-    host = (request.host or "").rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
+def _cookie_name(request: web.Request, name: str) -> str:
+    return cookie_name(name, request.app[SETTINGS].dev_insecure_cookies)
+
+
+def _cookie(request: web.Request, name: str) -> str | None:
+    return request.cookies.get(_cookie_name(request, name))
 
 
 def _set_cookie(
@@ -161,21 +153,32 @@ def _set_cookie(
     max_age: int,
     samesite: str = "Strict",
 ) -> None:
+    """``__Host-<name>``: Secure, Path=/, no Domain, HttpOnly (see ``cookie_name``)."""
     response.set_cookie(
-        name,
+        _cookie_name(request, name),
         value,
         max_age=max_age,
         path="/",
         httponly=True,
         samesite=samesite,
-        secure=_secure(request),
+        secure=not request.app[SETTINGS].dev_insecure_cookies,
+    )
+
+
+def _del_cookie(response: web.StreamResponse, request: web.Request, name: str) -> None:
+    """Expire a cookie: a browser takes a ``__Host-`` one only with the same Secure flag."""
+    response.del_cookie(
+        _cookie_name(request, name),
+        path="/",
+        secure=not request.app[SETTINGS].dev_insecure_cookies,
+        httponly=True,
     )
 
 
 def _set_session_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
     hours = request.app[SETTINGS].session_hours
     _set_cookie(response, request, SESSION_COOKIE, token, int(hours * 3600))
-    response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+    _del_cookie(response, request, LOGIN_CSRF_COOKIE)
 
 
 # --- who is asking ------------------------------------------------------------------------
@@ -185,7 +188,7 @@ def _session_token(request: web.Request) -> str | None:
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     if header.startswith("Bearer "):
         return header.removeprefix("Bearer ").strip() or None
-    return request.cookies.get(SESSION_COOKIE)
+    return _cookie(request, SESSION_COOKIE)
 
 
 async def _signed_in(request: web.Request) -> Professional:
@@ -225,7 +228,7 @@ def _profile(pro: Professional) -> dict[str, Any]:
 async def session_info(request: web.Request) -> web.Response:
     """Who is signed in here, and the anti-forgery token for the next POST."""
     rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
-    token = request.cookies.get(SESSION_COOKIE)
+    token = _cookie(request, SESSION_COOKIE)
     if token is not None:
         try:
             pro = await request.app[HUB].professional_for_session(token)
@@ -235,11 +238,11 @@ async def session_info(request: web.Request) -> web.Response:
             return web.json_response(
                 {"professional": _profile(pro), "csrf": csrf_for_session(token), "oidc": bool(rp)}
             )
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
+    csrf = _cookie(request, LOGIN_CSRF_COOKIE) or new_token()
     response = web.json_response({"professional": None, "csrf": csrf, "oidc": bool(rp)})
     _set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, 3600)
     if token is not None:
-        response.del_cookie(SESSION_COOKIE, path="/")  # expired or unknown: forget it
+        _del_cookie(response, request, SESSION_COOKIE)  # expired or unknown: forget it
     return response
 
 
@@ -347,7 +350,7 @@ async def logout(request: web.Request) -> web.Response:
         if conn.session_hash == token_hash:
             await conn.close(CloseCode.SESSION_ENDED, "signed out")
     response = web.json_response({"signed_out": True})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _del_cookie(response, request, SESSION_COOKIE)
     return response
 
 
@@ -376,7 +379,7 @@ async def sign_in_with_identity(
 ) -> web.StreamResponse:
     """The provider vouched for ``person``: sign in the account linked to them."""
     nonce = context.removeprefix("pro:")
-    cookie = request.cookies.get(OIDC_COOKIE, "")
+    cookie = _cookie(request, OIDC_COOKIE) or ""
     if not cookie or not hmac.compare_digest(cookie, nonce):
         raise _to_console("This sign-in was started in another browser. Try again.")
     hub = request.app[HUB]
@@ -390,7 +393,7 @@ async def sign_in_with_identity(
     token, _expires = await _new_session(request.app, pro)
     response = _to_console()
     _set_session_cookie(response, request, token)
-    response.del_cookie(OIDC_COOKIE, path="/")
+    _del_cookie(response, request, OIDC_COOKIE)
     raise response
 
 

@@ -8,6 +8,7 @@ environment variable ``KANAVA_<NAME>`` (upper case), and the most common ones as
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,9 +64,10 @@ class Settings:
     # Password checks (Argon2, a CPU core each) at once; more wait, served in turn per
     # address. 0: one per CPU core.
     login_checks_at_once: int = 0
-    # The session cookie's Secure flag: "auto" sets it unless the server listens on a
-    # loopback address only (development on one's own machine); "always" or "never".
-    cookie_secure: str = "auto"
+    # The console's cookies are Secure and named __Host-…, so they travel over HTTPS only and
+    # no other site or plain-http page can plant them. For development on one's own machine
+    # over plain http only: true drops both. Allowed only while host is a loopback address.
+    dev_insecure_cookies: bool = False
     # Canned responses of the console (None: the shipped server/config/canned.toml).
     canned_file: Path | None = None
     closed_token_hours: float = 24.0
@@ -106,6 +108,24 @@ class Settings:
     oidc_allow_test_codes: bool = False
     # The key that encrypts personal identity codes at rest.
     identity_key_file: Path = Path("var/identity-code.key")
+
+    def check(self) -> None:
+        """Raises ValueError, with what to change, for settings that must not go together."""
+        if self.dev_insecure_cookies and not self.listens_on_loopback():
+            raise ValueError(
+                f"dev_insecure_cookies is for development on one's own machine: it sends the "
+                f"console's session over plain http, so it is refused while the server listens "
+                f"on {self.host!r}. Listen on 127.0.0.1 (or ::1, localhost), or set "
+                f"KANAVA_DEV_INSECURE_COOKIES=false and serve over HTTPS."
+            )
+
+    def listens_on_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
 
     def origins(self) -> tuple[str, ...]:
         """The web origins whose pages may open websockets."""

@@ -60,15 +60,22 @@ def free_port() -> int:
         return port
 
 
+def echo_cookies(response: aiohttp.ClientResponse) -> str:
+    """A ``Cookie`` header sending back what ``response`` set, whatever the server named it
+    (``__Host-kanava_login_csrf`` by default): a script's own cookie jar, also over http."""
+    return "; ".join(f"{morsel.key}={morsel.value}" for morsel in response.cookies.values())
+
+
 async def login_token(base: str, username: str, password: str = PASSWORD) -> str:
     """Sign in as a script does: the anti-forgery token first, then the session's token."""
     async with aiohttp.ClientSession() as session:
         async with session.get(base + "/api/session") as response:
             csrf = (await response.json())["csrf"]
+            cookie = echo_cookies(response)
         async with session.post(
             base + "/api/login",
             json={"username": username, "password": password, "token": True},
-            headers={"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"},
+            headers={"X-CSRF-Token": csrf, "Cookie": cookie},
         ) as response:
             body = await response.json()
             assert response.status == 200, body
@@ -100,6 +107,9 @@ class KanavaServer:
             "demo": True,
             "uvloop": False,
             "allowed_origins": ("http://127.0.0.1", "http://localhost"),
+            # Plain http on loopback, as in development: cookies without Secure and __Host-
+            # (tests of the production default turn it off, and may serve TLS).
+            "dev_insecure_cookies": True,
             # Most tests are about the chat itself and open conversations directly; the
             # intake's own tests (tests/server/test_intake*.py) turn it on.
             "intake_required": False,

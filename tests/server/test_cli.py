@@ -76,6 +76,10 @@ async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
                 time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/client", timeout=5) as page:
             assert b"<html" in page.read().lower()
+        # The shipped default, even on loopback: the console's cookies are Secure, __Host-.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/session", timeout=5) as r:
+            cookie = r.headers["Set-Cookie"]
+            assert cookie.startswith("__Host-kanava_login_csrf=") and "Secure" in cookie
         async with websockets.connect(
             f"ws://127.0.0.1:{port}/ws/client",
             subprotocols=[JSON.subprotocol],
@@ -95,6 +99,18 @@ async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
             process.kill()
         output, _ = process.communicate(timeout=20)
     assert "demo accounts" in output.lower()
+
+
+def test_plain_http_cookies_are_refused_off_loopback(tmp_path: Path) -> None:
+    """dev_insecure_cookies on an address others reach: the server does not start, and says
+    what to change."""
+    env = {**os.environ, "KANAVA_DEV_INSECURE_COOKIES": "true"}
+    database = str(tmp_path / "k.sqlite3")
+    refused = kanava("serve", "--host", "0.0.0.0", "--database", database, env=env)
+    assert refused.returncode != 0
+    assert "dev_insecure_cookies" in refused.stderr and "127.0.0.1" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not Path(database).exists()  # refused before anything started
 
 
 async def test_operators_add_teams_and_professionals_with_their_own_capacity(
