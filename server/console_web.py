@@ -33,7 +33,6 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
@@ -358,7 +357,7 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Sign in through the organisation's OpenID Connect provider."""
     rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
     if rp is None:
-        raise _to_console("Sign-in with an organisation account is not available.")
+        raise _to_console("oidc_unavailable")
     nonce = secrets.token_urlsafe(24)
     url, _state = rp.begin(context="pro:" + nonce, lang="en")
     response = web.HTTPFound(url)
@@ -369,9 +368,14 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+# Why an organisation sign-in came back without a session. The console shows each code's
+# text in its own language, and only these: never words taken from the address.
+LOGIN_ERRORS = frozenset({"oidc_unavailable", "other_browser", "not_linked"})
+
+
 def _to_console(error: str | None = None) -> web.HTTPException:
-    location = "/pro" + (f"?login_error={quote(error)}" if error else "")
-    return web.HTTPSeeOther(location)
+    assert error is None or error in LOGIN_ERRORS, error
+    return web.HTTPSeeOther("/pro" + (f"?login_error={error}" if error else ""))
 
 
 async def sign_in_with_identity(
@@ -381,7 +385,7 @@ async def sign_in_with_identity(
     nonce = context.removeprefix("pro:")
     cookie = _cookie(request, OIDC_COOKIE) or ""
     if not cookie or not hmac.compare_digest(cookie, nonce):
-        raise _to_console("This sign-in was started in another browser. Try again.")
+        raise _to_console("other_browser")
     hub = request.app[HUB]
     pro = next(
         (p for p in hub.professionals.values() if p.oidc_subject == person.subject and not p.bot),
@@ -389,7 +393,7 @@ async def sign_in_with_identity(
     )
     if pro is None:
         log.info("organisation sign-in of an unlinked identity")
-        raise _to_console("No Kanava account is linked to this identity. Ask an admin.")
+        raise _to_console("not_linked")
     token, _expires = await _new_session(request.app, pro)
     response = _to_console()
     _set_session_cookie(response, request, token)

@@ -824,6 +824,36 @@ window.matchMedia("(max-width: 899px)").addEventListener("change", showSelection
 
 setInterval(refreshWaits, 15_000); // keep "waiting N min" fresh
 
+// Why an organisation sign-in came back without a session (/pro?login_error=<code>), in the
+// page's language. Only these codes are shown: anything else in the address (a link someone
+// made up, markup, a message of their own) gets the general text, never its own words.
+const LOGIN_ERRORS = {
+  en: {
+    oidc_unavailable: "Sign-in with an organisation account is not available.",
+    other_browser: "This sign-in was started in another browser. Try again.",
+    not_linked: "No Kanava account is linked to this identity. Ask an administrator.",
+    other: "Signing in did not succeed. Try again.",
+  },
+  fi: {
+    oidc_unavailable: "Kirjautuminen organisaation tunnuksella ei ole käytettävissä.",
+    other_browser: "Tämä kirjautuminen aloitettiin toisessa selaimessa. Yritä uudelleen.",
+    not_linked: "Tähän tunnukseen ei ole liitetty Kanava-tiliä. Pyydä ylläpitäjää liittämään se.",
+    other: "Kirjautuminen ei onnistunut. Yritä uudelleen.",
+  },
+  sv: {
+    oidc_unavailable: "Inloggning med organisationens konto är inte tillgänglig.",
+    other_browser: "Den här inloggningen påbörjades i en annan webbläsare. Försök igen.",
+    not_linked: "Inget Kanava-konto är kopplat till den här identiteten. Be en administratör.",
+    other: "Inloggningen lyckades inte. Försök igen.",
+  },
+};
+
+function loginErrorText(code) {
+  const language = (document.documentElement.lang || "en").slice(0, 2).toLowerCase();
+  const texts = LOGIN_ERRORS[Object.hasOwn(LOGIN_ERRORS, language) ? language : "en"];
+  return code !== "other" && Object.hasOwn(texts, code) ? texts[code] : texts.other;
+}
+
 async function start() {
   const params = new URLSearchParams(location.search);
   const loginError = params.get("login_error");
@@ -832,7 +862,7 @@ async function start() {
   if (session && session.professional && loginError === null) {
     beginSession(session.professional);
   } else {
-    showLogin(loginError ? loginError.slice(0, 300) : $("login-error").textContent);
+    showLogin(loginError ? loginErrorText(loginError) : $("login-error").textContent);
   }
 }
 
