@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     CAPACITY_REACHED = "capacity_reached"
     QUEUE_EMPTY = "queue_empty"
     TARGET_UNAVAILABLE = "target_unavailable"
+    TARGET_IS_BOT = "target_is_bot"  # a person's chat transferred to a bot account
     UNKNOWN_TEAM = "unknown_team"
     # The pre-chat intake.
     INTAKE_REQUIRED = "intake_required"

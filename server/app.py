@@ -30,6 +30,7 @@ from .demo import seed_demo
 from .hub import Hub
 from .intake_web import add_intake_routes, intake_context
 from .limits import LIMITS, LimitError, limits_from
+from .security_headers import add_security_headers
 from .settings import Settings
 from .storage import Storage
 
@@ -44,6 +45,7 @@ STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    settings.check()
     app = web.Application(client_max_size=64 * 1024, middlewares=[csrf_middleware])
     app[SETTINGS] = settings
     app[PROXY_TRUST] = ProxyTrust(settings.trusted_proxies, settings.trusted_proxy_header)
@@ -62,21 +64,17 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.router.add_get("/readyz", readyz)
     add_intake_routes(app)
     static = settings.static_dir or STATIC_ROOT
-    # The chat itself may be framed by the city's pages (the widget) and nowhere else; the
-    # console and the other pages by nobody.
-    chat_headers = _security_headers(settings.widget_origins)
-    alone = _security_headers(None)
-    app.router.add_get("/", _page(static / "index.html", alone))
+    add_security_headers(app, settings)
+    app.router.add_get("/", _page(static / "index.html"))
     app.router.add_get(
-        "/client",
-        _chat_page(
-            static / "client.html", chat_headers, settings.origins() + settings.widget_origins
-        ),
+        "/client", _chat_page(static / "client.html", settings.origins() + settings.widget_origins)
     )
-    app.router.add_get("/pro", _page(static / "pro.html", alone))
-    app.router.add_get("/demo", _page(static / "demo.html", alone))
-    app.router.add_get("/accessibility", _page(static / "accessibility.html", chat_headers))
-    app.router.add_get("/widget.js", _page(static / "widget.js", {"Cache-Control": "max-age=300"}))
+    app.router.add_get("/pro", _page(static / "pro.html"))
+    app.router.add_get("/demo", _page(static / "demo.html"))
+    app.router.add_get("/accessibility", _page(static / "accessibility.html"))
+    app.router.add_get("/widget.js", _page(static / "widget.js"))
+    # A page is served only by its own route, with that route's headers: never as a file.
+    app.router.add_get(r"/static/{page:.*\.[hH][tT][mM][lL]?}", _not_a_file)
     app.router.add_static("/static/", static, show_index=False)
     return app
 
@@ -105,31 +103,8 @@ async def _close_websockets(app: web.Application) -> None:
         await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
 
 
-# The pages' own policy: scripts, styles and connections from this server only, no inline
-# script, no plugins. ``frame-ancestors`` says who may show the page in a frame.
-_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors {ancestors}"
-)
-
-
-def _security_headers(frame_origins: tuple[str, ...] | None) -> dict[str, str]:
-    """Headers of a page: framed by ``frame_origins`` (and the server itself), or by none."""
-    ancestors = "'none'" if frame_origins is None else " ".join(("'self'", *frame_origins))
-    headers = {
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": _CSP.format(ancestors=ancestors),
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    if frame_origins is None:
-        headers["X-Frame-Options"] = "DENY"
-    return headers
-
-
 def _chat_page(
-    path: Path, headers: dict[str, str], frame_origins: tuple[str, ...]
+    path: Path, frame_origins: tuple[str, ...]
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The chat page, telling its widget bridge which framing pages it may talk to."""
     meta = '<meta name="kanava-widget-origins" content="{}">\n'.format(
@@ -146,18 +121,20 @@ def _chat_page(
             text = cache[mtime] = path.read_text(encoding="utf-8").replace(
                 "</head>", meta + "</head>", 1
             )
-        return web.Response(text=text, content_type="text/html", headers=headers)
+        return web.Response(text=text, content_type="text/html")
 
     return handler
 
 
-def _page(
-    path: Path, headers: dict[str, str]
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _page(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(path, headers=headers)
+        return web.FileResponse(path)
 
     return handler
+
+
+async def _not_a_file(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPNotFound()
 
 
 def _json_error(status: int, code: ErrorCode, reason: str) -> web.Response:

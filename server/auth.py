@@ -5,6 +5,10 @@ storage guidance recommends (19 MiB of memory, 2 passes, 1 lane), in a worker th
 sign-in never stalls the chats. Hashes from before Argon2 (scrypt) still verify and are
 replaced by an Argon2 hash at the next sign-in.
 
+Usernames are compared and stored in one form (:func:`normalise_username`): Unicode NFKC,
+case-folded, without surrounding spaces, so "Hoitaja1", " hoitaja1" and a full-width
+"ｈｏｉｔａｊａ１" are one account and count as one in the sign-in's failure counts.
+
 A sign-in creates a session: a random token, stored only as its SHA-256 hash, valid for
 ``session_hours``; the console gets it as an ``HttpOnly`` cookie, scripts in the response body.
 Client conversation tokens follow the same rule: only their hash is stored.
@@ -19,29 +23,51 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
+    "HOST_PREFIX",
     "LOGIN_CSRF_COOKIE",
+    "OIDC_COOKIE",
     "SESSION_COOKIE",
+    "cookie_name",
     "csrf_for_session",
     "hash_password",
     "hash_token",
     "needs_rehash",
     "new_id",
     "new_token",
+    "normalise_username",
     "verify_password",
 ]
 
 SESSION_COOKIE = "kanava_session"
 LOGIN_CSRF_COOKIE = "kanava_login_csrf"
+OIDC_COOKIE = "kanava_pro_oidc"
+HOST_PREFIX = "__Host-"
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # A password is checked against this when the username is unknown, so that a wrong username
 # takes as long as a wrong password and does not reveal which usernames exist.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def cookie_name(name: str, dev_insecure: bool) -> str:
+    """The name a cookie is sent under: ``__Host-<name>``, which browsers keep only when it is
+    ``Secure``, ``Path=/`` and without ``Domain``, so that neither another subdomain nor a
+    plain-http page can set or overwrite it. Plain ``<name>`` only in loopback development
+    over http (setting ``dev_insecure_cookies``), where a Secure cookie could not travel."""
+    return name if dev_insecure else HOST_PREFIX + name
+
+
+def normalise_username(username: str) -> str:
+    """The one form of a username: NFKC, case-folded (and NFKC again, as case folding can
+    undo it), stripped of surrounding whitespace."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
+    return folded.strip()
 
 
 def hash_password(password: str) -> str:

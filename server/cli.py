@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import build_app
-from .auth import hash_password, hash_token, new_token
+from .auth import hash_password, hash_token, new_token, normalise_username
 from .bot import BOT_TEAM
 from .conversations import AssignMode, Professional, Team
 from .demo import DEMO_ACCOUNTS
@@ -170,15 +170,18 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
         unknown = [t for t in args.teams if t not in known_teams]
         if unknown:
             raise SystemExit(f"kanava: no such team: {', '.join(unknown)} (add it first)")
-        existing = {p.username: p for p in await storage.professionals()}
-        known = existing.get(args.username)
+        username = _username(args.username)
+        # Compared in their normal form: "Sanna" updates the account "sanna" (its role, its
+        # organisation sign-in link) instead of making a second one.
+        existing = {normalise_username(p.username): p for p in await storage.professionals()}
+        known = existing.get(username)
         capacity = settings.default_capacity if args.capacity is None else args.capacity
         if capacity < 0:
             raise SystemExit("kanava: capacity cannot be negative")
         await storage.save_professional(
             Professional(
-                id=known.id if known else "p_" + args.username,
-                username=args.username,
+                id=known.id if known else "p_" + username,
+                username=username,
                 display_name=args.name,
                 title=args.title,
                 capacity=capacity,
@@ -192,7 +195,15 @@ async def _add_professional(settings: Settings, args: argparse.Namespace, passwo
         )
     finally:
         await storage.close()
-    return f"professional {args.username} saved (capacity {capacity}; restart the server)"
+    return f"professional {username} saved (capacity {capacity}; restart the server)"
+
+
+def _username(given: str) -> str:
+    """The username as stored and compared (see ``normalise_username``); never empty."""
+    username = normalise_username(given)
+    if not username:
+        raise SystemExit("kanava: the username is empty")
+    return username
 
 
 async def _retention(settings: Settings, dry_run: bool) -> dict[str, Any]:
@@ -254,10 +265,11 @@ async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
     try:
         if BOT_TEAM not in {t.id for t in await storage.teams()}:
             await storage.save_team(Team(BOT_TEAM, "Neuvontabotti", AssignMode.AUTO))
-        existing = {p.username: p.id for p in await storage.professionals()}
+        username = _username(args.username)
+        existing = {normalise_username(p.username): p.id for p in await storage.professionals()}
         pro = Professional(
-            id=existing.get(args.username) or "p_" + args.username,
-            username=args.username,
+            id=existing.get(username) or "p_" + username,
+            username=username,
             display_name=args.name,
             title="bot",
             capacity=args.capacity,
@@ -330,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         except ImportError:
             pass
+    try:
+        app = build_app(settings)
+    except ValueError as exc:  # settings that cannot work: say which, do not start
+        raise SystemExit(f"kanava: {exc}") from None
     if settings.demo:
         print("Kanava demo accounts (password 'kanava-demo'):")
         for _, username, _, name, title, role, teams in DEMO_ACCOUNTS:
@@ -342,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
     web.run_app(
-        build_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log_class=AccessLog,

@@ -22,11 +22,12 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-__all__ = ["ProxyTrust", "address_key", "client_address", "parse_networks"]
+__all__ = ["ProxyTrust", "address_key", "client_address", "is_https", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _FORWARDED_FOR = re.compile(r'(?i)(?:^|[;,\s])for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]+)')
+_FORWARDED_PROTO = re.compile(r'(?i)(?:^|[;,\s])proto\s*=\s*("[^"]*"|[^;,\s]+)')
 
 
 def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
@@ -64,6 +65,18 @@ class ProxyTrust:
             current = candidate
         return current
 
+    def https(self, peer: str | None, values: list[str]) -> bool:
+        """Whether a trusted proxy says the browser's own connection is HTTPS, given the
+        values of ``X-Forwarded-Proto`` (or ``Forwarded``, when that is the header read)."""
+        if peer is None or not self.networks or not self.trusted(peer):
+            return False
+        text = ",".join(values)
+        if self.header == "forwarded":
+            protos = [p.strip('"') for p in _FORWARDED_PROTO.findall(text)]
+        else:
+            protos = [p.strip() for p in text.split(",")]
+        return bool(protos) and protos[-1].lower() == "https"  # what the nearest proxy saw
+
     def _hops(self, values: list[str]) -> list[str]:
         hops: list[str] = []
         for value in values:
@@ -81,6 +94,15 @@ def client_address(request: web.Request, trust: ProxyTrust | None = None) -> str
         trust = request.app.get(PROXY_TRUST) or _NO_PROXIES
     values = request.headers.getall(trust.header, [])
     return trust.client(request.remote, list(values))
+
+
+def is_https(request: web.Request) -> bool:
+    """The browser reached us over TLS: directly, or through a trusted proxy that says so."""
+    if request.secure:
+        return True
+    trust = request.app.get(PROXY_TRUST) or _NO_PROXIES
+    header = "Forwarded" if trust.header == "forwarded" else "X-Forwarded-Proto"
+    return trust.https(request.remote, list(request.headers.getall(header, [])))
 
 
 def address_key(address: str) -> str:

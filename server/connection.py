@@ -66,7 +66,7 @@ from protocol.messages import (
     Welcome,
 )
 
-from .auth import SESSION_COOKIE, hash_token
+from .auth import SESSION_COOKIE, cookie_name, hash_token
 from .bot import BOT_NAME, BOT_TEAM, bot_extras
 from .bus import Envelope
 from .client_address import address_key, client_address
@@ -360,7 +360,8 @@ class Connection:
         self._not_bound()
         # The console's session is its HttpOnly cookie, sent with the websocket's upgrade
         # request; scripts and bots send the token from POST /api/login instead.
-        token = msg.token or self.request.cookies.get(SESSION_COOKIE)
+        cookie = cookie_name(SESSION_COOKIE, self.settings.dev_insecure_cookies)
+        token = msg.token or self.request.cookies.get(cookie)
         if not token:
             raise HubError(ErrorCode.AUTH_FAILED, "not signed in: sign in first")
         pro = await self.hub.professional_for_session(token)

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import hdrs, web
 
@@ -44,13 +43,16 @@ from . import personal_code
 from .app_keys import CLOCK, CONNECTIONS, HUB, IDENTIFICATION, SETTINGS, STORAGE
 from .auth import (
     LOGIN_CSRF_COOKIE,
+    OIDC_COOKIE,
     SESSION_COOKIE,
+    cookie_name,
     csrf_for_session,
     hash_password,
     hash_token,
     needs_rehash,
     new_id,
     new_token,
+    normalise_username,
     verify_password,
 )
 from .canned import CannedResponse, canned_for, load_canned
@@ -58,33 +60,36 @@ from .client_address import address_key, client_address
 from .connection import Connection
 from .conversations import Conversation, Professional
 from .errors import HubError
-from .hub import Actor, client_key
+from .hub import Actor, Hub, client_key
 from .identity import IdentificationError, Identity
 from .limits import LIMITS
-from .ratelimit import LoginLimiter
+from .ratelimit import FairGate, PairBusy, SignInThrottle
 from .records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
 from .records import validate_entry as validate_record
 
-__all__ = ["LOGIN_LIMITER", "add_console_routes", "csrf_middleware", "sign_in_with_identity"]
+__all__ = ["SIGN_IN_THROTTLE", "add_console_routes", "csrf_middleware", "sign_in_with_identity"]
 
 log = logging.getLogger("kanava.console")
 
-# Failed sign-ins per username, and per address (four times as many: a shared ward computer
-# is fine, a script guessing across many accounts is not).
-LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
-PEER_LIMITER = web.AppKey("peer_limiter", LoginLimiter)
+# Failed sign-ins slow down the next attempts of their (username, address) pair; the password
+# checks running at once are bounded, and the waiting ones served in turn per address.
+SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
+PASSWORD_CHECKS = web.AppKey("password_checks", FairGate)
 CANNED = web.AppKey("canned", tuple[CannedResponse, ...])
-OIDC_COOKIE = "kanava_pro_oidc"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_console_routes(app: web.Application) -> None:
     settings = app[SETTINGS]
-    window = settings.login_window_minutes * 60
-    app[LOGIN_LIMITER] = LoginLimiter(settings.login_attempts, window)
-    app[PEER_LIMITER] = LoginLimiter(settings.login_attempts * 4, window)
+    app[SIGN_IN_THROTTLE] = SignInThrottle(
+        free=settings.login_free_failures,
+        delay=settings.login_delay_seconds,
+        max_delay=settings.login_max_delay_seconds,
+        shared_max_delay=settings.login_shared_max_delay_seconds,
+        window=settings.login_window_minutes * 60,
+    )
+    app[PASSWORD_CHECKS] = FairGate(settings.login_checks_at_once or os.cpu_count() or 1)
     app[CANNED] = load_canned(settings.canned_file)
     app.router.add_get("/api/session", session_info)
     app.router.add_post("/api/login", login)
@@ -100,7 +105,7 @@ def add_console_routes(app: web.Application) -> None:
 
 def _error(status: int, code: ErrorCode, reason: str, **extra: Any) -> web.Response:
     body = {"error": {"code": code.value, "reason": reason, **extra}}
-    return web.json_response(body, status=status, headers=_NO_STORE)
+    return web.json_response(body, status=status)
 
 
 # --- forgery ------------------------------------------------------------------------------
@@ -115,8 +120,8 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return _error(403, ErrorCode.CSRF, "requests from this origin are not accepted")
     sent = request.headers.get("X-CSRF-Token", "")
     if request.path == "/api/login":
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    elif (token := request.cookies.get(SESSION_COOKIE)) is not None:
+        expected = read_cookie(request, LOGIN_CSRF_COOKIE) or ""
+    elif (token := read_cookie(request, SESSION_COOKIE)) is not None:
         expected = csrf_for_session(token)
     elif request.headers.get(hdrs.AUTHORIZATION, "").startswith("Bearer "):
         return await handler(request)  # not ambient: a page cannot make the browser send it
@@ -132,20 +137,12 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 # --- cookies ------------------------------------------------------------------------------
 
 
-def _secure(request: web.Request) -> bool:
-    """Secure, unless the page itself was opened from a loopback address (development)."""
-    setting = request.app[SETTINGS].cookie_secure
-    if setting in ("always", "never"):
-        return setting == "always"
-    # Behind a TLS proxy on the same machine the server listens on loopback, but the
-    # browser's Host is the service's own name: that is not development.
-    host = (request.host or "").rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
+def _cookie_name(request: web.Request, name: str) -> str:
+    return cookie_name(name, request.app[SETTINGS].dev_insecure_cookies)
+
+
+def read_cookie(request: web.Request, name: str) -> str | None:
+    return request.cookies.get(_cookie_name(request, name))
 
 
 def set_cookie(
@@ -156,21 +153,32 @@ def set_cookie(
     max_age: int,
     samesite: str = "Strict",
 ) -> None:
+    """``__Host-<name>``: Secure, Path=/, no Domain, HttpOnly (see ``cookie_name``)."""
     response.set_cookie(
-        name,
+        _cookie_name(request, name),
         value,
         max_age=max_age,
         path="/",
         httponly=True,
         samesite=samesite,
-        secure=_secure(request),
+        secure=not request.app[SETTINGS].dev_insecure_cookies,
+    )
+
+
+def delete_cookie(response: web.StreamResponse, request: web.Request, name: str) -> None:
+    """Expire a cookie: a browser takes a ``__Host-`` one only with the same Secure flag."""
+    response.del_cookie(
+        _cookie_name(request, name),
+        path="/",
+        secure=not request.app[SETTINGS].dev_insecure_cookies,
+        httponly=True,
     )
 
 
 def _set_session_cookie(response: web.StreamResponse, request: web.Request, token: str) -> None:
     hours = request.app[SETTINGS].session_hours
     set_cookie(response, request, SESSION_COOKIE, token, int(hours * 3600))
-    response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+    delete_cookie(response, request, LOGIN_CSRF_COOKIE)
 
 
 # --- who is asking ------------------------------------------------------------------------
@@ -180,7 +188,7 @@ def _session_token(request: web.Request) -> str | None:
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     if header.startswith("Bearer "):
         return header.removeprefix("Bearer ").strip() or None
-    return request.cookies.get(SESSION_COOKIE)
+    return read_cookie(request, SESSION_COOKIE)
 
 
 async def _signed_in(request: web.Request) -> Professional:
@@ -198,7 +206,6 @@ def _http(status: int, code: ErrorCode, reason: str) -> web.HTTPException:
     exc = web.HTTPException(
         text=json.dumps({"error": {"code": code.value, "reason": reason}}),
         content_type="application/json",
-        headers=_NO_STORE,
     )
     exc.set_status(status)
     return exc
@@ -221,7 +228,7 @@ def _profile(pro: Professional) -> dict[str, Any]:
 async def session_info(request: web.Request) -> web.Response:
     """Who is signed in here, and the anti-forgery token for the next POST."""
     rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
-    token = request.cookies.get(SESSION_COOKIE)
+    token = read_cookie(request, SESSION_COOKIE)
     if token is not None:
         try:
             pro = await request.app[HUB].professional_for_session(token)
@@ -229,21 +236,14 @@ async def session_info(request: web.Request) -> web.Response:
             pass
         else:
             return web.json_response(
-                {"professional": _profile(pro), "csrf": csrf_for_session(token), "oidc": bool(rp)},
-                headers=_NO_STORE,
+                {"professional": _profile(pro), "csrf": csrf_for_session(token), "oidc": bool(rp)}
             )
-    csrf = request.cookies.get(LOGIN_CSRF_COOKIE) or new_token()
-    response = web.json_response(
-        {"professional": None, "csrf": csrf, "oidc": bool(rp)}, headers=_NO_STORE
-    )
+    csrf = read_cookie(request, LOGIN_CSRF_COOKIE) or new_token()
+    response = web.json_response({"professional": None, "csrf": csrf, "oidc": bool(rp)})
     set_cookie(response, request, LOGIN_CSRF_COOKIE, csrf, 3600)
     if token is not None:
-        response.del_cookie(SESSION_COOKIE, path="/")  # expired or unknown: forget it
+        delete_cookie(response, request, SESSION_COOKIE)  # expired or unknown: forget it
     return response
-
-
-def _peer(request: web.Request) -> str:
-    return request.remote or "unknown"
 
 
 async def login(request: web.Request) -> web.Response:
@@ -251,6 +251,9 @@ async def login(request: web.Request) -> web.Response:
 
     The console gets the session as a cookie. A script that sends ``"token": true`` gets the
     token in the body instead, for ``auth`` on the websocket and ``Authorization: Bearer``.
+
+    After failures of the same username from the same address the attempt waits (see
+    :class:`SignInThrottle`) and then its password is checked: a correct one signs in.
     """
     try:
         body = await request.json()
@@ -261,34 +264,28 @@ async def login(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError, AttributeError):
         return _error(400, ErrorCode.MALFORMED, "send JSON with username and password")
     app = request.app
-    hub, clock = app[HUB], app[CLOCK]
-    users, peers = app[LOGIN_LIMITER], app[PEER_LIMITER]
-    now = clock.monotonic()
-    user_key, peer_key = username.strip().lower(), _peer(request)
-    wait = max(users.retry_after(user_key, now), peers.retry_after(peer_key, now))
-    if wait:
-        retry_after_ms = int(wait * 1000) + 1
+    clock, throttle = app[CLOCK], app[SIGN_IN_THROTTLE]
+    user, address = normalise_username(username), address_key(client_address(request))
+    try:
+        async with throttle.turn(user, address):
+            wait = throttle.wait(user, address, clock.monotonic())
+            if wait:
+                await asyncio.sleep(wait)
+            pro = await _check_password(request, address, user, password)
+            if pro is None:
+                throttle.failed(user, address, clock.monotonic())
+                log.info("failed sign-in from %s (this pair waited %.1f s)", address, wait)
+                return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
+            throttle.succeeded(user, address)
+    except PairBusy:
         response = _error(
             429,
             ErrorCode.RATE_LIMITED,
-            "too many failed sign-ins: wait before trying again",
-            retry_after_ms=retry_after_ms,
+            "a sign-in with this username is already being checked: wait for its answer",
+            retry_after_ms=int(throttle.max_delay * 1000) + 1,
         )
-        response.headers[hdrs.RETRY_AFTER] = str(retry_after_ms // 1000 + 1)
+        response.headers[hdrs.RETRY_AFTER] = str(int(throttle.max_delay) + 1)
         return response
-    pro = next(
-        (p for p in hub.professionals.values() if p.username == username and not p.bot), None
-    )
-    stored = pro.password_hash if pro is not None else None
-    if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
-        users.failed(user_key, now)
-        peers.failed(peer_key, now)
-        log.info("failed sign-in from %s", _peer(request))
-        return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
-    users.succeeded(user_key)
-    if needs_rehash(pro.password_hash):
-        pro.password_hash = await asyncio.to_thread(hash_password, password)
-        await app[STORAGE].set_password_hash(pro.id, pro.password_hash)
     token, expires_at = await _new_session(app, pro)
     body_out: dict[str, Any] = {
         "professional": _profile(pro),
@@ -297,10 +294,40 @@ async def login(request: web.Request) -> web.Response:
     }
     if want_token:
         body_out["token"] = token
-        return web.json_response(body_out, headers=_NO_STORE)
-    response = web.json_response(body_out, headers=_NO_STORE)
+        return web.json_response(body_out)
+    response = web.json_response(body_out)
     _set_session_cookie(response, request, token)
     return response
+
+
+async def _check_password(
+    request: web.Request, address: str, user: str, password: str
+) -> Professional | None:
+    """The account if ``password`` is its password (Argon2 in a thread, a bounded number at
+    once, in turn per address); an old hash is replaced by today's."""
+    app = request.app
+    pro = _account(app[HUB], user)
+    stored = pro.password_hash if pro is not None else None
+    async with app[PASSWORD_CHECKS].place(address):
+        if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
+            return None
+        if needs_rehash(pro.password_hash):
+            pro.password_hash = await asyncio.to_thread(hash_password, password)
+            await app[STORAGE].set_password_hash(pro.id, pro.password_hash)
+    return pro
+
+
+def _account(hub: Hub, username: str) -> Professional | None:
+    """The person's account with this (normalised) username; None for none, or for two that
+    differ only in case or width (stored before usernames were normalised: ask an admin)."""
+    found = [
+        p
+        for p in hub.professionals.values()
+        if not p.bot and normalise_username(p.username) == username
+    ]
+    if len(found) > 1:
+        log.error("accounts %s share one username: rename all but one", [p.id for p in found])
+    return found[0] if len(found) == 1 else None
 
 
 async def _new_session(app: web.Application, pro: Professional) -> tuple[str, int]:
@@ -322,8 +349,8 @@ async def logout(request: web.Request) -> web.Response:
     for conn in list(connections):
         if conn.session_hash == token_hash:
             await conn.close(CloseCode.SESSION_ENDED, "signed out")
-    response = web.json_response({"signed_out": True}, headers=_NO_STORE)
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response = web.json_response({"signed_out": True})
+    delete_cookie(response, request, SESSION_COOKIE)
     return response
 
 
@@ -331,17 +358,17 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     """Sign in through the organisation's OpenID Connect provider."""
     rp = request.app[IDENTIFICATION].rp if IDENTIFICATION in request.app else None
     if rp is None:
-        return _to_console("Sign-in with an organisation account is not available.")
+        raise _to_console("oidc_unavailable")
     address = address_key(client_address(request))
     wait = request.app[LIMITS].wait("sign_in_starts", address, request.app[CLOCK].monotonic())
     if wait:
-        return _to_console("Too many sign-ins from your network. Try again in a few minutes.")
+        raise _to_console("too_many")
     nonce = secrets.token_urlsafe(24)
     try:
         url, _state = rp.begin(context="pro:" + nonce, lang="en")
     except IdentificationError as exc:
         log.warning("organisation sign-in not begun: %s", exc.reason)
-        return _to_console("Sign-in is busy right now. Try again in a minute.")
+        raise _to_console("busy") from None
     response = web.HTTPFound(url)
     # Binds the provider's answer to this browser: a callback started in another browser (a
     # forged sign-in) finds no matching cookie. Lax, because the callback is a navigation
@@ -350,9 +377,14 @@ async def oidc_start(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+# Why an organisation sign-in came back without a session. The console shows each code's
+# text in its own language, and only these: never words taken from the address.
+LOGIN_ERRORS = frozenset({"oidc_unavailable", "other_browser", "not_linked", "too_many", "busy"})
+
+
 def _to_console(error: str | None = None) -> web.HTTPException:
-    location = "/pro" + (f"?login_error={quote(error)}" if error else "")
-    return web.HTTPSeeOther(location)
+    assert error is None or error in LOGIN_ERRORS, error
+    return web.HTTPSeeOther("/pro" + (f"?login_error={error}" if error else ""))
 
 
 async def sign_in_with_identity(
@@ -360,9 +392,9 @@ async def sign_in_with_identity(
 ) -> web.StreamResponse:
     """The provider vouched for ``person``: sign in the account linked to them."""
     nonce = context.removeprefix("pro:")
-    cookie = request.cookies.get(OIDC_COOKIE, "")
+    cookie = read_cookie(request, OIDC_COOKIE) or ""
     if not cookie or not hmac.compare_digest(cookie, nonce):
-        raise _to_console("This sign-in was started in another browser. Try again.")
+        raise _to_console("other_browser")
     hub = request.app[HUB]
     pro = next(
         (p for p in hub.professionals.values() if p.oidc_subject == person.subject and not p.bot),
@@ -370,11 +402,11 @@ async def sign_in_with_identity(
     )
     if pro is None:
         log.info("organisation sign-in of an unlinked identity")
-        raise _to_console("No Kanava account is linked to this identity. Ask an admin.")
+        raise _to_console("not_linked")
     token, _expires = await _new_session(request.app, pro)
     response = _to_console()
     _set_session_cookie(response, request, token)
-    response.del_cookie(OIDC_COOKIE, path="/")
+    delete_cookie(response, request, OIDC_COOKIE)
     raise response
 
 
@@ -407,7 +439,6 @@ async def console_data(request: web.Request) -> web.Response:
             "canned": canned_for(_canned(request), pro.teams),
             "outcomes": [{"value": k, "label": v} for k, v in OUTCOMES.items()],
         },
-        headers=_NO_STORE,
     )
 
 
@@ -480,7 +511,6 @@ async def get_record(request: web.Request) -> web.Response:
             },
             "saved": _saved(saved) if saved else None,
         },
-        headers=_NO_STORE,
     )
 
 
@@ -516,7 +546,7 @@ async def save_record(request: web.Request) -> web.Response:
             return _error(409, exc.code, f"the entry was saved, but: {exc.reason}")
     saved = await storage.record(record_id=record_id)
     assert saved is not None
-    return web.json_response({"saved": _saved(saved)}, headers=_NO_STORE)
+    return web.json_response({"saved": _saved(saved)})
 
 
 async def _record_for_download(request: web.Request, how: str) -> tuple[Any, RecordContext]:
@@ -574,7 +604,7 @@ async def _record_read(
 
 
 def _attachment(name: str) -> dict[str, str]:
-    return {**_NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'}
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 async def download_text(request: web.Request) -> web.Response:
@@ -639,4 +669,4 @@ async def access_log(request: web.Request) -> web.Response:
             clock.now_ms(), None, "professional", pro.id, "access_log_read", what
         )
     )
-    return web.json_response({"entries": entries}, headers=_NO_STORE)
+    return web.json_response({"entries": entries})

@@ -543,6 +543,13 @@ class Hub:
         target = self.professionals.get(to_professional)
         if target is None or target is pro:
             raise HubError(ErrorCode.TARGET_UNAVAILABLE, "choose another professional")
+        if target.bot or target.role == "bot":
+            # A bot cannot take over a person's chat; the bot's team queue is the way back.
+            raise HubError(
+                ErrorCode.TARGET_IS_BOT,
+                f"{target.display_name} is a bot and takes no transfers: to hand the chat to "
+                "the advice bot, transfer it to the bot's team",
+            )
         if escalate and target.role != "doctor":
             raise HubError(
                 ErrorCode.TARGET_UNAVAILABLE, f"{target.display_name} is not a doctor: choose one"

@@ -30,7 +30,7 @@ from protocol import ErrorCode
 from .app_keys import CLOCK, HUB, IDENTIFICATION, RECEPTION, SETTINGS, STORAGE, Identification
 from .areas import load_areas
 from .client_address import address_key, client_address
-from .console_web import set_cookie, sign_in_with_identity
+from .console_web import delete_cookie, read_cookie, set_cookie, sign_in_with_identity
 from .conversations import AssignMode, Team
 from .errors import HubError
 from .hours import load_hours
@@ -182,8 +182,9 @@ async def jwks(request: web.Request) -> web.StreamResponse:
     return web.json_response(rp.public_jwks())
 
 
-#: Binds an identification to the browser that opened its link (HttpOnly; Lax, because the
-#: provider's redirect back is a cross-site navigation that a Strict cookie would not follow).
+#: Binds an identification to the browser that opened its link (``__Host-``, Secure, HttpOnly;
+#: Lax, because the provider's redirect back is a cross-site navigation that a Strict cookie
+#: would not follow).
 IDENTIFY_COOKIE = "kanava_identify"
 
 
@@ -241,7 +242,7 @@ async def identity_callback(request: web.Request) -> web.StreamResponse:
         postal_code=person.postal_code,
         fingerprint=protector.fingerprint(person.hetu),
     )
-    binding = request.cookies.get(IDENTIFY_COOKIE, "")
+    binding = read_cookie(request, IDENTIFY_COOKIE) or ""
     try:
         code = reception.identification_done(context, binding, identity)
     except HubError as exc:
@@ -252,7 +253,7 @@ async def identity_callback(request: web.Request) -> web.StreamResponse:
         # The code goes only to the page that opened this window, on this server's origin;
         # that page's websocket redeems it. Opened anywhere else, it identifies nobody.
         response = _page(lang, _TEXTS["done"], ok=True, code=code)
-    response.del_cookie(IDENTIFY_COOKIE, path="/")
+    delete_cookie(response, request, IDENTIFY_COOKIE)
     return response
 
 
@@ -316,7 +317,7 @@ def _page(
 <body class="identity-result"><main><h1>Kanava</h1>
 <p role="status">{html.escape(message)}</p></main>
 <script src="/static/identity_result.js"></script></body></html>"""
-    headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    headers: dict[str, str] = {}
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return web.Response(text=body, content_type="text/html", status=status, headers=headers)

@@ -1,10 +1,22 @@
-"""Rate limits: a token bucket per connection, and failed sign-ins per account and address."""
+"""Rate limits: a token bucket per connection, and the slowing of failed sign-ins.
+
+Sign-in never locks an account: others' failures must not keep a nurse out. Instead
+:class:`SignInThrottle` counts failures per (username, client address) pair and holds each
+further attempt of that pair for a growing delay before its password is checked; a correct
+password then signs in. Attempts of one pair wait their turn one after another, so parallel
+requests do not multiply the guessing rate. :class:`FairGate` bounds the password checks
+(Argon2, a CPU core each) running at once and serves the waiting ones in turn per address.
+"""
 
 from __future__ import annotations
 
-from collections import deque
+import asyncio
+import hashlib
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
 
-__all__ = ["LoginLimiter", "TokenBucket"]
+__all__ = ["FailureCounts", "FairGate", "PairBusy", "SignInThrottle", "TokenBucket", "backoff"]
 
 
 class TokenBucket:
@@ -38,37 +50,182 @@ class TokenBucket:
         return (1.0 - self._tokens) / self.rate if self.rate > 0 else float("inf")
 
 
-class LoginLimiter:
-    """Failed sign-ins per key (a username, an address) within a sliding window.
+class FailureCounts:
+    """Recent failures per key, forgotten ``window`` seconds after the key's last failure.
 
-    After ``attempts`` failures within ``window`` seconds a key is refused until the oldest
-    of them leaves the window; a successful sign-in clears its username. Guessing passwords
-    thus costs hours per account, while a nurse who mistypes twice is not locked out. Time is
-    passed in (monotonic seconds). Keys are forgotten when their failures expire, so the
-    table holds at most the keys that failed within the window.
+    Keys are kept in the order of their last failure, so the expired ones are dropped from the
+    front without scanning the table; beyond ``max_keys`` the key that failed longest ago is
+    dropped first. Time is passed in (monotonic seconds).
     """
 
-    def __init__(self, attempts: int, window: float) -> None:
-        self.attempts = attempts
+    def __init__(self, window: float, max_keys: int) -> None:
         self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self.max_keys = max_keys
+        self._keys: OrderedDict[Hashable, tuple[int, float]] = OrderedDict()
 
-    def retry_after(self, key: str, now: float) -> float:
-        """0 if ``key`` may try now, else the seconds until it may."""
-        failures = self._failures.get(key)
-        if failures is None:
-            return 0.0
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            return 0.0
-        if len(failures) < self.attempts:
-            return 0.0
-        return failures[0] + self.window - now
+    def __len__(self) -> int:
+        return len(self._keys)
 
-    def failed(self, key: str, now: float) -> None:
-        self._failures.setdefault(key, deque()).append(now)
+    def count(self, key: Hashable, now: float) -> int:
+        self._expire(now)
+        entry = self._keys.get(key)
+        return entry[0] if entry is not None else 0
 
-    def succeeded(self, key: str) -> None:
-        self._failures.pop(key, None)
+    def failed(self, key: Hashable, now: float) -> None:
+        self._expire(now)
+        count, _ = self._keys.pop(key, (0, now))
+        self._keys[key] = (count + 1, now)
+        while len(self._keys) > self.max_keys:
+            self._keys.popitem(last=False)
+
+    def clear(self, key: Hashable) -> None:
+        self._keys.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        keys = self._keys
+        while keys:
+            oldest = next(iter(keys.values()))
+            if oldest[1] > now - self.window:
+                return
+            keys.popitem(last=False)
+
+
+def backoff(failures: int, free: int, first: float, cap: float) -> float:
+    """0 for the first ``free`` failures, then ``first`` doubling with each one, at most ``cap``."""
+    if failures < free or first <= 0:
+        return 0.0
+    return min(cap, first * 2.0 ** min(failures - free, 32))
+
+
+class PairBusy(Exception):
+    """Too many attempts of one (username, address) pair are waiting at once."""
+
+
+class _Line:
+    """The attempts of one pair: one at a time, in order of arrival."""
+
+    __slots__ = ("lock", "present")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.present = 0  # waiting, and the one being checked
+
+
+class SignInThrottle:
+    """How long a sign-in attempt waits before its password is checked.
+
+    - Failures of a (username, address) pair: the first ``free`` cost nothing, then each
+      further attempt of the pair waits ``delay`` seconds, doubling per failure, at most
+      ``max_delay``. A success clears the pair.
+    - Failures of the username from every address, and of the address for every username:
+      past ten times ``free`` they add a small delay, at most ``shared_max_delay``.
+    - Nothing here refuses an attempt for its failures: it waits, and its password decides.
+
+    Usernames enter the tables hashed (a fixed 16 bytes, whatever length was sent), and each
+    table holds at most ``max_keys`` keys, so memory stays bounded under any flood.
+    """
+
+    SHARED_FACTOR = 10
+    MAX_PRESENT = 3  # attempts of one pair at once: one person typing a password has one
+
+    def __init__(
+        self,
+        free: int,
+        delay: float,
+        max_delay: float,
+        shared_max_delay: float,
+        window: float,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.free = free
+        self.delay = delay
+        self.max_delay = max_delay
+        self.shared_max_delay = shared_max_delay
+        self.pairs = FailureCounts(window, max_keys)
+        self.users = FailureCounts(window, max_keys)
+        self.addresses = FailureCounts(window, max_keys)
+        self._lines: dict[tuple[bytes, str], _Line] = {}
+
+    @staticmethod
+    def _user(username: str) -> bytes:
+        return hashlib.blake2b(username.encode("utf-8"), digest_size=16).digest()
+
+    def wait(self, username: str, address: str, now: float) -> float:
+        """Seconds the next attempt of this pair waits before its password is checked."""
+        user = self._user(username)
+        own = backoff(self.pairs.count((user, address), now), self.free, self.delay, self.max_delay)
+        shared = max(self.users.count(user, now), self.addresses.count(address, now))
+        others = backoff(shared, self.free * self.SHARED_FACTOR, self.delay, self.shared_max_delay)
+        return max(own, others)
+
+    def failed(self, username: str, address: str, now: float) -> None:
+        user = self._user(username)
+        self.pairs.failed((user, address), now)
+        self.users.failed(user, now)
+        self.addresses.failed(address, now)
+
+    def succeeded(self, username: str, address: str) -> None:
+        self.pairs.clear((self._user(username), address))
+
+    @asynccontextmanager
+    async def turn(self, username: str, address: str) -> AsyncIterator[None]:
+        """Wait for the pair's earlier attempts to finish; raises :class:`PairBusy` when
+        ``MAX_PRESENT`` of them are already there."""
+        pair = (self._user(username), address)
+        line = self._lines.get(pair)
+        if line is None:
+            line = self._lines[pair] = _Line()
+        if line.present >= self.MAX_PRESENT:
+            raise PairBusy
+        line.present += 1
+        try:
+            async with line.lock:
+                yield
+        finally:
+            line.present -= 1
+            if not line.present:
+                del self._lines[pair]
+
+
+class FairGate:
+    """At most ``limit`` holders at once; the waiting ones are served in turn per key.
+
+    A flood from one address queues behind itself: each other address waiting gets the next
+    free place before that address gets its second one. Nobody is refused.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.active = 0
+        self._waiting: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+
+    @asynccontextmanager
+    async def place(self, key: Hashable) -> AsyncIterator[None]:
+        if self.active < self.limit and not self._waiting:
+            self.active += 1
+        else:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(key, deque()).append(future)
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._release()  # given a place just as it was cancelled
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self.active -= 1
+        while self.active < self.limit and self._waiting:
+            key, queue = next(iter(self._waiting.items()))
+            future = queue.popleft()
+            if queue:
+                self._waiting.move_to_end(key)
+            else:
+                del self._waiting[key]
+            if not future.done():  # a cancelled waiter is skipped
+                self.active += 1
+                future.set_result(None)

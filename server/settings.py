@@ -8,6 +8,7 @@ environment variable ``KANAVA_<NAME>`` (upper case), and the most common ones as
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,12 +74,24 @@ class Settings:
     grace_seconds: float = 60.0
     default_capacity: int = 4
     session_hours: float = 12.0
-    # Failed sign-ins allowed per username (and 4 times as many per address) in the window.
-    login_attempts: int = 5
+    # Sign-in is slowed, never locked: failures count per (username, client address) and are
+    # forgotten login_window_minutes after the last one. The first login_free_failures of a
+    # pair cost nothing; then each attempt of that pair waits login_delay_seconds, doubling
+    # per failure up to login_max_delay_seconds, before its password is checked.
+    login_free_failures: int = 3
+    login_delay_seconds: float = 0.5
+    login_max_delay_seconds: float = 4.0
+    # Failures of one username from all addresses, or of one address for all usernames: past
+    # ten times login_free_failures they add a delay of at most this much.
+    login_shared_max_delay_seconds: float = 1.0
     login_window_minutes: float = 15.0
-    # The session cookie's Secure flag: "auto" sets it unless the server listens on a
-    # loopback address only (development on one's own machine); "always" or "never".
-    cookie_secure: str = "auto"
+    # Password checks (Argon2, a CPU core each) at once; more wait, served in turn per
+    # address. 0: one per CPU core.
+    login_checks_at_once: int = 0
+    # The console's cookies are Secure and named __Host-…, so they travel over HTTPS only and
+    # no other site or plain-http page can plant them. For development on one's own machine
+    # over plain http only: true drops both. Allowed only while host is a loopback address.
+    dev_insecure_cookies: bool = False
     # Canned responses of the console (None: the shipped server/config/canned.toml).
     canned_file: Path | None = None
     closed_token_hours: float = 24.0
@@ -120,6 +133,24 @@ class Settings:
     oidc_allow_test_codes: bool = False
     # The key that encrypts personal identity codes at rest.
     identity_key_file: Path = Path("var/identity-code.key")
+
+    def check(self) -> None:
+        """Raises ValueError, with what to change, for settings that must not go together."""
+        if self.dev_insecure_cookies and not self.listens_on_loopback():
+            raise ValueError(
+                f"dev_insecure_cookies is for development on one's own machine: it sends the "
+                f"console's session over plain http, so it is refused while the server listens "
+                f"on {self.host!r}. Listen on 127.0.0.1 (or ::1, localhost), or set "
+                f"KANAVA_DEV_INSECURE_COOKIES=false and serve over HTTPS."
+            )
+
+    def listens_on_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
 
     def origins(self) -> tuple[str, ...]:
         """The web origins whose pages may open websockets."""

@@ -467,11 +467,6 @@ function signedOut(message) {
   refreshSession(); // a fresh CSRF token for the next sign-in
 }
 
-function minutesText(ms) {
-  const minutes = Math.max(1, Math.ceil(ms / 60000));
-  return minutes === 1 ? "1 minute" : `${minutes} minutes`;
-}
-
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   $("login-error").textContent = "";
@@ -489,9 +484,7 @@ $("login-form").addEventListener("submit", async (event) => {
     let text = "Signing in failed. Try again.";
     if (err instanceof ApiError) {
       if (err.status === 401) text = "Wrong username or password.";
-      else if (err.status === 429) {
-        text = `Too many attempts. Try again in ${minutesText(err.retryAfterMs || 60000)}.`;
-      }
+      else if (err.status === 429) text = "A sign-in with this username is still being checked. Wait for it.";
       else if (err.status === 0) text = err.message;
       else if (err.reason) text = `Signing in failed: ${err.reason}`;
     }
@@ -831,6 +824,42 @@ window.matchMedia("(max-width: 899px)").addEventListener("change", showSelection
 
 setInterval(refreshWaits, 15_000); // keep "waiting N min" fresh
 
+// Why an organisation sign-in came back without a session (/pro?login_error=<code>), in the
+// page's language. Only these codes are shown: anything else in the address (a link someone
+// made up, markup, a message of their own) gets the general text, never its own words.
+const LOGIN_ERRORS = {
+  en: {
+    oidc_unavailable: "Sign-in with an organisation account is not available.",
+    other_browser: "This sign-in was started in another browser. Try again.",
+    not_linked: "No Kanava account is linked to this identity. Ask an administrator.",
+    too_many: "Too many sign-ins have been started from this network. Try again in a few minutes.",
+    busy: "Sign-in is busy right now. Try again in a minute.",
+    other: "Signing in did not succeed. Try again.",
+  },
+  fi: {
+    oidc_unavailable: "Kirjautuminen organisaation tunnuksella ei ole käytettävissä.",
+    other_browser: "Tämä kirjautuminen aloitettiin toisessa selaimessa. Yritä uudelleen.",
+    not_linked: "Tähän tunnukseen ei ole liitetty Kanava-tiliä. Pyydä ylläpitäjää liittämään se.",
+    too_many: "Tästä verkosta on aloitettu liian monta kirjautumista. Yritä muutaman minuutin kuluttua.",
+    busy: "Kirjautuminen on juuri nyt ruuhkautunut. Yritä hetken kuluttua uudelleen.",
+    other: "Kirjautuminen ei onnistunut. Yritä uudelleen.",
+  },
+  sv: {
+    oidc_unavailable: "Inloggning med organisationens konto är inte tillgänglig.",
+    other_browser: "Den här inloggningen påbörjades i en annan webbläsare. Försök igen.",
+    not_linked: "Inget Kanava-konto är kopplat till den här identiteten. Be en administratör.",
+    too_many: "För många inloggningar har påbörjats från det här nätverket. Försök igen om några minuter.",
+    busy: "Inloggningen är överbelastad just nu. Försök igen om en stund.",
+    other: "Inloggningen lyckades inte. Försök igen.",
+  },
+};
+
+function loginErrorText(code) {
+  const language = (document.documentElement.lang || "en").slice(0, 2).toLowerCase();
+  const texts = LOGIN_ERRORS[Object.hasOwn(LOGIN_ERRORS, language) ? language : "en"];
+  return code !== "other" && Object.hasOwn(texts, code) ? texts[code] : texts.other;
+}
+
 async function start() {
   const params = new URLSearchParams(location.search);
   const loginError = params.get("login_error");
@@ -839,7 +868,7 @@ async function start() {
   if (session && session.professional && loginError === null) {
     beginSession(session.professional);
   } else {
-    showLogin(loginError ? loginError.slice(0, 300) : $("login-error").textContent);
+    showLogin(loginError ? loginErrorText(loginError) : $("login-error").textContent);
   }
 }
 

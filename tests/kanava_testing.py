@@ -10,8 +10,11 @@ exactly as ``kanava serve`` runs it; tests talk to it only over sockets, with th
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import itertools
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -60,15 +63,22 @@ def free_port() -> int:
         return port
 
 
+def echo_cookies(response: aiohttp.ClientResponse) -> str:
+    """A ``Cookie`` header sending back what ``response`` set, whatever the server named it
+    (``__Host-kanava_login_csrf`` by default): a script's own cookie jar, also over http."""
+    return "; ".join(f"{morsel.key}={morsel.value}" for morsel in response.cookies.values())
+
+
 async def login_token(base: str, username: str, password: str = PASSWORD) -> str:
     """Sign in as a script does: the anti-forgery token first, then the session's token."""
     async with aiohttp.ClientSession() as session:
         async with session.get(base + "/api/session") as response:
             csrf = (await response.json())["csrf"]
+            cookie = echo_cookies(response)
         async with session.post(
             base + "/api/login",
             json={"username": username, "password": password, "token": True},
-            headers={"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"},
+            headers={"X-CSRF-Token": csrf, "Cookie": cookie},
         ) as response:
             body = await response.json()
             assert response.status == 200, body
@@ -79,8 +89,11 @@ async def login_token(base: str, username: str, password: str = PASSWORD) -> str
 class KanavaServer:
     """A Kanava server on 127.0.0.1:<ephemeral port>, in a background thread."""
 
-    def __init__(self, database: Path, **settings: Any) -> None:
+    def __init__(
+        self, database: Path, *, tls: ssl.SSLContext | None = None, **settings: Any
+    ) -> None:
         self.database = database
+        self.tls = tls  # serve https with this context (see ``self_signed_tls``)
         # Known before start, so the server knows its own origin (and a test can register
         # its callback address with an identity provider first).
         self.port = settings.pop("port", None) or free_port()
@@ -99,6 +112,9 @@ class KanavaServer:
             "demo": True,
             "uvloop": False,
             "allowed_origins": ("http://127.0.0.1", "http://localhost"),
+            # Plain http on loopback, as in development: cookies without Secure and __Host-
+            # (tests of the production default turn it off, and may serve TLS).
+            "dev_insecure_cookies": True,
             # Most tests are about the chat itself and open conversations directly; the
             # intake's own tests (tests/server/test_intake*.py) turn it on.
             "intake_required": False,
@@ -113,11 +129,11 @@ class KanavaServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}"
 
     def start(self) -> KanavaServer:
         ready = threading.Event()
@@ -149,7 +165,7 @@ class KanavaServer:
         self.app = build_app(settings, self.clock)
         self._runner = web.AppRunner(self.app, shutdown_timeout=2, access_log_class=AccessLog)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls)
         await site.start()
         server = site._server
         assert server is not None and server.sockets
@@ -230,6 +246,45 @@ class KanavaServer:
 
 
 _PASSWORD_HASH = hash_password(PASSWORD)
+
+
+def self_signed_tls(folder: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1 (clients of the
+    tests skip verification: what is tested is that the connection is TLS)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "tls-cert.pem", folder / "tls-key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 class Peer:

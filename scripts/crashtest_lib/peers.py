@@ -538,10 +538,12 @@ class ProPeer(Peer):
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async with session.get(self.cfg.http_base + "/api/session") as response:
                 csrf = (await response.json())["csrf"]
+                # The pre-sign-in cookie back, as the server named it (__Host-… over https).
+                cookie = "; ".join(f"{m.key}={m.value}" for m in response.cookies.values())
             async with session.post(
                 self.cfg.http_base + "/api/login",
                 json={"username": self.username, "password": self.cfg.password, "token": True},
-                headers={"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"},
+                headers={"X-CSRF-Token": csrf, "Cookie": cookie},
             ) as response:
                 body = await response.json()
                 if response.status != 200:

@@ -445,10 +445,12 @@ class Worker:
         # The anti-forgery token of a sign-in, sent back as its cookie and its header.
         async with self.session.get(self.plan.http_base + "/api/session") as response:
             csrf = (await response.json())["csrf"]
+            # The pre-sign-in cookie back, as the server named it (__Host-… over https).
+            cookie = "; ".join(f"{m.key}={m.value}" for m in response.cookies.values())
         async with self.session.post(
             self.plan.http_base + "/api/login",
             json={"username": username, "password": self.cfg.password, "token": True},
-            headers={"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"},
+            headers={"X-CSRF-Token": csrf, "Cookie": cookie},
         ) as response:
             body = await response.json()
             if response.status != 200:

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 import websockets
-from kanava_testing import Chat, KanavaServer
+from kanava_testing import Chat, KanavaServer, echo_cookies
 
 from protocol import JSON, MSGPACK, to_wire
 from protocol.errors import CloseCode
@@ -203,7 +203,7 @@ async def test_wrong_password_is_refused_by_login(chat: Chat) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(chat.server.base + "/api/session") as response:
             csrf = (await response.json())["csrf"]
-        headers = {"X-CSRF-Token": csrf, "Cookie": f"kanava_login_csrf={csrf}"}
+            headers = {"X-CSRF-Token": csrf, "Cookie": echo_cookies(response)}
         async with session.post(
             chat.server.base + "/api/login",
             json={"username": "hoitaja1", "password": "väärä"},

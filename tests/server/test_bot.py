@@ -322,3 +322,19 @@ async def test_a_services_own_bot_connects_with_a_bot_token(
         await client.nothing_more(cls=MessageNew)
     finally:
         await desk.close_all()
+
+
+async def test_a_chat_is_never_transferred_to_a_bot_account(chat: Chat) -> None:
+    """A nurse's transfer to the bot's own account is refused with target_is_bot, and the
+    chat stays with her: the client sees no change, and she can still write in it."""
+    client, nurse = await chat.open_chat_with("hoitaja1")
+    await client.expect(ConversationStateChanged, lambda m: m.conversation.reason == "taken")
+    await nurse.send(
+        ConversationTransfer(client.conversation_id, to_professional=BOT_ID, note="botille")
+    )
+    refused = await nurse.expect_error("target_is_bot")
+    assert "bot's team" in refused.reason
+    await client.nothing_more(cls=ConversationStateChanged)
+    await nurse.say(client.conversation_id, "Olen yhä täällä.")
+    said = await client.expect(MessageNew)
+    assert said.message.text == "Olen yhä täällä." and said.message.sender_id == "p_hoitaja1"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import websockets
-from kanava_testing import Chat, KanavaServer, free_port
+from kanava_testing import Chat, KanavaServer, free_port, login_token
 
 from protocol import JSON, to_wire
 from protocol.messages import ConversationOpen, ConversationOpened, ConversationStateChanged
@@ -85,6 +85,10 @@ async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
         wait_until_healthy(process, port, lambda: process.stdout.read() if process.stdout else "")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/client", timeout=5) as page:
             assert b"<html" in page.read().lower()
+        # The shipped default, even on loopback: the console's cookies are Secure, __Host-.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/session", timeout=5) as r:
+            cookie = r.headers["Set-Cookie"]
+            assert cookie.startswith("__Host-kanava_login_csrf=") and "Secure" in cookie
         async with websockets.connect(
             f"ws://127.0.0.1:{port}/ws/client",
             subprotocols=[JSON.subprotocol],
@@ -104,6 +108,18 @@ async def test_serve_runs_chats_and_stops_cleanly_on_sigterm(tmp_path: Path) -> 
             process.kill()
         output, _ = process.communicate(timeout=20)
     assert "demo accounts" in output.lower()
+
+
+def test_plain_http_cookies_are_refused_off_loopback(tmp_path: Path) -> None:
+    """dev_insecure_cookies on an address others reach: the server does not start, and says
+    what to change."""
+    env = {**os.environ, "KANAVA_DEV_INSECURE_COOKIES": "true"}
+    database = str(tmp_path / "k.sqlite3")
+    refused = kanava("serve", "--host", "0.0.0.0", "--database", database, env=env)
+    assert refused.returncode != 0
+    assert "dev_insecure_cookies" in refused.stderr and "127.0.0.1" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not Path(database).exists()  # refused before anything started
 
 
 async def test_operators_add_teams_and_professionals_with_their_own_capacity(
@@ -281,3 +297,45 @@ def test_the_access_log_names_paths_but_never_query_strings(tmp_path: Path) -> N
     # The person's address behind the trusted proxy, not the proxy's.
     asked = [line for line in access if any(f" {path}" in line for path in SIGN_IN_PATHS)]
     assert asked and all("198.51.100.23" in line for line in asked), access
+
+
+async def test_a_username_is_one_account_whatever_its_case_width_or_spaces(
+    tmp_path: Path,
+) -> None:
+    """Usernames are stored and compared normalised (NFKC, case-folded, stripped): a second
+    add-professional with another spelling updates the account, and links it to the
+    organisation's sign-in, and every spelling signs in to it."""
+    database = str(tmp_path / "k.sqlite3")
+    assert kanava("add-team", "malmi", "Malmi", "--database", database).returncode == 0
+    common = ("--team", "malmi", "--database", database)
+    first = kanava(
+        "add-professional", "  Sanna ", "--name", "Sanna S", *common, input="salasana-123\n"
+    )
+    assert first.returncode == 0, first.stderr
+    assert "professional sanna saved" in first.stdout
+    again = kanava(
+        "add-professional",
+        "ＳＡＮＮＡ",  # full-width capitals
+        "--name",
+        "Sanna Sairaanhoitaja",
+        "--oidc-subject",
+        "org-4712",
+        *common,
+        input="salasana-456\n",
+    )
+    assert again.returncode == 0, again.stderr
+    empty = kanava("add-professional", " \u3000 ", "--name", "X", *common, input="salasana-789\n")
+    assert empty.returncode != 0 and "username is empty" in empty.stderr
+    db = sqlite3.connect(database)
+    rows = db.execute(
+        "SELECT id, username, display_name, oidc_subject FROM professionals"
+    ).fetchall()
+    db.close()
+    assert rows == [("p_sanna", "sanna", "Sanna Sairaanhoitaja", "org-4712")]
+
+    server = KanavaServer(Path(database), demo=False).start()
+    try:
+        for spelling in ("sanna", "Sanna", " SANNA ", "ｓａｎｎａ"):
+            assert await login_token(server.base, spelling, "salasana-456")
+    finally:
+        server.stop()

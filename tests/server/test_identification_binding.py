@@ -265,3 +265,41 @@ async def test_identifications_in_progress_are_limited_per_address(
         await resident.expect(ConversationOpened)
     finally:
         await desk.close_all()
+
+
+async def test_identification_and_sign_in_starts_are_limited_per_address(
+    server_factory: Any, provider_port: tuple[int, dict[str, Any]]
+) -> None:
+    """Opening identify links and beginning organisation sign-ins costs the provider and a
+    table entry: one network gets a burst, then waits; another network does not notice."""
+    port, identification = provider_port
+    server: KanavaServer = server_factory(
+        port=port,
+        intake_required=True,
+        always_open=True,
+        sign_in_starts_burst=2,
+        sign_in_starts_per_hour=1,
+        **identification,
+    )
+    desk = Chat(server, JSON)
+    try:
+        async with browser() as flood:
+            for _ in range(2):
+                _, step = await at_identify(desk)
+                async with flood.get(server.base + link(step), allow_redirects=False) as resp:
+                    assert resp.status == 302
+            _, step = await at_identify(desk)
+            async with flood.get(server.base + link(step), allow_redirects=False) as resp:
+                assert resp.status == 429
+                assert int(resp.headers["Retry-After"]) > 0
+            async with flood.get(server.base + "/pro/oidc/start", allow_redirects=False) as resp:
+                assert resp.headers["Location"] == "/pro?login_error=too_many"
+        elsewhere = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=elsewhere) as colleague:
+            async with colleague.get(
+                server.base + "/pro/oidc/start", allow_redirects=False
+            ) as resp:
+                assert resp.status == 302
+                assert "/auth?response_type=code" in resp.headers["Location"]
+    finally:
+        await desk.close_all()
