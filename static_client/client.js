@@ -1298,7 +1298,14 @@ function handleError(err) {
     showBeginning(t("notFound"));
     return;
   }
-  if (ref === "conversation.open" || ref === "bot.start") {
+  if (ref === "bot.start") {
+    // Back to where the bot was offered, saying why (a limit: when to try again).
+    connection.stop();
+    openRequest = null;
+    showBeginning(limitText(err) || t("genericError"));
+    return;
+  }
+  if (ref === "conversation.open") {
     connection.stop();
     openRequest = null;
     if (err.code === "intake_required") {

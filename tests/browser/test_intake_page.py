@@ -515,3 +515,29 @@ async def test_a_link_completed_in_another_browser_identifies_nobody(
     finally:
         await pages.close()
     assert not pages.errors, pages.errors
+
+
+async def test_a_network_over_its_limit_is_told_when_to_try_again_and_about_112(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """A limit per address refuses a bot chat: the page goes back to the start and says, in
+    the page's language, to try again later, and to call 112 in an emergency."""
+    server = start_page_server(tmp_path / "kanava.sqlite3", bot_chats_burst=1, bot_chats_per_hour=2)
+    pages = Pages(browser, server, tmp_path)
+    try:
+        first = await pages.new("/client?lang=fi", width=390, height=780)
+        await first.locator("#topics .bot-offer button").click()
+        await expect(first.locator("#chat")).to_be_visible()
+        second = await pages.new("/client?lang=fi", width=390, height=780)
+        await second.locator("#topics .bot-offer button").click()
+        await expect(second.locator("#alert")).to_have_text(
+            "Samasta verkosta on juuri nyt liian monta aloitusta. Yritä uudelleen noin 30 "
+            "minuutin kuluttua. Hätätilanteessa soita 112."
+        )
+        await expect(second.locator("#topics")).to_be_visible()
+        await expect(second.locator("#chat")).to_be_hidden()
+        await pages.screenshot(second, "limit-refused-phone.png")
+    finally:
+        await pages.close()
+        server.stop()
+    assert not pages.errors, pages.errors
