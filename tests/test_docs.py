@@ -235,6 +235,50 @@ def test_every_frame_of_the_walkthrough_is_valid_in_its_direction() -> None:
     assert not failures, "invalid walkthrough frames in protocol.md:\n" + "\n".join(failures)
 
 
+def test_one_intake_shows_one_token_in_every_example_step() -> None:
+    """An intake's token is the same in every step, ends included: the examples must not
+    suggest it changes, or that it becomes a placeholder."""
+    examples = _json_examples(_section(_sections(_lines(PROTOCOL_MD)), "intake.step"))
+    tokens = {data["token"] for _, data in examples if data.get("type") == "intake.step"}
+    assert len(tokens) == 1, f"intake.step examples show several tokens: {sorted(tokens)}"
+    token = tokens.pop()
+    assert len(token) >= 16, f"an intake.step example shows a placeholder token {token!r}"
+
+
+def test_the_roles_of_a_professional_are_all_documented() -> None:
+    """Every role an account can have (the bot's included) is named where roles are listed."""
+    from server.conversations import ROLES
+
+    sections = _sections(_lines(PROTOCOL_MD))
+    (row,) = _table_rows(_section(sections, "ProfessionalRef"), "`role`")
+    missing = [role for role in ROLES if f"`{role}`" not in row[-1]]
+    assert not missing, f"ProfessionalRef.role does not name {missing}"
+
+
+def test_the_default_origin_allowlist_is_the_one_the_server_uses() -> None:
+    """The documented default follows --host and --port, as Settings.origins() does."""
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    start = text.index("The default allowlist is")
+    paragraph = text[start : text.index("\n\n", start)]
+    for origin in Settings().origins():
+        assert f"`{origin}`" in paragraph, f"the default {origin} is not in: {paragraph}"
+    elsewhere = Settings(host="10.1.2.3", port=9000).origins()
+    assert elsewhere == ("http://10.1.2.3:9000",)
+    assert "`--host`" in paragraph and "`--port`" in paragraph
+    assert "does not follow" not in paragraph
+
+
+def test_a_bot_chats_first_answer_is_explained_in_bot_start() -> None:
+    """bot.start answers conversation.opened in state queued before the bot takes it."""
+    lines = _section(_sections(_lines(PROTOCOL_MD)), "bot.start")
+    examples = [data for _, data in _json_examples(lines)]
+    opened = [e for e in examples if e.get("type") == "conversation.opened"]
+    assert opened and opened[0]["conversation"]["state"] == "queued"
+    _check_message(opened[0], OUTBOUND)
+    text = "\n".join(lines)
+    assert '`state: "assigned"`' in text and "queue_position" in text
+
+
 def test_every_error_code_is_in_the_error_table() -> None:
     """Each ErrorCode value has a row in a table of protocol.md."""
     lines = _lines(PROTOCOL_MD)

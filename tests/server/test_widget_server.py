@@ -3,6 +3,8 @@ citizen sees before typing, and feedback stored for reporting."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,3 +180,23 @@ async def test_the_feedback_report_summarises_ratings_per_team(server_factory: A
     assert report["ratings"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1}
     assert report["teams"]["kallio"]["answers"] == 3
     assert sorted(report["comments"]) == ["Hyvä", "Jonotin pitkään"]
+
+
+async def test_the_documented_service_answer_has_every_field_the_server_sends(
+    server_factory: Any,
+) -> None:
+    """docs/protocol.md's example of GET /api/service has exactly the fields a real server
+    answers with, and the table names each of them: a client written from the document knows
+    about every one."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+    example = re.search(
+        r"A `GET /api/service\?lang=en` at night:\s*```json\n(.*?)\n```", text, re.S
+    )
+    assert example, "protocol.md has no example of GET /api/service"
+    documented = json.loads(example.group(1))
+    server: KanavaServer = server_factory()
+    _, _, body = await get(server, "/api/service?lang=en")
+    assert set(documented) == set(body)
+    row = next(line for line in text.splitlines() if line.startswith("| `GET /api/service"))
+    missing = [key for key in body if f"`{key}`" not in row]
+    assert not missing, f"the table row of GET /api/service does not name {missing}"
