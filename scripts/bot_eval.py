@@ -31,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.knowledge import LANGUAGES, KnowledgeBase, load_knowledge  # noqa: E402
+from server.bot.knowledge import LANGUAGES, KnowledgeBase, load_knowledge  # noqa: E402
 
 EVAL_SET = ROOT / "tests" / "bot_eval" / "questions.tsv"
 TARGET_ACCURACY = 0.85

@@ -33,8 +33,8 @@ from websockets.asyncio.client import connect  # noqa: E402
 
 from protocol import JSON  # noqa: E402
 from protocol.messages import BotStart, MessageNew, MessageSend  # noqa: E402
-from server.bot import compose  # noqa: E402
-from server.knowledge import load_knowledge  # noqa: E402
+from server.bot.knowledge import load_knowledge  # noqa: E402
+from server.bot.responder import compose  # noqa: E402
 
 
 def summary(values_ms: list[float]) -> str:

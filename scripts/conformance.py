@@ -7,10 +7,10 @@ server on a loopback port (``tests/kanava_testing.KanavaServer``, ``build_app`` 
 
 ``framing``
     Every case not excluded, against ``/ws/client`` answered by the production handler
-    (``server.app._websocket``: Origin check, subprotocols, the ``WebSocketResponse`` options,
-    the final close) with only Kanava's protocol layer, ``Connection``, swapped for an echo:
-    the cases send messages and expect them back, which Kanava's protocol does not do. What
-    is tested is the framing layer exactly as Kanava configures and runs it.
+    (``server.ws.endpoint._websocket``: Origin check, subprotocols, the ``WebSocketResponse``
+    options, the final close) with only Kanava's protocol layer, ``Connection``, swapped for
+    an echo: the cases send messages and expect them back, which Kanava's protocol does not
+    do. What is tested is the framing layer exactly as Kanava configures and runs it.
 ``client``
     The cases that expect no message back (pings and pongs, reserved bits and opcodes,
     fragmented control frames, invalid UTF-8, the close handshake and its codes), against the
@@ -54,8 +54,8 @@ for _path in (ROOT, ROOT / "tests"):
 from aiohttp import WSMsgType, web  # noqa: E402
 from kanava_testing import KanavaServer  # noqa: E402
 
-import server.app  # noqa: E402
-from server.connection import _is_utf8  # noqa: E402
+import server.ws.endpoint  # noqa: E402
+from server.ws.connection import _is_utf8  # noqa: E402
 
 __all__ = [
     "AIOHTTP_FAILURES",
@@ -188,7 +188,7 @@ def verdict(case: Case) -> str:
 
 
 class EchoConnection:
-    """Stands in for ``server.connection.Connection``: sends every message back as it came.
+    """Stands in for ``server.ws.connection.Connection``: sends every message back as it came.
 
     Its loop is the production one (``Connection.run``): data frames are handled, an error
     ends it; aiohttp itself answers pings and the close handshake.
@@ -220,7 +220,7 @@ class EchoConnection:
 @contextmanager
 def echo_protocol_layer() -> Iterator[None]:
     """While open, Kanava's websocket endpoints echo instead of speaking Kanava's protocol."""
-    with mock.patch.object(server.app, "Connection", EchoConnection):
+    with mock.patch.object(server.ws.endpoint, "Connection", EchoConnection):
         yield
 
 

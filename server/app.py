@@ -1,8 +1,9 @@
-"""The aiohttp application: websocket endpoints, sign-in, static pages, start-up and shutdown.
+"""The composition root: builds the aiohttp application from the concerns' parts.
 
-Resources live in ``cleanup_ctx`` generators (storage, then hub); state is kept in typed
-``AppKey``\\s. On shutdown every tracked websocket is closed with ``GOING_AWAY`` (clients
-reconnect and resume), then storage flushes what is pending.
+Resources live in ``cleanup_ctx`` generators (storage, then hub, then the intake and the bot);
+state is kept in typed ``AppKey``\\s, each defined in the module that owns it. On shutdown every
+tracked websocket is closed with ``GOING_AWAY`` (clients reconnect and resume), then storage
+flushes what is pending. The pages are served here, each by its own route.
 """
 
 from __future__ import annotations
@@ -10,36 +11,35 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from protocol import CODECS, DEFAULT_SUBPROTOCOL, SUBPROTOCOLS, ErrorCode, Role
-from protocol.errors import CloseCode
+from server.bot.responder import bot_context
+from server.bus.local import LocalBus
+from server.console.web import add_console_routes, csrf_middleware
+from server.core.clock import CLOCK, Clock, SystemClock
+from server.guard.client_address import PROXY_TRUST, ProxyTrust
+from server.guard.headers import add_security_headers
+from server.guard.limits import LIMITS, limits_from
+from server.hub.hub import HUB, Hub
+from server.intake.web import add_intake_routes, intake_context
+from server.ops.demo import seed_demo
+from server.ops.health import healthz, readyz
+from server.settings import SETTINGS, Settings
+from server.storage.sqlite.store import STORAGE, Storage
+from server.ws.endpoint import (
+    CONNECTIONS,
+    DRAINING,
+    client_websocket,
+    close_websockets,
+    pro_websocket,
+)
 
-from .app_keys import CLOCK, CONNECTIONS, HUB, RECEPTION, SETTINGS, STORAGE
-from .bot import bot_context
-from .bus import LocalBus
-from .client_address import PROXY_TRUST, ProxyTrust, address_key, client_address
-from .clock import Clock, SystemClock
-from .connection import Connection
-from .console_web import add_console_routes, csrf_middleware
-from .demo import seed_demo
-from .hub import Hub
-from .intake_web import add_intake_routes, intake_context
-from .limits import LIMITS, LimitError, limits_from
-from .security_headers import add_security_headers
-from .settings import Settings
-from .storage import Storage
-
-__all__ = ["CLOCK", "CONNECTIONS", "HUB", "SETTINGS", "STORAGE", "build_app"]
+__all__ = ["STATIC_ROOT", "build_app"]
 
 log = logging.getLogger("kanava.app")
-
-DRAINING = web.AppKey("draining", asyncio.Event)
-
 
 STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
 
@@ -56,7 +56,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_storage_and_hub)
     app.cleanup_ctx.append(intake_context)
     app.cleanup_ctx.append(bot_context)
-    app.on_shutdown.append(_close_websockets)
+    app.on_shutdown.append(close_websockets)
     app.router.add_get("/ws/client", client_websocket)
     app.router.add_get("/ws/pro", pro_websocket)
     add_console_routes(app)
@@ -96,13 +96,6 @@ async def _storage_and_hub(app: web.Application) -> AsyncIterator[None]:
         await storage.close()
 
 
-async def _close_websockets(app: web.Application) -> None:
-    app[DRAINING].set()  # /readyz says "not ready" from now on: send nobody new here
-    connections: set[Connection] = app[CONNECTIONS]
-    for conn in list(connections):
-        await conn.close(CloseCode.GOING_AWAY, "server restarting: reconnect shortly")
-
-
 def _chat_page(
     path: Path, frame_origins: tuple[str, ...]
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -135,105 +128,3 @@ def _page(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 async def _not_a_file(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
-
-
-def _json_error(status: int, code: ErrorCode, reason: str) -> web.Response:
-    return web.json_response({"error": {"code": code.value, "reason": reason}}, status=status)
-
-
-async def client_websocket(request: web.Request) -> web.StreamResponse:
-    return await _websocket(request, Role.CLIENT)
-
-
-async def pro_websocket(request: web.Request) -> web.StreamResponse:
-    return await _websocket(request, Role.PROFESSIONAL)
-
-
-async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None:
-        if not settings.allow_missing_origin:
-            return _json_error(403, ErrorCode.FORBIDDEN, "an Origin header is required")
-    elif origin not in settings.origins():
-        # Cross-site websocket hijacking: a page from another site must not use our sockets.
-        log.warning("refused websocket from origin %r", origin[:200])
-        return _json_error(403, ErrorCode.FORBIDDEN, "this origin may not connect")
-    offered = [
-        p.strip()
-        for p in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(",")
-        if p.strip()
-    ]
-    if offered and not any(p in SUBPROTOCOLS for p in offered):
-        return _json_error(
-            400,
-            ErrorCode.MALFORMED,
-            f"unsupported subprotocol; offer one of: {', '.join(SUBPROTOCOLS)}",
-        )
-    try:
-        hold = request.app[LIMITS].hold("sockets", address_key(client_address(request)))
-    except LimitError as exc:
-        return web.json_response(
-            {"error": {"code": exc.code.value, "reason": exc.reason}},
-            status=429,
-            headers={"Retry-After": str(math.ceil(exc.retry_after))},
-        )
-    try:
-        return await _serve_websocket(request, role)
-    finally:
-        hold.release()
-
-
-async def _serve_websocket(request: web.Request, role: Role) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
-    ws = web.WebSocketResponse(
-        protocols=SUBPROTOCOLS,
-        compress=False,
-        # aiohttp refuses a message of max_msg_size bytes or more: +1 lets exactly 64 KiB in.
-        max_msg_size=settings.max_frame_bytes + 1,
-        heartbeat=settings.heartbeat_seconds or None,
-        decode_text=False,
-    )
-    await ws.prepare(request)
-    codec = CODECS[ws.ws_protocol or DEFAULT_SUBPROTOCOL]
-    conn = Connection(
-        ws,
-        request,
-        codec,
-        role,
-        request.app[HUB],
-        settings,
-        request.app[CLOCK],
-        request.app.get(RECEPTION) if role is Role.CLIENT else None,
-        request.app[LIMITS],
-    )
-    request.app[CONNECTIONS].add(conn)
-    try:
-        await conn.run()
-    finally:
-        request.app[CONNECTIONS].discard(conn)
-        if not ws.closed:
-            await ws.close()
-    return ws
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Live: the process answers (a load balancer restarts it when this fails)."""
-    return web.json_response({"status": "ok"})
-
-
-READY_TIMEOUT = 2.0
-
-
-async def readyz(request: web.Request) -> web.Response:
-    """Ready: started, not shutting down, and storage takes a write within two seconds."""
-    if request.app[DRAINING].is_set():
-        return web.json_response({"status": "draining"}, status=503)
-    if STORAGE not in request.app:
-        return web.json_response({"status": "starting"}, status=503)
-    try:
-        await asyncio.wait_for(request.app[STORAGE].check_writable(), READY_TIMEOUT)
-    except Exception as exc:
-        log.warning("not ready: storage write failed: %r", exc)
-        return web.json_response({"status": "storage_unavailable"}, status=503)
-    return web.json_response({"status": "ready"})

@@ -14,14 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .app import build_app
-from .auth import hash_password, hash_token, new_token, normalise_username
-from .bot import BOT_TEAM
-from .conversations import AssignMode, Professional, Team
-from .demo import DEMO_ACCOUNTS
-from .logs import AccessLog, configure_logging
-from .settings import Settings
-from .storage import Storage
+from server.app import build_app
+from server.bot.responder import BOT_TEAM
+from server.console.auth import hash_password, normalise_username
+from server.core.ids import hash_token, new_token
+from server.core.model import AssignMode, Professional, Team
+from server.logs import AccessLog, configure_logging
+from server.ops.demo import DEMO_ACCOUNTS
+from server.settings import Settings
+from server.storage.sqlite.store import Storage
 
 __all__ = ["main"]
 

@@ -24,8 +24,8 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from .client_address import PROXY_TRUST
-from .personal_code import redact
+from server.guard.client_address import PROXY_TRUST
+from server.intake.personal_code import redact
 
 __all__ = ["AccessLog", "JsonFormatter", "Redact", "configure_logging"]
 

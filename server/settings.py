@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from aiohttp import web
+
 __all__ = ["Settings"]
 
 
@@ -205,3 +207,7 @@ def _parse(hint: Any, raw: str, name: str) -> Any:
         return raw
     except ValueError:
         raise SystemExit(f"KANAVA_{name.upper()}: cannot read {raw!r} as {text}") from None
+
+
+# The settings of a running application (``app[SETTINGS]``).
+SETTINGS = web.AppKey("settings", Settings)

@@ -34,7 +34,7 @@ from aiohttp import web
 from joserfc import jws, jwt
 from joserfc.jwk import RSAKey
 
-from server.identity import OidcConfig, RelyingParty, generate_private_jwk
+from server.intake.oidc import OidcConfig, RelyingParty, generate_private_jwk
 
 ROOT = Path(__file__).resolve().parent.parent
 IDP_DIR = ROOT / "scripts" / "dev_idp"
@@ -262,7 +262,7 @@ def kanava_registration(workdir: Path, client_id: str, base: str) -> tuple[dict[
 
     ``base`` is the server's ``http://host:port``; pass the file as ``oidc_key_file``.
     """
-    from server.personal_code import write_secret_file
+    from server.intake.personal_code import write_secret_file
 
     key = generate_private_jwk("ES256")
     key_file = workdir / f"{client_id}-key.json"

@@ -39,15 +39,15 @@ from protocol.messages import (
     QueueTake,
     Welcome,
 )
-from server.app import HUB, STORAGE, build_app
-from server.auth import hash_password
-from server.clock import Clock
-from server.conversations import AssignMode, Professional, Team
-from server.hub import Hub
-from server.limits import NO_ADDRESS_LIMITS
+from server.app import build_app
+from server.console.auth import hash_password
+from server.core.clock import Clock
+from server.core.model import AssignMode, Professional, Team
+from server.guard.limits import NO_ADDRESS_LIMITS
+from server.hub.hub import HUB, Hub
 from server.logs import AccessLog
 from server.settings import Settings
-from server.storage import Storage
+from server.storage.sqlite.store import STORAGE, Storage
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)

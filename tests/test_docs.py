@@ -247,7 +247,7 @@ def test_one_intake_shows_one_token_in_every_example_step() -> None:
 
 def test_the_roles_of_a_professional_are_all_documented() -> None:
     """Every role an account can have (the bot's included) is named where roles are listed."""
-    from server.conversations import ROLES
+    from server.core.model import ROLES
 
     sections = _sections(_lines(PROTOCOL_MD))
     (row,) = _table_rows(_section(sections, "ProfessionalRef"), "`role`")

@@ -145,7 +145,7 @@ def test_the_load_answers_reach_the_queue_in_every_shipped_topic() -> None:
         from loadtest_lib.intake import LANGUAGES, answer
     finally:
         sys.path.remove(str(ROOT / "scripts"))
-    from server.questionnaire import TriageLevel, load_topics
+    from server.intake.questionnaire import TriageLevel, load_topics
 
     topics = load_topics(None)
     rng = random.Random(7)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.limits import no_address_limits_env
+from server.guard.limits import no_address_limits_env
 
 from .check import CORRECTNESS, HEALTH, check_database, summarise
 from .peers import ClientPeer, Ledger, Peer, PeerConfig, ProPeer

@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from server.auth import hash_password, hash_token, new_token
-from server.conversations import AssignMode, Professional, Team
-from server.storage import Storage
+from server.console.auth import hash_password
+from server.core.ids import hash_token, new_token
+from server.core.model import AssignMode, Professional, Team
+from server.storage.sqlite.store import Storage
 
 from .config import WAIT_TEAM, pro_username, team_of_pro, team_of_worker
 

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from server.limits import no_address_limits_env
+from server.guard.limits import no_address_limits_env
 
 __all__ = ["ROOT", "ServerProcess", "free_port", "rss_kb", "start_kanava", "start_relay"]
 

@@ -18,8 +18,8 @@ from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
 from protocol import Role
 from protocol.errors import CloseCode
-from server.app_keys import CONNECTIONS
 from server.settings import Settings
+from server.ws.endpoint import CONNECTIONS
 
 CHROMIUM = os.environ.get("KANAVA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -55,7 +55,8 @@ async def identify(
     """Give a waiting chat what a finished intake with identification would have given."""
 
     async def change() -> None:
-        conv = server.hub.conversations[cid]
+        conv = server.hub.conversation(cid)
+        assert conv is not None
         conv.client_name = name
         conv.triage = triage
         conv.identity_json = json.dumps(

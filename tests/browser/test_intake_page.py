@@ -194,12 +194,12 @@ async def test_chest_pain_shows_the_emergency_screen(pages: Pages, web_server: P
     await expect(page.locator("main button:visible, main form:visible")).to_have_count(0)
     await expect(page.locator("#chat")).to_be_hidden()
     await pages.screenshot(page, "intake-emergency.png")
-    assert len(web_server.hub.queues["kallio"]) == 0
+    assert len(web_server.hub.queue("kallio")) == 0
     # A reload does not hide it: the server repeats the end to the resumed intake.
     await page.reload()
     await expect(emergency.get_by_role("link", name="Soita 112")).to_be_visible()
     await expect(page.locator("#topics")).to_be_hidden()
-    assert len(web_server.hub.queues["kallio"]) == 0
+    assert len(web_server.hub.queue("kallio")) == 0
 
 
 class PlayedServer:
@@ -459,9 +459,7 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
         await expect(page.locator("#chat-with")).to_have_text(
             "Keskustelet: Hanna Hoitaja, sairaanhoitaja"
         )
-        view = identifying_server.hub.conversations[
-            next(iter(identifying_server.hub.conversations))
-        ]
+        (view,) = identifying_server.hub.open_conversations()
         assert (view.team_id, view.station_id) == ("kallio", "kallio")
     finally:
         await chat.close_all()
@@ -508,7 +506,7 @@ async def test_a_link_completed_in_another_browser_identifies_nobody(
         await expect(attacker.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
         await expect(attacker.locator("#chat")).to_be_hidden()
         await expect(attacker.locator("body")).not_to_contain_text("Aino")
-        assert not identifying_server.hub.conversations  # nothing queued, nobody identified
+        assert not identifying_server.hub.open_conversations()  # nothing queued, nobody identified
         # The attacker's own next click gets a fresh link, not a used one.
         fresh = await attacker.locator("#intake").get_attribute("data-identify-url")
         assert fresh and fresh != link

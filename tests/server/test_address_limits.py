@@ -28,7 +28,7 @@ from protocol.messages import (
     MessageAck,
     MessageSend,
 )
-from server.limits import AddressLimits, Rate
+from server.guard.limits import AddressLimits, Rate
 
 OTHER = {"local_addr": ("127.0.0.2", 0)}
 
@@ -176,7 +176,7 @@ async def test_waiting_chats_per_address_are_limited_and_the_intake_waits_for_la
         patient = await queue_through_intake(desk, **OTHER)
         opened = await patient.expect(ConversationOpened)
         assert opened.conversation.queue_position == 3
-        assert len(server.hub.queues["kallio"]) == 3
+        assert len(server.hub.queue("kallio")) == 3
     finally:
         await desk.close_all()
 
@@ -271,10 +271,10 @@ async def test_waiting_and_bot_chats_whose_client_left_are_closed_and_the_client
         await queued.close()
         await bot.close()
         await asyncio.sleep(2.5)
-        assert queued.conversation_id not in server.hub.conversations
-        assert bot_view.conversation_id not in server.hub.conversations
-        assert staying.conversation_id in server.hub.conversations
-        assert [c.id for c in server.hub.queues["kallio"]] == [staying.conversation_id]
+        assert server.hub.conversation(queued.conversation_id) is None
+        assert server.hub.conversation(bot_view.conversation_id) is None
+        assert server.hub.conversation(staying.conversation_id) is not None
+        assert [c.id for c in server.hub.queue("kallio")] == [staying.conversation_id]
         back = await desk.raw_client()
         await back.send(ConversationResume(queued.token, 0))
         state = await back.expect(ConversationStateChanged)
@@ -295,7 +295,7 @@ async def test_the_bot_answers_however_many_chats_strangers_opened(server_factor
             await stranger.send(BotStart(language="fi"))
             await stranger.expect(ConversationOpened)
             await stranger.close()
-        bot = server.hub.professionals["p_bot"]
+        bot = server.hub.professional("p_bot")
         assert len(bot.conversation_ids) == 40
         someone = await desk.raw_client(**OTHER)
         await someone.send(BotStart(language="fi"))

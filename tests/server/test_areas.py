@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.areas import Areas, AreasError, load_areas, normalise_postal_code
+from server.intake.areas import Areas, AreasError, load_areas, normalise_postal_code
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from protocol.messages import (
     QueueTake,
     Welcome,
 )
-from server.auth import hash_token
+from server.core.ids import hash_token
 
 # --- the handshake ----------------------------------------------------------------------------
 

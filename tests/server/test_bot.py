@@ -28,8 +28,8 @@ from protocol.messages import (
     MessageSend,
     QueueTake,
 )
-from server.bot import BOT_ID
-from server.knowledge import load_knowledge
+from server.bot.knowledge import load_knowledge
+from server.bot.responder import BOT_ID
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.canned import (
+from server.console.canned import (
     DEFAULT_CANNED_PATH,
     LANGUAGES,
     PLACEHOLDERS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.client_address import ProxyTrust, address_key
+from server.guard.client_address import ProxyTrust, address_key
 
 
 def test_without_trusted_proxies_a_forwarding_header_is_ignored() -> None:

@@ -30,7 +30,7 @@ from protocol.messages import (
     MessageSend,
     QueueTake,
 )
-from server.auth import _verify_scrypt
+from server.console.auth import _verify_scrypt
 from server.settings import Settings
 
 # --- helpers ------------------------------------------------------------------------------

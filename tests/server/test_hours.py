@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from server.hours import (
+from server.intake.hours import (
     DEFAULT_HOURS_PATH,
     HoursError,
     HoursReason,

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from protocol.messages import ConversationOpen, ConversationStateChanged, Message
-from server.bus import Envelope, LocalBus
-from server.clock import ManualClock
-from server.conversations import AssignMode, Conversation, Professional, Team
-from server.hub import Actor, Hub
-from server.routing import Queue, choose_professional
+from server.bus.base import Envelope
+from server.bus.local import LocalBus
+from server.core.clock import ManualClock
+from server.core.model import AssignMode, Conversation, Professional, Team
+from server.core.routing import Queue, choose_professional
+from server.hub.hub import Actor, Hub
 from server.settings import Settings
-from server.storage import Storage
+from server.storage.sqlite.store import Storage
 
 
 class Inbox:
@@ -66,7 +67,7 @@ async def open_conv(hub: Hub, name: str, team: str = "kallio") -> tuple[Conversa
 async def test_grace_period_requeues_at_the_front_in_original_order(hub: Hub) -> None:
     clock = hub.clock
     assert isinstance(clock, ManualClock)
-    nurse = hub.professionals["p_a"]
+    nurse = hub.professional("p_a")
     desk = Inbox()
     await hub.connect_professional(nurse, desk)
     old1, inbox1 = await open_conv(hub, "Vanha 1")
@@ -81,7 +82,7 @@ async def test_grace_period_requeues_at_the_front_in_original_order(hub: Hub) ->
     assert await hub.expire_offline() == []  # still within the grace period
     clock.advance(1)
     assert sorted(await hub.expire_offline()) == sorted([old1.id, old2.id])
-    queue = hub.queues["kallio"]
+    queue = hub.queue("kallio")
     assert [c.client_name for c in queue] == ["Vanha 1", "Vanha 2", "Uusi"]
     assert inbox1.states()[-1] == ("queued", "professional_disconnected", 1)
     assert inbox2.states()[-1] == ("queued", "professional_disconnected", 2)
@@ -92,7 +93,7 @@ async def test_grace_period_requeues_at_the_front_in_original_order(hub: Hub) ->
 async def test_reconnecting_within_grace_keeps_everything(hub: Hub) -> None:
     clock = hub.clock
     assert isinstance(clock, ManualClock)
-    nurse = hub.professionals["p_a"]
+    nurse = hub.professional("p_a")
     desk = Inbox()
     await hub.connect_professional(nurse, desk)
     conv, _ = await open_conv(hub, "Matti")
@@ -106,19 +107,19 @@ async def test_reconnecting_within_grace_keeps_everything(hub: Hub) -> None:
 
 
 async def test_auto_assignment_balances_and_respects_capacity(hub: Hub) -> None:
-    x, y = hub.professionals["p_x"], hub.professionals["p_y"]
+    x, y = hub.professional("p_x"), hub.professional("p_y")
     await hub.connect_professional(x, Inbox())
     await hub.connect_professional(y, Inbox())
     convs = [(await open_conv(hub, f"A{i}", "auto"))[0] for i in range(5)]
     assert [len(x.conversation_ids), len(y.conversation_ids)] == [2, 2]
     assert convs[4].state.value == "queued"  # both at capacity 2
-    assert [c.id for c in hub.queues["auto"]] == [convs[4].id]
+    assert [c.id for c in hub.queue("auto")] == [convs[4].id]
     await hub.close(Actor.for_professional(x), next(iter(sorted(x.conversation_ids))), "valmis")
     assert convs[4].professional_id == "p_x"  # the freed slot takes the waiting chat
 
 
 async def test_unavailable_professionals_get_nothing_automatically(hub: Hub) -> None:
-    x = hub.professionals["p_x"]
+    x = hub.professional("p_x")
     await hub.connect_professional(x, Inbox())
     await hub.set_availability(x, False)
     conv, _ = await open_conv(hub, "Odottaja", "auto")

@@ -30,7 +30,7 @@ from protocol.messages import (
     IntakeStart,
     IntakeStep,
 )
-from server.clock import ManualClock
+from server.core.clock import ManualClock
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from idp import DevIdp, SkewClock, TamperingProxy, dev_idp_fixture, login, resig
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from server.identity import (
+from server.intake.oidc import (
     IdentificationError,
     IdentificationErrorCode,
     Identity,
@@ -40,7 +40,7 @@ from server.identity import (
     user_message,
     verify_id_token,
 )
-from server.personal_code import age_on
+from server.intake.personal_code import age_on
 
 Code = IdentificationErrorCode
 

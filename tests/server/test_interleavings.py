@@ -291,7 +291,7 @@ class Scenario:
         hub = self.server.hub
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
-        while any(c.cid in hub.conversations for c in clients) and loop.time() < deadline:
+        while any(hub.conversation(c.cid) for c in clients) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         for s in clients + pros:
             if s.ws is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.knowledge import KnowledgeError, load_knowledge
+from server.bot.knowledge import KnowledgeError, load_knowledge
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

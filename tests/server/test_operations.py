@@ -39,8 +39,8 @@ from protocol.messages import (
     QueueTake,
     Welcome,
 )
-from server.app import DRAINING
 from server.logs import JsonFormatter, Redact
+from server.ws.endpoint import DRAINING
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.personal_code import (
+from server.intake.personal_code import (
     CodeProtector,
     InvalidIdentityCode,
     age_on,

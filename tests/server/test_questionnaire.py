@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from server import questionnaire
-from server.questionnaire import (
+from server.intake import questionnaire
+from server.intake.questionnaire import (
     DEFAULT_FOLDER,
     LANGUAGES,
     AllOf,

@@ -19,7 +19,7 @@ from fhirclient.models.encounter import Encounter  # type: ignore[import-untyped
 from fhirclient.models.patient import Patient  # type: ignore[import-untyped]
 from fhirclient.models.practitioner import Practitioner  # type: ignore[import-untyped]
 
-from server.records import (
+from server.console.records import (
     BOT_PREFIX,
     MAX_FIELD_LENGTH,
     OUTCOMES,

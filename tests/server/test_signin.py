@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from kanava_testing import PASSWORD, KanavaServer
 
-from server.ratelimit import FailureCounts, FairGate
+from server.guard.ratelimit import FailureCounts, FairGate
 
 ATTACKER = "203.0.113.66"
 NURSE = "198.51.100.10"

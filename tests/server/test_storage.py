@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from protocol import ConversationState
-from server.clock import ManualClock
-from server.conversations import AssignMode, Conversation, Team
-from server.storage import Storage
+from server.core.clock import ManualClock
+from server.core.model import AssignMode, Conversation, Team
+from server.storage.sqlite.store import Storage
 
 
 def conversation(cid: str, now: int = 1) -> Conversation:
@@ -159,7 +159,7 @@ async def test_the_wal_starts_over_under_steady_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that never pauses writing keeps a bounded WAL instead of one that grows forever."""
-    import server.storage as storage_module
+    import server.storage.sqlite.store as storage_module
 
     monkeypatch.setattr(storage_module, "CHECKPOINT_SECONDS", 0.05)
     monkeypatch.setattr(storage_module, "WAL_RESTART_PAGES", 10**9)

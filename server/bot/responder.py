@@ -1,0 +1,408 @@
+"""The built-in advice bot: a participant of the hub, like a professional.
+
+The bot is a professional account flagged ``bot`` in team ``bot``, which assigns
+automatically. A client's ``bot.start`` opens a conversation in that team; the hub assigns it
+to the bot as it would to a nurse, and the bot answers through the hub's own path
+(:meth:`Hub.send_message`), so its answers are stored, sequenced and resumable like any other
+message. What it answers is decided by :func:`compose`, a pure function of the knowledge base
+and the client's text.
+
+- An emergency is answered first, whatever else the message says (112; the crisis helpline;
+  the Poison Information Centre), with the numbers as actions.
+- A topic is answered with its text and the links or numbers where the client can act.
+- When the bot is not sure it says so and offers the topics as quick replies, rather than
+  guess.
+- Asking for a person is answered with how to reach a nurse (the identified chat opens from
+  the start page within service hours; the phone service and 116117 otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from protocol import ErrorCode
+from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
+from server.bot.knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
+from server.bus.base import Envelope
+from server.core.errors import HubError
+from server.core.ids import new_id
+from server.core.model import AssignMode, Professional, Team
+from server.hub.hub import Actor, Hub
+
+__all__ = ["BOT_ID", "BOT_TEAM", "BotReply", "BotResponder", "bot_context", "compose", "greeting"]
+
+log = logging.getLogger("kanava.bot")
+
+BOT_ID = "p_bot"
+BOT_TEAM = "bot"
+BOT_NAME = "Neuvontabotti"
+#: The built-in bot takes every chat: its answers cost no one's time, so whether it answers
+#: must not depend on how many chats strangers have opened. What its chats cost (memory) is
+#: bounded by the limits per address and the idle close of abandoned chats instead.
+BOT_CAPACITY = 2**31 - 1
+
+_GREETING = {
+    "fi": "Hei! Olen Kanavan neuvontabotti, en ihminen. Vastaan yleisiin kysymyksiin "
+    "terveysasemien palveluista. En tee diagnooseja enkä anna lääkeannoksia. "
+    "Hätätilanteessa soita 112. Kirjoita kysymyksesi tai valitse aihe.",
+    "sv": "Hej! Jag är Kanavas rådgivningsbot, inte en människa. Jag svarar på allmänna "
+    "frågor om hälsostationernas tjänster. Jag ställer inga diagnoser och ger inga "
+    "läkemedelsdoser. I nödsituationer ring 112. Skriv din fråga eller välj ett ämne.",
+    "en": "Hello! I am Kanava's advice bot, not a person. I answer general questions about "
+    "the health stations' services. I do not diagnose and I do not give medicine doses. "
+    "In an emergency, call 112. Write your question or choose a topic.",
+}
+_NOT_UNDERSTOOD = {
+    "fi": "En ole varma, mitä tarkoitat. Voisitko kertoa toisin sanoin, tai valitse aihe "
+    "alta? Hätätilanteessa soita 112.",
+    "sv": "Jag är inte säker på vad du menar. Kan du säga det med andra ord, eller välja ett "
+    "ämne nedan? I nödsituationer ring 112.",
+    "en": "I am not sure what you mean. Could you put it another way, or choose a topic "
+    "below? In an emergency, call 112.",
+}
+_HANDOFF_START = {
+    "fi": "Selvä, ohjaan sinut hoitajan chattiin. Vastaa ensin muutamaan kysymykseen ja "
+    "tunnistaudu. Hoitaja näkee myös tämän keskustelun.",
+    "sv": "Okej, jag för dig vidare till skötarens chatt. Svara först på några frågor och "
+    "identifiera dig. Skötaren ser också det här samtalet.",
+    "en": "All right, I will take you to the nurse's chat. First answer a few questions and "
+    "identify yourself. The nurse will also see this conversation.",
+}
+_HANDOFF_BUTTON = {
+    "fi": "Siirry hoitajan chattiin",
+    "sv": "Gå till skötarens chatt",
+    "en": "Go to the nurse's chat",
+}
+_HANDOFF_CLOSED = {
+    "fi": "Hoitajan chat ei ota nyt uusia keskusteluja. {closed} Kiireellisissä asioissa "
+    "soita Päivystysapuun 116117, hätätilanteessa 112. Koululaiset voivat kääntyä "
+    "kouluterveydenhoitajan puoleen. Voit kysyä minulta yleisiä asioita.",
+    "sv": "Skötarens chatt tar inte emot nya samtal just nu. {closed} I brådskande ärenden "
+    "ring Jourhjälpen 116117, i nödsituationer 112. Elever kan vända sig till "
+    "skolhälsovårdaren. Du kan fråga mig om allmänna saker.",
+    "en": "The nurse's chat is not taking new chats now. {closed} For urgent matters call "
+    "the Medical Helpline 116117, in an emergency 112. Pupils can turn to their school "
+    "health nurse. You can ask me general questions.",
+}
+_HANDOFF = {
+    "fi": "Hoitajan kanssa voit keskustella tunnistautuneena chatissa terveysaseman "
+    "aukioloaikoina: aloita uusi keskustelu etusivulta ja valitse oma asiasi. Voit myös "
+    "soittaa terveysasemien puhelinpalveluun. Kiireellisissä asioissa soita "
+    "Päivystysapuun 116117, hätätilanteessa 112.",
+    "sv": "Med en skötare kan du chatta identifierad under hälsostationernas öppettider: "
+    "börja ett nytt samtal på startsidan och välj ditt ärende. Du kan också ringa "
+    "hälsostationernas telefontjänst. I brådskande ärenden ring Jourhjälpen 116117, i "
+    "nödsituationer 112.",
+    "en": "You can chat with a nurse, identified, during the health stations' opening "
+    "hours: start a new chat from the start page and choose your matter. You can also call "
+    "the health stations' phone service. For urgent matters call the Medical Helpline "
+    "116117, in an emergency 112.",
+}
+
+
+_THANKS = {
+    "fi": re.compile(
+        r"^(ok |okei |selvä |hyvä )?(kiitos|kiitti|kiitoksia|kiitos paljon|kiitti paljon)\b"
+    ),
+    "sv": re.compile(r"^(ok |okej |bra )?(tack|tackar|tack så mycket)\b"),
+    "en": re.compile(r"^(ok |okay |great )?(thanks|thank you|thx|cheers)\b"),
+}
+_WELCOME = {
+    "fi": "Ole hyvä! Voit kysyä lisää milloin vain. Hätätilanteessa soita 112.",
+    "sv": "Varsågod! Du kan fråga mer när du vill. I nödsituationer ring 112.",
+    "en": "You are welcome! Ask more at any time. In an emergency, call 112.",
+}
+_HELLO = re.compile(r"^(hei|heippa|moi|moikka|terve|päivää|hej|hejsan|god dag|hello|hi|hey)$")
+
+
+MAX_QUICK_REPLIES = 8
+MAX_ACTIONS = 5
+_LABEL_MAX = 80
+
+
+def bot_extras(quick_replies: object, actions: object) -> dict[str, Any] | None:
+    """Check the buttons and links a bot account sends with a message (HubError if wrong).
+
+    Quick replies: ``{"id", "label"}``; actions: ``{"kind": "link"|"phone"|"handoff",
+    "label", "url"}`` with an ``https://`` or ``tel:`` url (none for ``handoff``).
+    """
+    extra: dict[str, Any] = {}
+    if quick_replies is not None:
+        if not isinstance(quick_replies, list) or len(quick_replies) > MAX_QUICK_REPLIES:
+            raise HubError(ErrorCode.INVALID_FIELD, f"quick_replies: at most {MAX_QUICK_REPLIES}")
+        extra["quick_replies"] = [_button(r, "quick_replies") for r in quick_replies]
+    if actions is not None:
+        if not isinstance(actions, list) or len(actions) > MAX_ACTIONS:
+            raise HubError(ErrorCode.INVALID_FIELD, f"actions: at most {MAX_ACTIONS}")
+        extra["actions"] = [_action(a) for a in actions]
+    return extra or None
+
+
+def _label(entry: object, field_name: str) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise HubError(ErrorCode.INVALID_FIELD, f"{field_name}: each entry is an object")
+    label = entry.get("label")
+    if not isinstance(label, str) or not label.strip() or len(label) > _LABEL_MAX:
+        raise HubError(ErrorCode.INVALID_FIELD, f"{field_name}: a label of 1 to {_LABEL_MAX}")
+    return entry
+
+
+def _button(entry: object, field_name: str) -> dict[str, str]:
+    checked = _label(entry, field_name)
+    return {"id": str(checked.get("id") or ""), "label": checked["label"]}
+
+
+def _action(entry: object) -> dict[str, str]:
+    checked = _label(entry, "actions")
+    kind, url = checked.get("kind"), checked.get("url") or ""
+    ok = (
+        (kind == "link" and isinstance(url, str) and url.startswith("https://"))
+        or (kind == "phone" and isinstance(url, str) and url.startswith("tel:"))
+        or (kind == "handoff" and url == "")
+    )
+    if not ok:
+        raise HubError(
+            ErrorCode.INVALID_FIELD, "actions: a link (https://), a phone (tel:) or a handoff"
+        )
+    value = checked.get("value")
+    return {
+        "kind": str(kind),
+        "label": checked["label"],
+        "value": value if isinstance(value, str) else "",
+        "url": str(url),
+    }
+
+
+@dataclass(frozen=True)
+class BotReply:
+    """One message of the bot: text, quick replies (buttons), actions (links, numbers)."""
+
+    text: str
+    lang: str
+    quick_replies: tuple[dict[str, str], ...] = ()
+    actions: tuple[dict[str, str], ...] = ()
+    label: str = ""  # what the bot understood: emergency:112, a topic id, handoff, unknown
+    # After an emergency's answer: the answer to what else the message asked, if anything
+    # (someone asking for the records of last year's heart attack still gets them).
+    follow_up: BotReply | None = None
+
+    def extra(self) -> dict[str, Any] | None:
+        extra: dict[str, Any] = {}
+        if self.quick_replies:
+            extra["quick_replies"] = list(self.quick_replies)
+        if self.actions:
+            extra["actions"] = list(self.actions)
+        return extra or None
+
+
+def _quick_replies(
+    kb: KnowledgeBase, lang: str, first: tuple[str, ...] = ()
+) -> tuple[dict[str, str], ...]:
+    topics = [kb.topics[t] for t in first if t in kb.topics]
+    topics += [t for t in kb.quick_replies() if t not in topics]
+    return tuple({"id": t.id, "label": t.titles[lang]} for t in topics[:8])
+
+
+def _by_title(kb: KnowledgeBase, text: str) -> tuple[Topic, str] | None:
+    """A quick reply pressed: its label names a topic exactly (in any language)."""
+    wanted = text.strip().casefold()
+    for topic in kb.topics.values():
+        for lang in LANGUAGES:
+            if topic.titles[lang].casefold() == wanted:
+                return topic, lang
+    return None
+
+
+def greeting(kb: KnowledgeBase, lang: str) -> BotReply:
+    lang = lang if lang in LANGUAGES else "fi"
+    return BotReply(_GREETING[lang], lang, _quick_replies(kb, lang), label="greeting")
+
+
+@dataclass(frozen=True)
+class NurseChat:
+    """Whether the nurses' chat takes new chats now, for a handoff from the bot."""
+
+    open: bool
+    closed_text: str = ""  # when not: why and until when, in the client's language
+
+
+def compose(
+    kb: KnowledgeBase,
+    text: str,
+    lang: str = "fi",
+    nurse_chat: NurseChat | None = None,
+) -> BotReply:
+    """The bot's answer to one client message; ``lang`` is the conversation's language.
+
+    ``nurse_chat`` says whether a request for a person can start the intake now (``None``:
+    this server runs no intake, so the bot tells how to reach a nurse).
+    """
+    lang = lang if lang in LANGUAGES else "fi"
+    plain = normalize(text)
+    match = kb.understand(text, default_lang=lang)
+    if match.kind != "emergency":  # safety first: nothing below may hide an emergency
+        if _HELLO.match(plain):
+            return greeting(kb, lang)
+        for thanks_lang, thanks in _THANKS.items():
+            if thanks.match(plain) and len(plain.split()) <= 4:
+                return BotReply(_WELCOME[thanks_lang], thanks_lang, label="thanks")
+        pressed = _by_title(kb, text)
+        if pressed is not None:
+            topic, pressed_lang = pressed
+            match = Match("topic", pressed_lang, topic=topic, score=1.0)
+    lang = match.lang
+    # An emergency or a topic: its answer and where to act, in the client's language.
+    known = match.emergency if match.kind == "emergency" else match.topic
+    if known is not None:
+        follow_up = None
+        if match.kind == "emergency":
+            also = kb.understand(text, default_lang=lang, safety=False)
+            if also.kind == "topic" and also.topic is not None:
+                follow_up = BotReply(
+                    also.topic.answers[lang],
+                    lang,
+                    actions=tuple(a.view(lang) for a in also.topic.actions),
+                    label=also.topic.id,
+                )
+        return BotReply(
+            known.answers[lang],
+            lang,
+            actions=tuple(a.view(lang) for a in known.actions),
+            label=match.label,
+            follow_up=follow_up,
+        )
+    if match.kind == "handoff" and nurse_chat is not None and nurse_chat.open:
+        button = {"kind": "handoff", "label": _HANDOFF_BUTTON[lang], "value": "", "url": ""}
+        return BotReply(_HANDOFF_START[lang], lang, actions=(button,), label="handoff")
+    if match.kind == "handoff" and nurse_chat is not None:
+        text = _HANDOFF_CLOSED[lang].format(closed=nurse_chat.closed_text).replace("  ", " ")
+        return BotReply(text, lang, _quick_replies(kb, lang), label="handoff_closed")
+    if match.kind == "handoff":
+        nurse = kb.topics.get("contact_nurse")
+        actions = tuple(a.view(lang) for a in nurse.actions) if nurse else ()
+        return BotReply(_HANDOFF[lang], lang, actions=actions, label="handoff")
+    near = tuple(topic_id for topic_id, _ in match.alternatives)
+    return BotReply(
+        _NOT_UNDERSTOOD[lang], lang, _quick_replies(kb, lang, first=near), label="unknown"
+    )
+
+
+@dataclass(eq=False)  # subscribers are kept in sets: hashed by identity
+class BotResponder:
+    """The bot's connection to the hub: it receives its chats' events and answers them."""
+
+    hub: Hub
+    kb: KnowledgeBase
+    pro: Professional
+    # lang -> whether the nurses' chat is open now; None: no intake, no handoff to start.
+    nurse_chat: Callable[[str], NurseChat] | None = None
+    _languages: dict[str, str] = field(default_factory=dict)  # conversation -> language
+    _greeted: set[str] = field(default_factory=set)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.for_professional(self.pro)
+
+    # The Subscriber interface: called by the bus, must not block.
+    def deliver(self, envelope: Envelope) -> None:
+        msg = envelope.message
+        if isinstance(msg, MessageNew):
+            m = msg.message
+            if m.sender_role == "client":
+                lang = self._languages.get(m.conversation_id, "fi")
+                nurse = self.nurse_chat(lang) if self.nurse_chat is not None else None
+                self._send(m.conversation_id, compose(self.kb, m.text, lang, nurse))
+        elif isinstance(msg, ConversationStateChanged):
+            view = msg.conversation
+            mine = view.professional is not None and view.professional.id == self.pro.id
+            if mine and view.state == "assigned":
+                self._languages[view.conversation_id] = view.language or "fi"
+                if view.conversation_id not in self._greeted and view.last_seq == 0:
+                    self._greeted.add(view.conversation_id)
+                    self._send(view.conversation_id, greeting(self.kb, view.language or "fi"))
+            elif view.state == "closed" or not mine:
+                self._languages.pop(view.conversation_id, None)
+                self._greeted.discard(view.conversation_id)
+        elif isinstance(msg, Welcome):
+            for view in msg.conversations:  # chats from before a restart: already greeted
+                self._languages[view.conversation_id] = view.language or "fi"
+                self._greeted.add(view.conversation_id)
+
+    def _send(self, conversation_id: str, reply: BotReply) -> None:
+        self._send_one(conversation_id, reply)
+        if reply.follow_up is not None:
+            self._send_one(conversation_id, reply.follow_up)
+
+    def _send_one(self, conversation_id: str, reply: BotReply) -> None:
+        def on_reply(answer: Message) -> None:
+            if isinstance(answer, Error):
+                log.warning("bot answer in %s refused: %s", conversation_id, answer.code)
+
+        try:
+            self.hub.send_message(
+                self.actor,
+                conversation_id,
+                new_id("b"),
+                reply.text,
+                on_reply,
+                extra=reply.extra(),
+            )
+        except Exception:
+            # The chat may have closed meanwhile; the bot never takes the server down.
+            log.exception("the bot could not answer in %s", conversation_id)
+
+
+async def bot_context(app: web.Application) -> AsyncIterator[None]:
+    """Load the knowledge base (a bad file stops the start) and connect the bot to the hub."""
+    # app_keys imports the connection, which imports this module: import it here.
+    from server.hub.hub import HUB
+    from server.intake.reception import RECEPTION
+    from server.settings import SETTINGS
+    from server.storage.sqlite.store import STORAGE
+
+    settings = app[SETTINGS]
+    if not settings.bot:
+        yield
+        return
+    kb = load_knowledge(settings.knowledge_dir)
+    hub, storage = app[HUB], app[STORAGE]
+    if not hub.has_team(BOT_TEAM):
+        team = Team(BOT_TEAM, "Neuvontabotti", AssignMode.AUTO)
+        await storage.save_team(team)
+        hub.add_team(team)
+    pro = Professional(
+        id=BOT_ID,
+        username="neuvontabotti",
+        display_name=BOT_NAME,
+        title="bot",
+        capacity=BOT_CAPACITY,
+        teams=(BOT_TEAM,),
+        password_hash="!",  # never matches: nobody signs in as the bot
+        bot=True,
+        role="bot",
+    )
+    await storage.save_professional(pro)
+    hub.add_professional(pro)  # keeps the chats the bot had before a restart
+    reception = app.get(RECEPTION)
+    nurse_chat = None
+    if reception is not None and settings.intake_required:
+
+        def nurse_chat(lang: str) -> NurseChat:
+            closed = reception.flow.closed_step(lang, reception.local_now())
+            if closed is None:
+                return NurseChat(open=True)
+            detail = closed.detail or {}
+            return NurseChat(open=False, closed_text=str(detail.get("text", "")))
+
+    responder = BotResponder(hub, kb, pro, nurse_chat)
+    await hub.connect_professional(pro, responder)
+    try:
+        yield
+    finally:
+        hub.disconnect_professional(pro, responder)

@@ -1,0 +1,1 @@
+"""The SQLite store: :class:`~server.storage.sqlite.store.Storage` and its migrations."""
