@@ -189,7 +189,11 @@ async def patient_journey(
     result["queue_position"] = view.get("queue_position")
     result["queue_length"] = view.get("queue_length")
     await nurse.send(type="queue.take", conversation_id=cid)
-    await patient.expect("conversation.state")
+    # Queue positions may come first; the chat is the nurse's once the patient hears so.
+    while True:
+        state = await patient.expect("conversation.state")
+        if state["type"] == "error" or state["conversation"]["state"] == "assigned":
+            break
     latencies: list[float] = []
     delivered = 0
     for i in range(plan.patient_messages):

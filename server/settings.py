@@ -70,9 +70,12 @@ class Settings:
     # Whole-server bounds of what is kept in memory; a full table refuses new starts.
     max_intake_sessions: int = 20_000
     max_pending_identifications: int = 10_000
-    # Queued chats and chats with the bot whose client has been away this long are closed,
-    # with a reason the client sees if it comes back (0: never).
+    # Chats with the bot whose client has been away this long are closed, with a reason the
+    # client sees if it comes back (0: never); queued chats after idle_close_queued_minutes.
     idle_close_minutes: float = 30.0
+    idle_close_queued_minutes: float = 240.0
+    # Sockets of clients on one conversation at once (a tab or two; 0: no limit).
+    max_sockets_per_conversation: int = 5
     grace_seconds: float = 60.0
     default_capacity: int = 4
     session_hours: float = 12.0

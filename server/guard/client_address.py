@@ -17,6 +17,7 @@ household or phone gets a whole /64, so counting single IPv6 addresses would cou
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Iterable
 
@@ -25,6 +26,8 @@ from aiohttp import web
 __all__ = ["ProxyTrust", "address_key", "client_address", "is_https", "parse_networks"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+log = logging.getLogger("kanava.guard")
 
 _FORWARDED_FOR = re.compile(r'(?i)(?:^|[;,\s])for\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]+)')
 _FORWARDED_PROTO = re.compile(r'(?i)(?:^|[;,\s])proto\s*=\s*("[^"]*"|[^;,\s]+)')
@@ -46,15 +49,29 @@ class ProxyTrust:
                 f"trusted_proxy_header must be x-forwarded-for or forwarded, not {header!r}"
             )
         self.header = header
+        self._warned = False
 
     def trusted(self, address: str) -> bool:
         ip = _ip(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
         return ip is not None and any(ip in net for net in self.networks)
 
     def client(self, peer: str | None, header_values: list[str]) -> str:
         """The client's address, given the socket's peer and the forwarding header's values."""
         current = peer or "unknown"
-        if not self.networks or not self.trusted(current):
+        if not self.networks:
+            if header_values and not self._warned:
+                # Probably a proxy that nobody named: everyone would share its address.
+                self._warned = True
+                log.warning(
+                    "a %s header arrived from %s, but trusted_proxies is empty: if a proxy is "
+                    "in front of Kanava, name it there, or every client counts as the proxy",
+                    self.header,
+                    current,
+                )
+            return current
+        if not self.trusted(current):
             return current
         hops = self._hops(header_values)
         while hops and self.trusted(current):

@@ -22,6 +22,7 @@ the least recently used buckets go first when the table is full.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ __all__ = [
     "Hold",
     "LimitError",
     "Rate",
+    "check_joining_a_queue",
     "limits_from",
     "no_address_limits_env",
 ]
@@ -47,6 +49,21 @@ __all__ = [
 #: Buckets remembered at most, per kind; past it the least recently used are dropped (which
 #: errs towards letting people in, never towards refusing them).
 MAX_KEYS = 100_000
+
+
+#: How many times the limits of one IPv6 /64 its /48 may use together.
+WIDE_FACTOR = 8
+
+
+def wide_key(key: str) -> str | None:
+    """The /48 an IPv6 /64 key belongs to (``2001:db8:1::/48``); None for anything else."""
+    if not key.endswith("/64"):
+        return None
+    try:
+        network = ipaddress.IPv6Network(key)
+    except ValueError:
+        return None
+    return str(network.supernet(new_prefix=48))
 
 
 class LimitError(HubError):
@@ -108,10 +125,25 @@ class AddressLimits:
     # --- rates ----------------------------------------------------------------------------
 
     def wait(self, kind: str, key: str, now: float) -> float:
-        """Take one start of ``kind`` for ``key``: 0 if allowed, else seconds to wait."""
+        """Take one start of ``kind`` for ``key``: 0 if allowed, else seconds to wait.
+
+        An IPv6 /64 also counts towards its /48 (a home or office gets a /56 or a /48, one
+        /64 for each of its networks), which may have ``WIDE_FACTOR`` times as many.
+        """
         rate = self.rates[kind]
         if rate.unlimited:
             return 0.0
+        waits = [self._wait_one(kind, key, rate, now)]
+        wide = wide_key(key)
+        if wide is not None:
+            wide_rate = Rate(rate.burst * WIDE_FACTOR, rate.per_hour * WIDE_FACTOR)
+            waits.append(self._wait_one(kind, wide, wide_rate, now))
+        wait = max(waits)
+        if wait:
+            self.refused[kind] += 1
+        return wait
+
+    def _wait_one(self, kind: str, key: str, rate: Rate, now: float) -> float:
         buckets = self._buckets[kind]
         bucket = buckets.get(key)
         if bucket is None:
@@ -119,10 +151,7 @@ class AddressLimits:
             bucket = buckets[key] = TokenBucket(rate.per_hour / 3600, rate.burst, now)
         else:
             buckets.move_to_end(key)
-        wait = bucket.take(now)
-        if wait:
-            self.refused[kind] += 1
-        return wait
+        return bucket.take(now)
 
     def take(self, kind: str, key: str, now: float) -> None:
         """As :meth:`wait`, raising :class:`LimitError` (``rate_limited``) when refused."""
@@ -143,14 +172,20 @@ class AddressLimits:
     # --- holds ----------------------------------------------------------------------------
 
     def hold(self, kind: str, key: str) -> Hold:
-        """Hold one of ``kind`` for ``key``, or raise ``address_limit`` when it holds enough."""
+        """Hold one of ``kind`` for ``key`` (and its /48, see :meth:`wait`), or raise
+        ``address_limit`` when it holds enough."""
         limit = self.holds[kind]
         held = self._held[kind]
-        count = held.get(key, 0)
-        if limit > 0 and count >= limit:
+        wide = wide_key(key)
+        if limit > 0 and (
+            held.get(key, 0) >= limit
+            or (wide is not None and held.get(wide, 0) >= limit * WIDE_FACTOR)
+        ):
             self.refused[kind] += 1
             raise LimitError(ErrorCode.ADDRESS_LIMIT, self._reason(kind), 60.0)
-        held[key] = count + 1
+        for each in (key, wide):
+            if each is not None:
+                held[each] = held.get(each, 0) + 1
         return Hold(self, kind, key)
 
     def held(self, kind: str, key: str) -> int:
@@ -158,11 +193,14 @@ class AddressLimits:
 
     def _release(self, kind: str, key: str) -> None:
         held = self._held[kind]
-        count = held.get(key, 0) - 1
-        if count > 0:
-            held[key] = count
-        else:
-            held.pop(key, None)
+        for each in (key, wide_key(key)):
+            if each is None:
+                continue
+            count = held.get(each, 0) - 1
+            if count > 0:
+                held[each] = count
+            else:
+                held.pop(each, None)
 
     def _reason(self, kind: str) -> str:
         return self.reasons.get(kind, f"too many {kind.replace('_', ' ')}: try again later")
@@ -180,12 +218,27 @@ NO_ADDRESS_LIMITS: dict[str, int | float] = {
     "max_identifications_per_address": 0,
     "sign_in_starts_per_hour": 0,
     "client_messages_per_minute": 0,
+    "max_sockets_per_conversation": 0,
 }
 
 
 def no_address_limits_env() -> dict[str, str]:
     """:data:`NO_ADDRESS_LIMITS` as ``KANAVA_*`` variables, for a server started as a process."""
     return {f"KANAVA_{name.upper()}": str(value) for name, value in NO_ADDRESS_LIMITS.items()}
+
+
+def check_joining_a_queue(
+    limits: AddressLimits, address: str, waiting: int, max_waiting: int, now: float
+) -> None:
+    """Limits per address on chats waiting for people: so many at once (``waiting`` is how
+    many of ``address`` wait now), so many an hour. Raises :class:`LimitError`."""
+    if max_waiting and waiting >= max_waiting:
+        raise LimitError(
+            ErrorCode.ADDRESS_LIMIT,
+            "too many chats from your network are waiting already: try again later",
+            60.0,
+        )
+    limits.take("queued_chats", address, now)
 
 
 def limits_from(settings: Settings) -> AddressLimits:

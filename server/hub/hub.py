@@ -89,6 +89,10 @@ def client_key(conv: Conversation) -> str | None:
     return key if isinstance(key, str) else None
 
 
+#: A typing state repeated within this many seconds is not sent on again.
+TYPING_REPEAT_SECONDS = 3.0
+
+
 def _rank(queued_ms: int, triage: str | None) -> float:
     """A queue rank. Urgent chats sort before every routine one and keep their own order
     among themselves: their rank is their queueing time moved far into the past."""
@@ -161,6 +165,8 @@ class Hub:
         self._slots_cache: dict[str, tuple[float, int]] = {}
         # Waiting chats whose client has no socket: since when (for the idle close).
         self._away_since: dict[str, int] = {}
+        # The last typing state sent on per conversation and role, and when (monotonic).
+        self._typing_sent: dict[tuple[str, str], tuple[bool, float]] = {}
 
     # --- start and stop -------------------------------------------------------------------
 
@@ -350,7 +356,7 @@ class Hub:
         return min(teams & staffed) if teams & staffed else min(teams)
 
     async def open_conversation(
-        self, cmd: ConversationOpen, subscriber: Subscriber
+        self, cmd: ConversationOpen, subscriber: Subscriber, client_address: str | None = None
     ) -> Conversation:
         """A client starts a conversation; it is queued in its team's queue.
 
@@ -368,6 +374,7 @@ class Hub:
             topic=cmd.topic or None,
             language=cmd.language or None,
             open_key=hash_token(cmd.open_id) if cmd.open_id else None,
+            client_address=client_address,
         )
 
     def conversation_for_open_id(self, open_id: str) -> Conversation | None:
@@ -447,6 +454,7 @@ class Hub:
 
     async def reopen(self, conv: Conversation, subscriber: Subscriber) -> Conversation:
         """Give a client back its open conversation with a fresh token."""
+        self._check_client_sockets(conv)
         changes = _Changes()
         self._touch(conv, changes)
         changes.audit.append(self._audit(conv.id, Role.CLIENT.value, "client", "reopened"))
@@ -481,9 +489,21 @@ class Hub:
                         ErrorCode.SESSION_EXPIRED,
                         "this conversation ended too long ago to be opened again",
                     )
+        self._check_client_sockets(conv)
         self.bus.subscribe(conversation_topic(conv.id), subscriber)
         subscriber.deliver(Envelope(ConversationStateChanged(self.view(conv))))
         return conv
+
+    def _check_client_sockets(self, conv: Conversation) -> None:
+        """A person has a tab or two on a chat, not hundreds: each one multiplies every event
+        of the chat, so their number is bounded."""
+        limit = self.settings.max_sockets_per_conversation
+        if limit and self.bus.subscriber_count(conversation_topic(conv.id)) >= limit:
+            raise HubError(
+                ErrorCode.ADDRESS_LIMIT,
+                f"this chat is open in {limit} windows already: close one and try again",
+                60_000,
+            )
 
     # --- professionals --------------------------------------------------------------------
 
@@ -859,6 +879,14 @@ class Hub:
         self, actor: Actor, conversation_id: str, typing: bool, exclude: Subscriber | None
     ) -> None:
         conv = self._open_conversation_of(actor, conversation_id)
+        # Only a change is news: "still typing" repeated by a page (or by many sockets of one
+        # chat) is sent on once every TYPING_REPEAT_SECONDS at most.
+        key = (conv.id, actor.role.value)
+        now = self.clock.monotonic()
+        last = self._typing_sent.get(key)
+        if last is not None and last[0] == typing and now - last[1] < TYPING_REPEAT_SECONDS:
+            return
+        self._typing_sent[key] = (typing, now)
         event = Typing(conversation_id=conv.id, role=actor.role.value, typing=typing)
         self.bus.publish(self._live_topics(conv), Envelope(event), exclude)
 
@@ -920,6 +948,8 @@ class Hub:
         changes.events.append(self._state_event(conv))
         changes.closed.append(conv.id)
         self._away_since.pop(conv.id, None)
+        for role in (Role.CLIENT.value, Role.PROFESSIONAL.value):
+            self._typing_sent.pop((conv.id, role), None)
         self._unindex(conv)
         return closed_at
 
@@ -962,10 +992,15 @@ class Hub:
     # --- chats whose client has left ------------------------------------------------------
 
     def _idle_sweep_seconds(self) -> float:
-        return min(60.0, max(0.2, self.settings.idle_close_minutes * 60 / 4))
+        shortest = min(
+            m
+            for m in (self.settings.idle_close_minutes, self.settings.idle_close_queued_minutes)
+            if m > 0
+        )
+        return min(60.0, max(0.2, shortest * 60 / 4))
 
     def _schedule_idle_sweep(self) -> None:
-        if self.settings.idle_close_minutes <= 0:
+        if self.settings.idle_close_minutes <= 0 and self.settings.idle_close_queued_minutes <= 0:
             return
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None
@@ -989,19 +1024,27 @@ class Hub:
     async def close_abandoned(self) -> list[str]:
         """Close the chats that wait (queued, or with the bot) while their client is away.
 
-        A client that left a queue or a bot chat without closing it must not hold a place
-        ahead of real patients, or a bot's attention, forever. After ``idle_close_minutes``
-        without any socket of the client the chat is closed (``client_left``); a client that
-        comes back sees that reason. Chats with a person are left to that person.
+        A client that left a bot chat or a queue without closing it must not hold the bot's
+        attention, or a place ahead of real patients, forever. After ``idle_close_minutes``
+        (a bot chat) or ``idle_close_queued_minutes`` (a queued chat: longer, since a phone
+        drops its socket whenever its screen locks) without any socket of the client the chat
+        is closed (``client_left``); a client that comes back sees that reason. Chats with a
+        person are left to that person.
         """
         now = self.clock.now_ms()
-        limit_ms = self.settings.idle_close_minutes * 60_000
+        bot_ms = self.settings.idle_close_minutes * 60_000
+        queued_ms = self.settings.idle_close_queued_minutes * 60_000
         changes = _Changes()
         closed: list[str] = []
         for conv in list(self._conversations.values()):
-            waiting = conv.state is ConversationState.QUEUED or self._with_bot(conv)
+            if self._with_bot(conv):
+                limit_ms = bot_ms
+            elif conv.state is ConversationState.QUEUED:
+                limit_ms = queued_ms
+            else:
+                limit_ms = 0
             present = self.bus.subscriber_count(conversation_topic(conv.id)) > 0
-            if not waiting or present or conv.id in self._opening:
+            if not limit_ms or present or conv.id in self._opening:
                 self._away_since.pop(conv.id, None)
                 continue
             since = self._away_since.setdefault(conv.id, now)

@@ -6,7 +6,11 @@ with a code; Kanava trades the code for an ID token and turns its claims into an
 
 - The login is bound to the browser that began it by ``state`` (single use, expires after
   ``login_ttl_seconds``), to the token by ``nonce``, and to the code by PKCE (S256): a stolen
-  code is useless without the verifier, which never leaves the server.
+  code is useless without the verifier. The server keeps no table of logins begun: the
+  ``state`` itself carries the login (the caller's context, the nonce, the PKCE verifier, the
+  expiry), encrypted and authenticated with a key derived from the client key (AES-GCM), so
+  nobody can read, change or forge it, and no flood of begun logins can fill a table and
+  stop real ones. Used states are remembered until they expire, so a callback works once.
 - Kanava proves who it is at the token endpoint with ``private_key_jwt``: an assertion signed
   with a private key whose public half is published at ``/.well-known/jwks.json`` (or registered
   with the provider). No shared secret exists to leak.
@@ -36,6 +40,7 @@ import hmac
 import json
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -47,6 +52,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey, import_key
@@ -193,9 +202,8 @@ class OidcConfig:
     #: (an internal address, or a proxy in tests); its ``issuer`` must still equal ``issuer``.
     discovery_url: str | None = None
     http_timeout_seconds: float = 10
-    #: Logins begun but not completed that are remembered. A full table refuses new logins
-    #: (``busy``) until some expire: it never forgets a login someone is in the middle of.
-    max_pending_logins: int = 10_000
+    #: Completed logins remembered (until they expire) so that a callback works once.
+    max_used_states: int = 100_000
 
     def __post_init__(self) -> None:
         if "openid" not in self.scopes:
@@ -269,7 +277,8 @@ class RelyingParty:
         self._clock = clock
         self._key = import_key(config.private_jwk)
         self._assertion_alg = _signing_algorithm(self._key)
-        self._pending: dict[str, _PendingLogin] = {}
+        self._state_key = AESGCM(_state_key(config.private_jwk))
+        self._used: OrderedDict[str, float] = OrderedDict()  # login id -> its expiry
         self._session: aiohttp.ClientSession | None = None
         self._metadata: _ProviderMetadata | None = None
         self._keys = KeySet([])
@@ -317,15 +326,10 @@ class RelyingParty:
         """
         metadata = self._require_metadata()
         now = self._clock()
-        self._forget_expired(now)
-        if len(self._pending) >= self._config.max_pending_logins:
-            raise IdentificationError(
-                IdentificationErrorCode.BUSY,
-                f"{len(self._pending)} logins are in progress, the most allowed: refused",
-            )
-        state = secrets.token_urlsafe(32)
         nonce = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)
+        login = _PendingLogin(context, nonce, verifier, now + self._config.login_ttl_seconds)
+        state = self._seal(login)
         challenge = _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
         params = {
             "response_type": "code",
@@ -343,21 +347,22 @@ class RelyingParty:
             params["acr_values"] = " ".join(self._config.acr_values)
         endpoint = metadata.authorization_endpoint
         url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
-        self._pending[state] = _PendingLogin(
-            context, nonce, verifier, now + self._config.login_ttl_seconds
-        )
         return url, state
 
     async def complete(self, query: Mapping[str, str]) -> tuple[str, Identity]:
         """Check the provider's redirect back to us and return ``(context, identity)``."""
         metadata = self._require_metadata()
-        pending = self._pending.pop(query.get("state") or "", None)
+        now = self._clock()
+        pending = self._open(query.get("state") or "")
         if pending is None:
             raise IdentificationError(
                 IdentificationErrorCode.STATE_MISMATCH,
-                "the callback's state matches no pending login: unknown, forged or already used",
+                "the callback's state is not one this server made: unknown, forged or altered",
             )
-        now = self._clock()
+        if not self._use(pending, now):
+            raise IdentificationError(
+                IdentificationErrorCode.STATE_MISMATCH, "the callback's state was already used"
+            )
         if now > pending.expires_at:
             raise IdentificationError(
                 IdentificationErrorCode.STATE_MISMATCH,
@@ -414,14 +419,36 @@ class RelyingParty:
             raise RuntimeError("RelyingParty.start() has not been awaited (or it was closed)")
         return self._metadata
 
-    def _forget_expired(self, now: float) -> None:
-        # Every login lives equally long, so insertion order is expiry order: stop at the
-        # first one still alive instead of scanning thousands on every begin().
-        while self._pending:
-            state, login = next(iter(self._pending.items()))
-            if login.expires_at >= now:
-                return
-            del self._pending[state]
+    def _seal(self, login: _PendingLogin) -> str:
+        """The login as an opaque ``state``: encrypted and authenticated (AES-GCM)."""
+        payload = json.dumps(
+            [login.context, login.nonce, login.code_verifier, login.expires_at],
+            separators=(",", ":"),
+        ).encode("utf-8")
+        iv = secrets.token_bytes(12)
+        return _b64url(iv + self._state_key.encrypt(iv, payload, _STATE_AAD))
+
+    def _open(self, state: str) -> _PendingLogin | None:
+        """The login a ``state`` of ours carries, or None for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(state + "=" * (-len(state) % 4))
+            payload = self._state_key.decrypt(raw[:12], raw[12:], _STATE_AAD)
+            context, nonce, verifier, expires_at = json.loads(payload)
+        except (ValueError, InvalidTag, TypeError):
+            return None
+        return _PendingLogin(str(context), str(nonce), str(verifier), float(expires_at))
+
+    def _use(self, login: _PendingLogin, now: float) -> bool:
+        """Remember a login's state as used (until it expires); False if it was already."""
+        while self._used:
+            oldest, expires = next(iter(self._used.items()))
+            if expires >= now and len(self._used) < self._config.max_used_states:
+                break
+            del self._used[oldest]
+        if login.nonce in self._used:
+            return False
+        self._used[login.nonce] = login.expires_at
+        return True
 
     def _check_response_issuer(self, query: Mapping[str, str], meta: _ProviderMetadata) -> None:
         # RFC 9207: an ``iss`` in the response must be ours; when the provider promises one,
@@ -731,6 +758,16 @@ def identity_from_claims(
         postal_code=_text(postal_code),
         acr=_text(claims.get("acr")),
     )
+
+
+_STATE_AAD = b"kanava oidc state v1"
+
+
+def _state_key(private_jwk: Mapping[str, Any]) -> bytes:
+    """The key that seals ``state``: derived from the client's private key, so every process
+    with the same key file opens the states of the others."""
+    secret = json.dumps(private_jwk, sort_keys=True).encode("utf-8")
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_STATE_AAD).derive(secret)
 
 
 def generate_private_jwk(alg: str = "ES256") -> dict[str, Any]:

@@ -72,7 +72,7 @@ _SIGN = rf"[+{re.escape(DASHES)}A-FU-Y\uff0b\uff21-\uff26\uff35-\uff39]"
 # Six digits, a sign (or none), three digits and a check character, standing apart from other
 # letters and digits. Any Unicode digits count, full-width ones too.
 _CODE_IN_TEXT = re.compile(
-    rf"(?<!\w)(\d{{6}}){_GAP}({_SIGN}?){_GAP}(\d{{3}})(\w)(?!\w)", re.IGNORECASE
+    rf"(?<![^\W_])(\d{{6}}){_GAP}({_SIGN}?){_GAP}(\d{{3}})(\w)(?![^\W_])", re.IGNORECASE
 )
 
 

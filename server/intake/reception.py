@@ -45,7 +45,7 @@ from server.core.clock import Clock
 from server.core.errors import HubError
 from server.core.ids import hash_token, new_id, new_token
 from server.core.model import Conversation, IntakeFacts
-from server.guard.limits import AddressLimits, Hold, LimitError
+from server.guard.limits import AddressLimits, Hold, LimitError, check_joining_a_queue
 from server.hub.hub import Hub
 from server.intake.flow import (
     ClientIdentity,
@@ -129,6 +129,7 @@ class Reception:
         self._by_ticket: OrderedDict[str, _Ticket] = OrderedDict()
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._by_code: dict[str, str] = {}  # code hash -> pending id
+        self._ended: OrderedDict[str, None] = OrderedDict()  # token hashes of ended intakes
         self._tokens: dict[str, str] = {}  # session id -> the client's token, for its steps
 
     def counts(self) -> dict[str, int]:
@@ -151,6 +152,8 @@ class Reception:
             if again is not None:
                 return None, await self.hub.reopen(again, subscriber)
         self._expire()
+        if len(self._by_token) >= self.max_sessions:
+            self._forget_ended_one()
         if len(self._by_token) >= self.max_sessions:
             raise LimitError(ErrorCode.BUSY, "the service is very busy: try again shortly", 30.0)
         self.limits.take("intakes", address, self.clock.monotonic())
@@ -275,22 +278,29 @@ class Reception:
         client's identify step is sent again with a fresh link.
         """
         self._expire()
-        entry = self._by_ticket.pop(ticket, None)
+        entry = self._by_ticket.get(ticket)
         if entry is None or entry.expires_ms < self.clock.now_ms():
             raise HubError(ErrorCode.NO_INTAKE, "this identification link is used or expired")
         live = entry.live
         session = live.session
-        live.session.ticket = None
         if session.outcome is not None or session.identity is not None:
             raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
         if self._by_token.get(session.token_hash) is not live:
             raise HubError(ErrorCode.NO_INTAKE, "this intake has ended or expired: start again")
-        self._drop_pending(session)
-        if len(self._pending) >= self.max_pending:
+        # The limits first: a refused start leaves the link as it was, to try again later.
+        previous = self._pending.get(session.pending_identification or "")
+        if previous is None and len(self._pending) >= self.max_pending:
             raise LimitError(
                 ErrorCode.BUSY, "too many identifications in progress: try again shortly", 60.0
             )
-        hold = self.limits.hold("identifications", live.address)
+        if previous is not None and previous.hold is not None:
+            # The new identification takes the place of the one this intake began before.
+            hold, previous.hold = previous.hold, None
+        else:
+            hold = self.limits.hold("identifications", live.address)
+        del self._by_ticket[ticket]
+        session.ticket = None
+        self._drop_pending(session)
         binding = new_token()
         pending = _Pending(
             id=new_token(),
@@ -441,17 +451,15 @@ class Reception:
         return conv
 
     def _check_waiting(self, live: _Live) -> None:
-        """Limits per address on chats waiting for people: so many at once, so many an hour.
-
-        Refused, the intake stays as it is: ``intake.resume`` later queues it.
-        """
-        if self.max_waiting and self.hub.waiting_from(live.address) >= self.max_waiting:
-            raise LimitError(
-                ErrorCode.ADDRESS_LIMIT,
-                "too many chats from your network are waiting already: try again later",
-                60.0,
-            )
-        self.limits.take("queued_chats", live.address, self.clock.monotonic())
+        """Limits per address on chats waiting for people. Refused, the intake stays as it
+        is: ``intake.resume`` later queues it."""
+        check_joining_a_queue(
+            self.limits,
+            live.address,
+            self.hub.waiting_from(live.address),
+            self.max_waiting,
+            self.clock.monotonic(),
+        )
 
     async def _record(
         self, session: IntakeSession, step: Step, conversation_id: str | None
@@ -516,12 +524,23 @@ class Reception:
             key = "not_identify" if kind is StepKind.IDENTIFY else "not_station"
             raise HubError(ErrorCode.INTAKE_OUT_OF_ORDER, refusal(key, session.lang))
 
-    @staticmethod
-    def _finished(live: _Live) -> None:
+    def _finished(self, live: _Live) -> None:
         """An end was reached: the session stays (to tell a returning client again) but no
-        longer counts against its address."""
+        longer counts against its address, and gives way first when the table is full."""
         if live.hold is not None:
             live.hold.release()
+        self._drop_pending(live.session)  # an identification for an ended intake is moot
+        if live.session.token_hash in self._by_token:
+            self._ended[live.session.token_hash] = None
+
+    def _forget_ended_one(self) -> None:
+        """Make room by forgetting the intake that ended first (never one being answered)."""
+        while self._ended:
+            token_hash, _ = self._ended.popitem(last=False)
+            live = self._by_token.get(token_hash)
+            if live is not None:
+                self._forget(live)
+                return
 
     def _drop_pending(self, session: IntakeSession) -> None:
         if session.pending_identification is not None:
@@ -541,6 +560,7 @@ class Reception:
 
     def _forget(self, live: _Live) -> None:
         self._by_token.pop(live.session.token_hash, None)
+        self._ended.pop(live.session.token_hash, None)
         if live.session.ticket is not None:
             self._by_ticket.pop(live.session.ticket, None)
         self._drop_pending(live.session)

@@ -73,7 +73,7 @@ from server.core.errors import HubError, error_message, internal_error
 from server.core.ids import hash_token
 from server.core.model import Conversation
 from server.guard.client_address import address_key, client_address
-from server.guard.limits import AddressLimits
+from server.guard.limits import AddressLimits, check_joining_a_queue
 from server.guard.ratelimit import TokenBucket
 from server.hub.hub import Actor, Hub
 from server.hub.topics import conversation_topic
@@ -264,7 +264,18 @@ class Connection:
                 ErrorCode.INTAKE_REQUIRED,
                 "start with the pre-chat questions (intake.start): chats are opened by the intake",
             )
-        conv = await self.hub.open_conversation(msg, self)
+        if self.limits is not None and not (
+            msg.open_id and self.hub.conversation_for_open_id(msg.open_id)
+        ):
+            # Without the intake, the same limits on joining a queue as through it.
+            check_joining_a_queue(
+                self.limits,
+                self.address,
+                self.hub.waiting_from(self.address),
+                self.settings.max_waiting_per_address,
+                self.clock.monotonic(),
+            )
+        conv = await self.hub.open_conversation(msg, self, self.address)
         self.actor = Actor.for_client(conv)
         self._sync_reopened(conv)
 

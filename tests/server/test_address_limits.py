@@ -18,6 +18,7 @@ from test_intake import answer_all
 from protocol import JSON
 from protocol.messages import (
     BotStart,
+    ConversationOpen,
     ConversationOpened,
     ConversationResume,
     ConversationStateChanged,
@@ -27,6 +28,9 @@ from protocol.messages import (
     IntakeStep,
     MessageAck,
     MessageSend,
+    QueueTake,
+    Typing,
+    TypingSet,
 )
 from server.guard.limits import AddressLimits, Rate
 
@@ -260,7 +264,9 @@ async def test_waiting_and_bot_chats_whose_client_left_are_closed_and_the_client
 ) -> None:
     """Abandoned places in the queue and bot chats go after idle_close_minutes; a client that
     comes back learns why. A chat a client still holds open stays."""
-    server: KanavaServer = server_factory(idle_close_minutes=0.02)  # 1.2 seconds
+    # 1.2 seconds for a bot chat, 2.4 for a place in the queue (longer: a phone drops its
+    # socket whenever its screen locks, and comes back).
+    server: KanavaServer = server_factory(idle_close_minutes=0.02, idle_close_queued_minutes=0.04)
     desk = Chat(server, JSON)
     try:
         queued = await desk.open_client(team="kallio")
@@ -270,7 +276,10 @@ async def test_waiting_and_bot_chats_whose_client_left_are_closed_and_the_client
         staying = await desk.open_client(team="kallio")
         await queued.close()
         await bot.close()
-        await asyncio.sleep(2.5)
+        await asyncio.sleep(1.8)
+        assert server.hub.conversation(bot_view.conversation_id) is None
+        assert server.hub.conversation(queued.conversation_id) is not None  # still in line
+        await asyncio.sleep(1.8)
         assert server.hub.conversation(queued.conversation_id) is None
         assert server.hub.conversation(bot_view.conversation_id) is None
         assert server.hub.conversation(staying.conversation_id) is not None
@@ -309,3 +318,102 @@ async def test_the_bot_answers_however_many_chats_strangers_opened(server_factor
         assert bot.conversation_ids == {opened.conversation.conversation_id}
     finally:
         await desk.close_all()
+
+
+async def test_a_chat_is_open_in_a_few_windows_at_most(server_factory: Any) -> None:
+    """Each socket on a chat multiplies its events: a person has a tab or two, so a sixth
+    socket resuming one chat is refused, and closing one makes room."""
+    server: KanavaServer = server_factory(max_sockets_per_conversation=5)
+    desk = Chat(server, JSON)
+    try:
+        first = await desk.open_client()
+        sockets = [first]
+        for _ in range(4):
+            again = await desk.raw_client()
+            await again.send(ConversationResume(first.token, 0))
+            await again.expect(ConversationStateChanged)
+            sockets.append(again)
+        sixth = await desk.raw_client()
+        await sixth.send(ConversationResume(first.token, 0))
+        error = await sixth.expect_error("address_limit")
+        assert error.retry_after_ms and "windows" in error.reason
+        await sockets.pop().close()
+        await asyncio.sleep(0.2)
+        await sixth.send(ConversationResume(first.token, 0))
+        await sixth.expect(ConversationStateChanged)
+    finally:
+        await desk.close_all()
+
+
+async def test_repeated_typing_is_sent_on_once_however_many_sockets_repeat_it(
+    server_factory: Any,
+) -> None:
+    """ "Still typing" from five sockets of one chat reaches the nurse once, not five times
+    per second; a change (stopped typing) goes through at once."""
+    server: KanavaServer = server_factory(max_sockets_per_conversation=5)
+    desk = Chat(server, JSON)
+    try:
+        pro = await desk.open_pro("hoitaja1")
+        first = await desk.open_client(team="kallio")
+        await pro.send(QueueTake(conversation_id=first.conversation_id))
+        await first.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
+        sockets = [first]
+        for _ in range(4):
+            again = await desk.raw_client()
+            await again.send(ConversationResume(first.token, 0))
+            await again.expect(ConversationStateChanged)
+            sockets.append(again)
+        for _ in range(3):
+            for sock in sockets:
+                await sock.send(TypingSet(first.conversation_id, True))
+        await asyncio.sleep(0.3)
+        await first.send(TypingSet(first.conversation_id, False))
+        await asyncio.sleep(0.3)
+        seen = []
+        while True:
+            try:
+                seen.append((await pro.expect(Typing, timeout=0.2)).typing)
+            except TimeoutError:
+                break
+        assert seen == [True, False]
+    finally:
+        await desk.close_all()
+
+
+async def test_without_the_intake_joining_a_queue_is_limited_per_address_too(
+    server_factory: Any,
+) -> None:
+    server: KanavaServer = server_factory(max_waiting_per_address=2)
+    desk = Chat(server, JSON)
+    try:
+        await desk.open_client(team="kallio")
+        await desk.open_client(team="kallio")
+        flood = await desk.raw_client()
+        await flood.send(ConversationOpen(client_name="X", team="kallio"))
+        await flood.expect_error("address_limit")
+        elsewhere = await desk.raw_client(**OTHER)
+        await elsewhere.send(ConversationOpen(client_name="Y", team="kallio"))
+        await elsewhere.expect(ConversationOpened)
+    finally:
+        await desk.close_all()
+
+
+def test_an_ipv6_home_network_shares_a_wider_limit_across_its_64s() -> None:
+    """A /56 at home is 256 /64s: each /64 counts alone, and together they count towards their
+    /48, which may use eight times as much, not 256 times."""
+    limits = AddressLimits({"starts": Rate(burst=2, per_hour=60)}, {"held": 2})
+    home = [f"2001:db8:1:{n:x}00::/64" for n in range(20)]
+    allowed = sum(limits.wait("starts", key, 0.0) == 0 for key in home for _ in range(2))
+    assert allowed == 16  # 2 x 8, not 2 x 20
+    assert limits.wait("starts", "2001:db8:2::/64", 0.0) == 0  # another /48
+    holds = []
+    for key in home:
+        for _ in range(2):
+            try:
+                holds.append(limits.hold("held", key))
+            except Exception:
+                pass
+    assert len(holds) == 16
+    for hold in holds:
+        hold.release()
+    assert limits.held("held", home[0]) == 0

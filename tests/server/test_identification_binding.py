@@ -247,8 +247,10 @@ async def test_identifications_in_progress_are_limited_per_address(
     desk = Chat(server, JSON)
     try:
         async with browser() as flood:
+            first = None
             for _ in range(2):
-                _, step = await at_identify(desk)
+                client, step = await at_identify(desk)
+                first = first or (client, step)
                 async with flood.get(server.base + link(step), allow_redirects=False) as resp:
                     assert resp.status == 302
             _, step = await at_identify(desk)
@@ -256,6 +258,12 @@ async def test_identifications_in_progress_are_limited_per_address(
                 assert resp.status == 429
                 assert int(resp.headers["Retry-After"]) > 0
                 assert "Yritä hetken kuluttua" in await resp.text()
+            # Refused, the link was not used up: once a place is free, the same link works.
+            assert first is not None
+            await first[0].send(IntakeAnonymous())  # the first intake ends: its place frees
+            await first[0].expect(IntakeStep, lambda m: m.step == "bot")
+            async with flood.get(server.base + link(step), allow_redirects=False) as resp:
+                assert resp.status == 302
         resident = await desk.raw_client(local_addr=("127.0.0.2", 0))
         await resident.send(IntakeStart("other", "fi"))
         step = await answer_all(resident, await resident.expect(IntakeStep))

@@ -577,6 +577,15 @@ def test_someone_elses_code_with_a_separator_is_redacted_too(written: str) -> No
     assert "Huoltajan tunnus [identity code]." in composition["section"][3]["text"]["div"]
 
 
+@pytest.mark.parametrize("written", ["id_010203-123D_x", "tunnus:010203-123D;", "(010203A123D)"])
+def test_a_code_next_to_an_underscore_or_punctuation_is_redacted(written: str) -> None:
+    """An underscore is no letter: a code written against one (as in a pasted file name or
+    form field) is still a code."""
+    entry = dataclasses.replace(ENTRY, follow_up=f"Huoltaja {written} soitti.")
+    composition = resources(record_fhir(entry, context()))["Composition"]
+    assert "010203" not in composition["section"][3]["text"]["div"]
+
+
 def test_phone_numbers_dates_and_times_in_a_narrative_are_kept() -> None:
     kept = "Soita 0401234567 tai 09 310 10023. Syntynyt 13.10.1952, aika 15.03. klo 9.30."
     entry = dataclasses.replace(ENTRY, follow_up=kept)
