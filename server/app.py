@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import hdrs, web
 
+import server
 from protocol import CODECS, DEFAULT_SUBPROTOCOL, SUBPROTOCOLS, ErrorCode, Role
 from protocol.errors import CloseCode
 
@@ -41,7 +42,10 @@ log = logging.getLogger("kanava.app")
 DRAINING = web.AppKey("draining", asyncio.Event)
 
 
-STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
+# The pages, beside the server package: the checkout's static_client/, or the one installed
+# with the wheel in the same site-packages. Found from the package, not from this module, so
+# that it holds wherever this module moves.
+STATIC_ROOT = Path(server.__file__).resolve().parent.parent / "static_client"
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
