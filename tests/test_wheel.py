@@ -5,7 +5,8 @@ build without a single warning. It holds every file of ``protocol/``, ``server/`
 ``static_client/`` (code, migrations, configuration, the bot's knowledge base, the pages) and
 nothing else: no tests, no scripts. Installed in a fresh virtual environment outside the
 checkout, ``kanava serve`` runs from that environment alone, serves its pages, opens a chat
-with the bot that answers from its knowledge base, and exits cleanly on SIGTERM.
+with the bot that answers from its knowledge base, and exits cleanly on SIGTERM. The settings
+file and the systemd units that docs/operations.md gives for such an install are checked too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import aiohttp
 import pytest
 import websockets
 from kanava_testing import free_port
+
+from server.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -174,6 +177,75 @@ def test_the_installed_kanava_runs_from_its_own_environment(
         assert path.is_relative_to(installed), path
         assert not path.resolve().is_relative_to(ROOT), path
     assert (installed / "bin" / "kanava").is_file()
+
+
+def documented(kind: str) -> dict[str, str]:
+    """The files docs/operations.md tells to write, by path: its ``kind`` blocks."""
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    blocks = re.findall(rf"```{kind}\n# (/etc/\S+)\n(.*?)```", text, re.S)
+    return dict(blocks)
+
+
+def test_the_documented_settings_are_kanavas_and_fit_a_service() -> None:
+    (env_file,) = [body for path, body in documented("sh").items() if path.endswith(".env")]
+    environ = {}
+    for line in env_file.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            assert name.startswith("KANAVA_") and name[7:].lower() in Settings.names(), name
+            environ[name] = value
+    settings = Settings.from_env(environ)
+    settings.check()
+    assert settings.listens_on_loopback() and not settings.dev_insecure_cookies
+    assert not settings.demo and settings.trusted_proxies == ("127.0.0.1",)
+    state = Path("/var/lib/kanava")
+    for path in (settings.database, settings.identity_key_file, settings.oidc_key_file):
+        assert path.parent == state, path
+
+
+def test_the_documented_systemd_units_are_valid(installed: Path, tmp_path: Path) -> None:
+    """``systemd-analyze verify`` on the units of docs/operations.md, with /opt/kanava being
+    the virtual environment the wheel was installed in."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    units = {
+        path: body
+        for path, body in documented("ini").items()
+        if path.startswith("/etc/systemd/system/")
+    }
+    assert {Path(path).name for path in units} == {
+        "kanava.service",
+        "kanava-daily.service",
+        "kanava-daily.timer",
+    }
+    for path, body in units.items():
+        (tmp_path / Path(path).name).write_text(body.replace("/opt/kanava", str(installed)))
+    service = units["/etc/systemd/system/kanava.service"]
+    for directive in (
+        "User=kanava",
+        "StateDirectory=kanava",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "ReadWritePaths=/var/lib/kanava",
+        "Restart=on-failure",
+        "KillSignal=SIGTERM",
+        "EnvironmentFile=/etc/kanava/kanava.env",
+    ):
+        assert directive in service.splitlines(), directive
+    # Above the server's shutdown timeout (10 s), so systemd never kills a draining server.
+    stop = re.search(r"^TimeoutStopSec=(\d+)$", service, re.M)
+    assert stop and int(stop[1]) > 10
+    done = subprocess.run(
+        [analyze, "verify", *(str(tmp_path / Path(path).name) for path in units)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and not done.stderr.strip(), done.stdout + done.stderr
 
 
 async def test_kanava_serve_from_the_wheel_serves_its_pages_and_the_bot_answers(
