@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+import server
 from server.bot.responder import bot_context
 from server.bus.local import LocalBus
 from server.console.web import add_console_routes, csrf_middleware
@@ -41,7 +42,9 @@ __all__ = ["STATIC_ROOT", "build_app"]
 
 log = logging.getLogger("kanava.app")
 
-STATIC_ROOT = Path(__file__).resolve().parent.parent / "static_client"
+# The pages, beside the server package: the checkout's static_client/, or the one installed
+# with the wheel in the same site-packages.
+STATIC_ROOT = Path(server.__file__).resolve().parent.parent / "static_client"
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
