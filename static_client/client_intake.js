@@ -195,10 +195,14 @@ function openIdentification(url, status) {
     return;
   }
   // A blocked pop-up: the same page in a new tab works too (the step still arrives here).
+  // Each link works once: the newest one is taken at the moment of the click.
   const link = el("a", "", t("popupLink"));
   link.href = url;
   link.target = "_blank";
   link.rel = "opener";
+  link.addEventListener("click", () => {
+    link.href = $("intake").dataset.identifyUrl || url;
+  });
   status.replaceChildren(`${t("popupBlocked")} `, link);
 }
 
@@ -213,14 +217,31 @@ function identifyStatus(text) {
  */
 export function wireIntake() {
   window.addEventListener("message", (event) => {
-    if (event.origin !== location.origin || !event.data || event.data.kanava !== "identified") return;
-    if (!state.step || state.step.step !== "identify") return;
-    if (!event.data.ok || typeof event.data.code !== "string") {
-      identifyStatus(t("identifyFailed"));
-      return;
-    }
-    connection.send({ type: "intake.identify", code: event.data.code });
+    if (event.origin === location.origin) identificationResult(event.data);
   });
+  // When the provider's pages cut the pop-up off from its opener (a Cross-Origin-Opener-
+  // Policy), its result page reaches this page over a channel of this origin instead. (In
+  // the widget's frame on another site the browser keeps the two apart: there the opener is
+  // the only way.)
+  if ("BroadcastChannel" in window) {
+    const channel = new BroadcastChannel("kanava-identification");
+    channel.addEventListener("message", (event) => {
+      if (!identificationResult(event.data)) return;
+      channel.postMessage({ kanava: "identification-taken" });
+    });
+  }
+}
+
+/** The pop-up's result for this page's identify step; true when a code was sent on. */
+function identificationResult(data) {
+  if (!data || data.kanava !== "identified") return false;
+  if (!state.step || state.step.step !== "identify") return false;
+  if (!data.ok || typeof data.code !== "string") {
+    identifyStatus(t("identifyFailed"));
+    return false;
+  }
+  connection.send({ type: "intake.identify", code: data.code });
+  return true;
 }
 
 // --- the station and the ends -------------------------------------------------------------

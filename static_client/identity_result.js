@@ -9,12 +9,26 @@ try {
 } catch {
   // A page without a result says only what its text says.
 }
+const message = { kanava: "identified", ok: Boolean(result.ok), code: result.code || null };
 if (window.opener && !window.opener.closed) {
-  window.opener.postMessage(
-    { kanava: "identified", ok: Boolean(result.ok), code: result.code || null },
-    window.location.origin,
-  );
+  window.opener.postMessage(message, window.location.origin);
   if (result.ok) setTimeout(() => window.close(), 1500);
+} else if ("BroadcastChannel" in window && result.ok) {
+  // The provider's pages may have cut this window off from its opener: a chat page of this
+  // origin in this browser still hears it. Only the page that holds this intake can use the
+  // code; one that takes it says so, and this window closes as after a pop-up.
+  const channel = new BroadcastChannel("kanava-identification");
+  let taken = false;
+  channel.addEventListener("message", (event) => {
+    if (event.data && event.data.kanava === "identification-taken") {
+      taken = true;
+      setTimeout(() => window.close(), 1500);
+    }
+  });
+  channel.postMessage(message);
+  setTimeout(() => {
+    if (!taken && result.alone) document.querySelector('[role="status"]').textContent = result.alone;
+  }, 1500);
 } else if (result.ok && result.alone) {
   document.querySelector('[role="status"]').textContent = result.alone;
 }

@@ -539,3 +539,34 @@ async def test_a_network_over_its_limit_is_told_when_to_try_again_and_about_112(
         await pages.close()
         server.stop()
     assert not pages.errors, pages.errors
+
+
+async def test_a_pop_up_cut_off_from_its_opener_still_reaches_its_own_chat(
+    browser: Browser, identifying_server: PageServer, tmp_path: Path
+) -> None:
+    """A provider page with a Cross-Origin-Opener-Policy leaves the returning window without
+    its opener: here the link is opened in a tab of its own in the same browser. The result
+    page reaches the chat over this origin's channel, and the chat's own websocket redeems
+    the code."""
+    pages = Pages(browser, identifying_server, tmp_path)
+    try:
+        page = await pages.new("/client")
+        await answer_something_else(
+            page, "Ihottuma.", duration="1–6 päivää", age="41", sex="Nainen", pregnant="En ole"
+        )
+        await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+        link = await page.locator("#intake").get_attribute("data-identify-url")
+        assert link
+        alone = await page.context.new_page()  # no window.opener
+        await alone.goto(link)
+        await alone.get_by_role("button", name=re.compile("^Aino")).click()
+        await expect(page.locator("#chat")).to_be_visible()
+        # The result page says it worked (a tab the person opened is theirs to close).
+        await alone.wait_for_timeout(2000)
+        await expect(alone.get_by_role("status")).to_contain_text("Tunnistautuminen onnistui")
+        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        (view,) = identifying_server.hub.open_conversations()
+        assert view.identity_json and "Aino" in view.identity_json
+    finally:
+        await pages.close()
+    assert not pages.errors, pages.errors
