@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from server.core.config_files import SHIPPED, ConfigError, TomlReader, read_toml
+from server.core.texts import LANGUAGES
 
 __all__ = [
     "LANGUAGES",
@@ -52,7 +53,6 @@ __all__ = [
     "normalize",
 ]
 
-LANGUAGES = ("fi", "sv", "en")
 DEFAULT_FOLDER = SHIPPED / "knowledge"
 _ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _NGRAMS = (3, 4, 5)

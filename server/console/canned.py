@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from server.core.config_files import SHIPPED, ConfigError, TomlReader, read_toml
+from server.core.texts import LANGUAGES
 
 __all__ = [
     "DEFAULT_CANNED_PATH",
@@ -40,7 +41,6 @@ __all__ = [
 
 DEFAULT_CANNED_PATH = SHIPPED / "canned.toml"
 
-LANGUAGES = ("fi", "sv", "en")
 PLACEHOLDERS = frozenset({"first_name", "client_name", "my_name", "my_title", "station"})
 EVERY_TEAM = "*"
 

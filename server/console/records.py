@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from protocol.schema import without_bidi_controls
+from server.core.texts import HELSINKI
 from server.intake import personal_code
 
 __all__ = [
@@ -136,7 +136,6 @@ _FOLLOW_UP = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
-_HELSINKI = ZoneInfo("Europe/Helsinki")
 _LANGUAGE_NAMES = {"fi": "Finnish", "sv": "Swedish", "en": "English"}
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
@@ -414,7 +413,7 @@ def _chat_times(started_ms: int, ended_ms: int | None) -> str:
 def _local(ms: int) -> datetime:
     # Whole seconds and milliseconds apart: a float of epoch ms would round some instants.
     seconds, millis = divmod(ms, 1000)
-    return datetime.fromtimestamp(seconds, _HELSINKI) + timedelta(milliseconds=millis)
+    return datetime.fromtimestamp(seconds, HELSINKI) + timedelta(milliseconds=millis)
 
 
 def _local_text(ms: int) -> str:

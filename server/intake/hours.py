@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from server.core.config_files import SHIPPED, ConfigError, TomlReader, read_toml
+from server.core.texts import HELSINKI
 
 __all__ = [
     "DEFAULT_HOURS_PATH",
@@ -143,7 +144,7 @@ class ServiceHours:
     eve: DayHours | None = None
     exceptions: Mapping[date, SpecialDay] = field(default_factory=dict)
     last_intake_minutes: int = 30
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Helsinki"))
+    timezone: ZoneInfo = HELSINKI
     country: str = "FI"
     subdivision: str | None = None
     helplines: tuple[Helpline, ...] = ()

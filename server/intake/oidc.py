@@ -48,7 +48,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -60,6 +59,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey, import_key
 
+from server.core.texts import HELSINKI
 from server.intake import personal_code
 from server.intake.personal_code import CodeProtector
 
@@ -85,7 +85,6 @@ ASYMMETRIC_ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 )  # fmt: skip
 
-_FINLAND = ZoneInfo("Europe/Helsinki")
 _KEY_REFETCH_INTERVAL = 60.0
 _ASSERTION_LIFETIME = 60
 _CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -407,7 +406,7 @@ class RelyingParty:
         identity = identity_from_claims(
             claims,
             identity_code_claim=self._config.identity_code_claim,
-            today=datetime.fromtimestamp(self._clock(), _FINLAND).date(),
+            today=datetime.fromtimestamp(self._clock(), HELSINKI).date(),
             allow_test_codes=self._config.allow_test_codes,
         )
         return pending.context, identity

@@ -56,6 +56,7 @@ from typing import Any
 
 from protocol import MAX_TEXT_LENGTH
 from server.core.config_files import SHIPPED
+from server.core.texts import LANGUAGES
 
 __all__ = [
     "DEFAULT_FOLDER",
@@ -81,7 +82,6 @@ __all__ = [
     "load_topics",
 ]
 
-LANGUAGES = ("fi", "sv", "en")
 DEFAULT_FOLDER = SHIPPED / "questionnaires"
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,63}")

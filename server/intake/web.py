@@ -21,7 +21,6 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -30,6 +29,7 @@ from server.console.web import delete_cookie, read_cookie, set_cookie, sign_in_w
 from server.core.clock import CLOCK
 from server.core.errors import HubError
 from server.core.model import AssignMode, Team
+from server.core.texts import HELSINKI
 from server.guard.client_address import address_key, client_address
 from server.guard.limits import LIMITS, LimitError
 from server.hub.hub import HUB
@@ -54,7 +54,6 @@ __all__ = ["add_intake_routes", "intake_context"]
 
 log = logging.getLogger("kanava.intake")
 
-HELSINKI = ZoneInfo("Europe/Helsinki")
 CLOSING_SOON = timedelta(minutes=30)
 
 

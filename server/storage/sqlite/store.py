@@ -35,11 +35,12 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from aiohttp import web
@@ -66,6 +67,8 @@ _COMPANIONS = ("-wal", "-shm", "-journal")
 CHECKPOINT_SECONDS = 1.0
 # Once the WAL holds this many pages, the writer starts it over (see _checkpoint_loop).
 WAL_RESTART_PAGES = 2048
+
+T = TypeVar("T")
 
 log = logging.getLogger("kanava.storage")
 
@@ -210,7 +213,7 @@ class Storage:
         self.path = path
         self.clock = clock or SystemClock()
         self.synchronous = synchronous.upper()
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: _Writer | None = None
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[_MessageOp | _StatementsOp] = []
         self._wakeup = asyncio.Event()
@@ -246,7 +249,7 @@ class Storage:
     async def _open(self) -> None:
         self._loop = asyncio.get_running_loop()
         make_private(self.path)
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        self._writer = await _Writer.connect(self.path)
         await self._writer.execute("PRAGMA journal_mode=WAL")
         make_private(self.path)  # the WAL and shared-memory files SQLite has just made
         await self._writer.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -288,7 +291,7 @@ class Storage:
         assert self._writer is not None
         db = self._writer
         await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        rows = list(await db.execute_fetchall("SELECT MAX(version) FROM schema_version"))
+        rows = await db.execute("SELECT MAX(version) FROM schema_version")
         current = rows[0][0] or 0
         for version, name, sql in self.migrations():
             if version <= current:
@@ -381,7 +384,7 @@ class Storage:
         assert self._writer is not None
         self._restart_wal = False
         try:
-            await self._writer.execute_fetchall("PRAGMA wal_checkpoint(RESTART)")
+            await self._writer.execute("PRAGMA wal_checkpoint(RESTART)")
         except sqlite3.Error as exc:
             log.warning("WAL restart failed (will retry): %r", exc)
             return
@@ -442,7 +445,7 @@ class Storage:
             # The whole transaction in one hand-over to the connection's thread: each
             # await of an aiosqlite method is a round trip between threads, and on a busy
             # single core those round trips cost more than the SQL itself.
-            await db._execute(_transaction_in_thread, db._conn, groups)  # type: ignore[no-untyped-call]
+            await db.run(_transaction_in_thread, groups)
         except Exception as exc:
             log.error("write transaction of %d operations failed: %r", len(ops), exc)
             for cid, seq in first_seq.items():
@@ -1314,6 +1317,48 @@ def _statement(record: WriteRecord) -> Statement:
                 ),
             )
     raise TypeError(f"not a write record: {record!r}")
+
+
+class _Writer:
+    """The one connection that writes, in a thread of its own.
+
+    Work reaches it as a function of the connection (as Datasette's ``execute_write_fn``):
+    a whole transaction is one hand-over between the event loop and the thread, so the SQL
+    stays in this module and no per-statement round trips are paid.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, pool: ThreadPoolExecutor) -> None:
+        self._conn = conn
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, path: Path) -> _Writer:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="kanava-writer")
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(
+            pool,
+            functools.partial(
+                sqlite3.connect, str(path), isolation_level=None, check_same_thread=False
+            ),
+        )
+        return cls(conn, pool)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` in the writer's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, self._conn, *args)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement, its rows fetched to the end."""
+        return await self.run(_execute_in_thread, sql, params)
+
+    async def close(self) -> None:
+        await self.run(sqlite3.Connection.close)
+        self._pool.shutdown(wait=True)
+
+
+def _execute_in_thread(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
 
 
 def _transaction_in_thread(
