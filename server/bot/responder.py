@@ -309,6 +309,10 @@ class BotResponder:
     def actor(self) -> Actor:
         return Actor.for_professional(self.pro)
 
+    @property
+    def subscriber_id(self) -> str:
+        return "bot:" + self.pro.id
+
     # The Subscriber interface: called by the bus, must not block.
     def deliver(self, envelope: Envelope) -> None:
         msg = envelope.message

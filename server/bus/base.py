@@ -20,13 +20,18 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from protocol import Codec, Message
+from protocol import JSON, OUTBOUND, Codec, Message
 
 __all__ = ["Bus", "Envelope", "Subscriber"]
 
 
 class Envelope:
-    """An event on its way to subscribers, with its encodings cached by codec."""
+    """An event on its way to subscribers, with its encodings cached by codec.
+
+    An envelope can cross a process boundary: :meth:`to_bytes` and :meth:`from_bytes` carry
+    its message in the protocol's own JSON encoding, so a bus between processes (Redis)
+    sends exactly what a client would receive.
+    """
 
     __slots__ = ("_encoded", "message")
 
@@ -40,8 +45,24 @@ class Envelope:
             data = self._encoded[codec.subprotocol] = codec.encode(self.message)
         return data
 
+    def to_bytes(self) -> bytes:
+        return self.encoded(JSON)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Envelope:
+        """The envelope :meth:`to_bytes` made (raises ProtocolError for anything else)."""
+        envelope = cls(JSON.decode(data, registry=OUTBOUND))
+        envelope._encoded[JSON.subprotocol] = data
+        return envelope
+
 
 class Subscriber(Protocol):
+    """Whoever receives a topic's events: a connection, the bot. Named by ``subscriber_id``
+    (unique in its process), so that a bus, a remote one too, can leave one out."""
+
+    @property
+    def subscriber_id(self) -> str: ...
+
     def deliver(self, envelope: Envelope) -> None:
         """Take an event; must not block (queue it)."""
 
@@ -52,9 +73,10 @@ class Bus(Protocol):
     def unsubscribe(self, topic: str, subscriber: Subscriber) -> None: ...
 
     def publish(
-        self, topics: tuple[str, ...], envelope: Envelope, exclude: Subscriber | None = None
+        self, topics: tuple[str, ...], envelope: Envelope, exclude: str | None = None
     ) -> int:
-        """Deliver to every subscriber of any of ``topics`` once; returns how many got it."""
+        """Deliver to every subscriber of any of ``topics`` once, except the one whose
+        ``subscriber_id`` is ``exclude``; returns how many got it here."""
         ...
 
     def subscriber_count(self, topic: str) -> int: ...

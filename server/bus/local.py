@@ -33,11 +33,9 @@ class LocalBus:
         return len(self._topics.get(topic, ()))
 
     def publish(
-        self, topics: tuple[str, ...], envelope: Envelope, exclude: Subscriber | None = None
+        self, topics: tuple[str, ...], envelope: Envelope, exclude: str | None = None
     ) -> int:
         seen: set[Subscriber] = set()
-        if exclude is not None:
-            seen.add(exclude)
         delivered = 0
         for topic in topics:
             subscribers = self._topics.get(topic)
@@ -48,10 +46,17 @@ class LocalBus:
                 if subscriber in seen:
                     continue
                 seen.add(subscriber)
+                if exclude is not None and subscriber.subscriber_id == exclude:
+                    continue
                 try:
                     subscriber.deliver(envelope)
                     delivered += 1
                 except Exception as exc:  # one broken receiver must not stop the others
+                    log.exception(
+                        "subscriber %s failed to take a %s: the others still get it",
+                        subscriber.subscriber_id,
+                        envelope.message.type,
+                    )
                     if self._on_error is not None:
                         self._on_error(subscriber, exc)
         return delivered

@@ -93,6 +93,10 @@ def client_key(conv: Conversation) -> str | None:
 TYPING_REPEAT_SECONDS = 3.0
 
 
+def _id(subscriber: Subscriber | None) -> str | None:
+    return None if subscriber is None else subscriber.subscriber_id
+
+
 def _rank(queued_ms: int, triage: str | None) -> float:
     """A queue rank. Urgent chats sort before every routine one and keep their own order
     among themselves: their rank is their queueing time moved far into the past."""
@@ -846,7 +850,7 @@ class Hub:
             return
         if message.seq > conv.last_seq:
             conv.last_seq = message.seq
-        self.bus.publish(self._live_topics(conv), Envelope(MessageNew(message)), exclude)
+        self.bus.publish(self._live_topics(conv), Envelope(MessageNew(message)), _id(exclude))
 
     async def save_feedback(self, actor: Actor, rating: int | None, comment: str | None) -> str:
         """A client's rating (1–5) and comment on its own chat, open or ended."""
@@ -888,7 +892,7 @@ class Hub:
             return
         self._typing_sent[key] = (typing, now)
         event = Typing(conversation_id=conv.id, role=actor.role.value, typing=typing)
-        self.bus.publish(self._live_topics(conv), Envelope(event), exclude)
+        self.bus.publish(self._live_topics(conv), Envelope(event), _id(exclude))
 
     async def mark_read(
         self, actor: Actor, conversation_id: str, seq: int, exclude: Subscriber | None
@@ -1307,7 +1311,7 @@ class Hub:
             if event.to is not None:
                 event.to.deliver(envelope)
             else:
-                self.bus.publish(event.topics, envelope, event.exclude)
+                self.bus.publish(event.topics, envelope, _id(event.exclude))
         self._opening.difference_update(c.id for c in changes.new)
         self._queue_changed(changes.teams)
 

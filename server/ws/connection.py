@@ -70,7 +70,7 @@ from server.bus.base import Envelope
 from server.console.auth import SESSION_COOKIE, cookie_name
 from server.core.clock import Clock
 from server.core.errors import HubError, error_message, internal_error
-from server.core.ids import hash_token
+from server.core.ids import hash_token, new_id
 from server.core.model import Conversation
 from server.guard.client_address import address_key, client_address
 from server.guard.limits import AddressLimits, check_joining_a_queue
@@ -109,6 +109,7 @@ class Connection:
         limits: AddressLimits | None = None,
     ) -> None:
         self.ws = ws
+        self.subscriber_id = new_id("s")
         self.reception = reception
         self.limits = limits
         # What limits per address count by: the client behind trusted proxies, IPv6 per /64.

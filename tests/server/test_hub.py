@@ -23,6 +23,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.subscriber_id = f"inbox-{id(self)}"
 
     def deliver(self, envelope: Envelope) -> None:
         self.messages.append(envelope.message)
