@@ -52,6 +52,7 @@ from server.console.auth import (
 from server.console.canned import CannedResponse, canned_for, load_canned
 from server.console.records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
 from server.console.records import validate_entry as validate_record
+from server.console.sessions import professional_for_session
 from server.core.clock import CLOCK
 from server.core.errors import HubError
 from server.core.ids import hash_token, new_id, new_token
@@ -198,7 +199,9 @@ async def _signed_in(request: web.Request) -> Professional:
     if token is None:
         raise _http(401, ErrorCode.AUTH_REQUIRED, "sign in first")
     try:
-        return await request.app[HUB].professional_for_session(token)
+        return await professional_for_session(
+            request.app[HUB], request.app[STORAGE], request.app[CLOCK], token
+        )
     except HubError as exc:
         raise _http(401, exc.code, exc.reason) from None
 
@@ -232,7 +235,9 @@ async def session_info(request: web.Request) -> web.Response:
     token = read_cookie(request, SESSION_COOKIE)
     if token is not None:
         try:
-            pro = await request.app[HUB].professional_for_session(token)
+            pro = await professional_for_session(
+                request.app[HUB], request.app[STORAGE], request.app[CLOCK], token
+            )
         except HubError:
             pass
         else:

@@ -270,6 +270,17 @@ class Hub:
         """Every open conversation, oldest first."""
         return sorted(self._conversations.values(), key=lambda c: c.created_at)
 
+    def assigned(self, actor: Actor, conversation_id: str) -> Conversation:
+        """The open conversation ``actor`` may act on now (its own, or assigned to them);
+        raises HubError otherwise."""
+        return self._open_conversation_of(actor, conversation_id)
+
+    def recent_conversation(self, conversation_id: str) -> Conversation | None:
+        """An open conversation, or one closed lately (still in memory)."""
+        return self._conversations.get(conversation_id) or self._recently_closed.get(
+            conversation_id
+        )
+
     def queue(self, team_id: str) -> list[Conversation]:
         """The chats waiting in ``team_id``'s queue, first in line first."""
         queue = self._queues.get(team_id)
@@ -510,18 +521,6 @@ class Hub:
             )
 
     # --- professionals --------------------------------------------------------------------
-
-    async def professional_for_session(self, token: str) -> Professional:
-        session = await self.storage.session(hash_token(token))
-        if session is None:
-            raise HubError(ErrorCode.AUTH_FAILED, "unknown session: sign in again")
-        pro_id, expires_at = session
-        if expires_at <= self.clock.now_ms():
-            raise HubError(ErrorCode.SESSION_EXPIRED, "the session has expired: sign in again")
-        pro = self._professionals.get(pro_id)
-        if pro is None:
-            raise HubError(ErrorCode.AUTH_FAILED, "this account no longer exists")
-        return pro
 
     async def connect_professional(self, pro: Professional, subscriber: Subscriber) -> None:
         """A professional's connection authenticated: welcome it, maybe assign chats."""
@@ -851,33 +850,6 @@ class Hub:
         if message.seq > conv.last_seq:
             conv.last_seq = message.seq
         self.bus.publish(self._live_topics(conv), Envelope(MessageNew(message)), _id(exclude))
-
-    async def save_feedback(self, actor: Actor, rating: int | None, comment: str | None) -> str:
-        """A client's rating (1–5) and comment on its own chat, open or ended."""
-        if actor.role is not Role.CLIENT or actor.conversation_id is None:
-            raise HubError(ErrorCode.FORBIDDEN, "only a client gives feedback on its chat")
-        if rating is not None and not 1 <= rating <= 5:
-            raise HubError(ErrorCode.INVALID_FIELD, "the rating is a whole number from 1 to 5")
-        comment = (comment or "").strip() or None
-        if rating is None and comment is None:
-            raise HubError(ErrorCode.INVALID_FIELD, "give a rating, a comment or both")
-        cid = actor.conversation_id
-        conv = (
-            self._conversations.get(cid)
-            or self._recently_closed.get(cid)
-            or await self.storage.conversation(cid)
-        )
-        if conv is None:
-            raise HubError(ErrorCode.NO_CONVERSATION, "this conversation no longer exists")
-        await self.storage.save_feedback(
-            cid, self.clock.now_ms(), rating, comment, conv.team_id, conv.language
-        )
-        return cid
-
-    async def set_draft(self, actor: Actor, conversation_id: str, text: str) -> None:
-        """Keep a professional's unsent text of an assigned conversation."""
-        conv = self._open_conversation_of(actor, conversation_id)
-        await self.storage.set_draft(conv.id, actor.id, text, self.clock.now_ms())
 
     def typing(
         self, actor: Actor, conversation_id: str, typing: bool, exclude: Subscriber | None

@@ -68,6 +68,9 @@ from protocol.messages import (
 from server.bot.responder import BOT_NAME, BOT_TEAM, bot_extras
 from server.bus.base import Envelope
 from server.console.auth import SESSION_COOKIE, cookie_name
+from server.console.drafts import set_draft
+from server.console.feedback import save_feedback
+from server.console.sessions import professional_for_session
 from server.core.clock import Clock
 from server.core.errors import HubError, error_message, internal_error
 from server.core.ids import hash_token, new_id
@@ -377,18 +380,22 @@ class Connection:
         token = msg.token or self.request.cookies.get(cookie)
         if not token:
             raise HubError(ErrorCode.AUTH_FAILED, "not signed in: sign in first")
-        pro = await self.hub.professional_for_session(token)
+        pro = await professional_for_session(self.hub, self.hub.storage, self.clock, token)
         self.actor = Actor.for_professional(pro)
         self.session_hash = hash_token(token)
         self._auth_cursors = dict(msg.cursors or {})
         await self.hub.connect_professional(pro, self)
 
     async def _on_feedback(self, msg: FeedbackSend) -> None:
-        cid = await self.hub.save_feedback(self._actor(), msg.rating, msg.comment)
+        cid = await save_feedback(
+            self.hub, self.hub.storage, self.clock, self._actor(), msg.rating, msg.comment
+        )
         self.send(FeedbackSaved(conversation_id=cid))
 
     async def _on_draft(self, msg: DraftSet) -> None:
-        await self.hub.set_draft(self._actor(), msg.conversation_id, msg.text)
+        await set_draft(
+            self.hub, self.hub.storage, self.clock, self._actor(), msg.conversation_id, msg.text
+        )
 
     async def _on_availability(self, msg: AvailabilitySet) -> None:
         actor = self._actor()
