@@ -29,7 +29,8 @@ from server.intake.web import add_intake_routes, intake_context
 from server.ops.demo import seed_demo
 from server.ops.health import healthz, readyz
 from server.settings import SETTINGS, Settings
-from server.storage.sqlite.store import STORAGE, Storage
+from server.storage.base import STORAGE
+from server.storage.sqlite.store import Storage
 from server.ws.endpoint import (
     CONNECTIONS,
     DRAINING,

@@ -47,7 +47,8 @@ from server.guard.limits import NO_ADDRESS_LIMITS
 from server.hub.hub import HUB, Hub
 from server.logs import AccessLog
 from server.settings import Settings
-from server.storage.sqlite.store import STORAGE, Storage
+from server.storage.base import STORAGE
+from server.storage.sqlite.store import Storage
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)

@@ -368,7 +368,7 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
     from server.hub.hub import HUB
     from server.intake.reception import RECEPTION
     from server.settings import SETTINGS
-    from server.storage.sqlite.store import STORAGE
+    from server.storage.base import STORAGE
 
     settings = app[SETTINGS]
     if not settings.bot:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from server.core.clock import Clock
 from server.hub.hub import Actor, Hub
-from server.storage.sqlite.store import Storage
+from server.storage.base import Store
 
 __all__ = ["set_draft"]
 
 
 async def set_draft(
-    hub: Hub, storage: Storage, clock: Clock, actor: Actor, conversation_id: str, text: str
+    hub: Hub, storage: Store, clock: Clock, actor: Actor, conversation_id: str, text: str
 ) -> None:
     """Keep ``text`` for ``actor``'s conversation (only one assigned to them)."""
     conv = hub.assigned(actor, conversation_id)

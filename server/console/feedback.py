@@ -7,14 +7,14 @@ from protocol import ErrorCode, Role
 from server.core.clock import Clock
 from server.core.errors import HubError
 from server.hub.hub import Actor, Hub
-from server.storage.sqlite.store import Storage
+from server.storage.base import Store
 
 __all__ = ["save_feedback"]
 
 
 async def save_feedback(
     hub: Hub,
-    storage: Storage,
+    storage: Store,
     clock: Clock,
     actor: Actor,
     rating: int | None,

@@ -9,13 +9,13 @@ from server.core.errors import HubError
 from server.core.ids import hash_token
 from server.core.model import Professional
 from server.hub.hub import Hub
-from server.storage.sqlite.store import Storage
+from server.storage.base import Store
 
 __all__ = ["professional_for_session"]
 
 
 async def professional_for_session(
-    hub: Hub, storage: Storage, clock: Clock, token: str
+    hub: Hub, storage: Store, clock: Clock, token: str
 ) -> Professional:
     """The signed-in professional; raises ``auth_failed`` or ``session_expired``."""
     session = await storage.session(hash_token(token))

@@ -64,8 +64,7 @@ from server.hub.hub import HUB, Actor, Hub, client_key
 from server.intake import personal_code
 from server.intake.oidc import IDENTIFICATION, IdentificationError, Identity
 from server.settings import SETTINGS
-from server.storage.base import AccessEntry, AuditEvent
-from server.storage.sqlite.store import STORAGE
+from server.storage.base import STORAGE, AccessEntry, AuditEvent
 from server.ws.connection import Connection
 from server.ws.endpoint import CONNECTIONS
 

@@ -59,8 +59,7 @@ from server.core.model import AssignMode, Conversation, IntakeFacts, Professiona
 from server.core.routing import Queue, choose_professional, estimate_wait
 from server.hub.topics import conversation_topic, professional_topic, team_topic
 from server.settings import Settings
-from server.storage.base import AccessEntry, AuditEvent, IntakeColumns, WriteRecord
-from server.storage.sqlite.store import Storage
+from server.storage.base import AccessEntry, AuditEvent, IntakeColumns, Store, WriteRecord
 
 __all__ = ["Actor", "Hub"]
 
@@ -143,7 +142,7 @@ class _Changes:
 
 
 class Hub:
-    def __init__(self, storage: Storage, bus: Bus, clock: Clock, settings: Settings) -> None:
+    def __init__(self, storage: Store, bus: Bus, clock: Clock, settings: Settings) -> None:
         self.storage = storage
         self.bus = bus
         self.clock = clock

@@ -58,8 +58,7 @@ from server.intake.flow import (
     refusal,
 )
 from server.intake.questionnaire import AnswerError
-from server.storage.base import AuditEvent, IntakeRecord
-from server.storage.sqlite.store import Storage
+from server.storage.base import AuditEvent, IntakeRecord, Store
 
 __all__ = ["Reception"]
 
@@ -106,7 +105,7 @@ class Reception:
         self,
         hub: Hub,
         flow: IntakeFlow,
-        storage: Storage,
+        storage: Store,
         clock: Clock,
         local_now: Callable[[], datetime],
         limits: AddressLimits | None = None,

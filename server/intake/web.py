@@ -48,7 +48,7 @@ from server.intake.personal_code import CodeProtector, load_or_create_key
 from server.intake.questionnaire import load_topics
 from server.intake.reception import IDENTIFY_MINUTES, RECEPTION, Reception
 from server.settings import SETTINGS
-from server.storage.sqlite.store import STORAGE
+from server.storage.base import STORAGE
 
 __all__ = ["add_intake_routes", "intake_context"]
 

@@ -8,7 +8,7 @@ import logging
 
 from aiohttp import web
 
-from server.storage.sqlite.store import STORAGE
+from server.storage.base import STORAGE
 from server.ws.endpoint import DRAINING
 
 __all__ = ["healthz", "readyz"]

@@ -37,13 +37,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from aiohttp import web
 
 from protocol import ConversationState
 from protocol.messages import ChatMessage
@@ -51,9 +50,12 @@ from server.core.clock import Clock, SystemClock
 from server.core.model import AssignMode, Conversation, Professional, Team
 from server.storage.base import (
     AccessEntry,
+    Appended,
     AuditEvent,
     IntakeColumns,
     IntakeRecord,
+    Retention,
+    StorageClosed,
     WriteRecord,
 )
 
@@ -77,18 +79,6 @@ Statement = tuple[str, Sequence[Any]]
 # aiosqlite's debug lines print every statement with its values: message texts, answers,
 # identity data. Whatever level the rest of the server logs at, they never pass.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
-
-
-class StorageClosed(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """The result of storing a chat message."""
-
-    message: ChatMessage
-    duplicate: bool
 
 
 @dataclass(slots=True)
@@ -147,8 +137,6 @@ _INSERT_MESSAGE = (
 )
 
 
-_RETAINED_KINDS = ("anonymous", "bot_only", "identified", "never_closed")
-
 # A conversation whose retention time is over: no patient-record entry, and ended (or, never
 # ended, last active: its last change or message) before the cutoff of its kind. Parameters:
 # the cutoff of anonymous clients and bot-only chats, then that of identified clients.
@@ -158,34 +146,6 @@ _DUE = (
     "(SELECT MAX(m.sent_at) FROM messages m WHERE m.conversation_id = c.id), 0)) END) "
     "< (CASE WHEN c.identity IS NULL THEN ? ELSE ? END)"
 )
-
-
-@dataclass(slots=True)
-class Retention:
-    """What ``kanava retention`` deletes, by kind.
-
-    ``conversations``: ids by kind — ``anonymous`` (ended, a person answered, the client did
-    not identify), ``bot_only`` (ended, only the advice bot answered), ``identified`` (ended,
-    the client identified) and ``never_closed`` (never ended, inactive since the cutoff of its
-    kind); after deletion, id → messages deleted. ``intakes``: intakes that never became a
-    chat. ``sessions``: expired sessions. ``drafts``: unsent texts of ended chats.
-    """
-
-    conversations: dict[str, Any] = field(
-        default_factory=lambda: {kind: [] for kind in _RETAINED_KINDS}
-    )
-    intakes: list[str] = field(default_factory=list)
-    sessions: list[str] = field(default_factory=list)
-    drafts: list[tuple[str, str]] = field(default_factory=list)
-    messages: int = 0
-
-    def counts(self) -> dict[str, int]:
-        return {
-            **{kind: len(self.conversations[kind]) for kind in _RETAINED_KINDS},
-            "intakes_without_chat": len(self.intakes),
-            "expired_sessions": len(self.sessions),
-            "drafts_of_closed_chats": len(self.drafts),
-        }
 
 
 def _cutoffs(anonymous_before_ms: int, identified_before_ms: int | None) -> tuple[int, int]:
@@ -1403,7 +1363,3 @@ def _split_sql(script: str) -> list[str]:
     if pending.strip(" \n;"):
         statements.append(pending.strip().removesuffix(";").strip())
     return statements
-
-
-# The storage of a running application (``app[STORAGE]``).
-STORAGE = web.AppKey("storage", Storage)
