@@ -304,8 +304,12 @@ async def flood(base: str, plan: Plan) -> dict[str, Any]:
             if sock is None:
                 continue
             await sock.send(type="conversation.resume", token=token, last_seq=0)
-            await sock.expect("conversation.state")
-            socks.append(sock)
+            answer = await sock.expect("conversation.state")
+            if answer["type"] == "error":  # a chat is open in a few windows at most
+                tally.refused[answer["code"]] += 1
+                await sock.close()
+            else:
+                socks.append(sock)
 
         async def one_socket(k: int, sock: Socket) -> None:
             # Each socket sends its share in turn; together they go as fast as they can.
