@@ -90,6 +90,9 @@ class Settings:
     # Password checks (Argon2, a CPU core each) at once; more wait, served in turn per
     # address. 0: one per CPU core.
     login_checks_at_once: int = 0
+    # Password checks from one address waiting for their turn at once; more are refused
+    # (HTTP 429). Sized for a station's shift signing in behind one NAT. 0: no cap.
+    login_checks_waiting_per_address: int = 20
     # A browser that signed in gets a device cookie for that username, valid this many days
     # (renewed at each sign-in): its attempts are not slowed, queued or refused for what
     # others at the same address sent, until it fails login_free_failures times itself.

@@ -847,15 +847,16 @@ const LOGIN_ERRORS = {
   },
 };
 
-// Why the sign-in form's attempt was refused, in the page's language. A 429: attempts of this
-// username from this network are already waiting (someone may be guessing it; a browser that
-// signed in as this user before is not held up).
+// Why the sign-in form's attempt was refused, in the page's language. A 429 says whose
+// attempts are too many waiting: this username's from this network (someone may be guessing
+// it; a browser that signed in as this user before is not held up), or this network's.
 const SIGN_IN_ERRORS = {
   en: {
     wrong: "Wrong username or password.",
     username:
       "Sign-ins with this username from this network are already waiting for an answer. " +
       "Wait a moment and try again. If this goes on, tell an administrator.",
+    address: "Too many sign-ins from this network are waiting to be checked. Try again in a moment.",
     network: "Cannot reach the server. Check the connection and try again.",
   },
   fi: {
@@ -863,6 +864,7 @@ const SIGN_IN_ERRORS = {
     username:
       "Tällä käyttäjätunnuksella on tästä verkosta jo kirjautumisia odottamassa vastausta. " +
       "Odota hetki ja yritä uudelleen. Jos tämä jatkuu, kerro ylläpitäjälle.",
+    address: "Tästä verkosta on liian monta kirjautumista odottamassa tarkistusta. Yritä hetken kuluttua uudelleen.",
     network: "Palvelimeen ei saada yhteyttä. Tarkista yhteys ja yritä uudelleen.",
   },
   sv: {
@@ -870,6 +872,7 @@ const SIGN_IN_ERRORS = {
     username:
       "Inloggningar med det här användarnamnet från det här nätverket väntar redan på svar. " +
       "Vänta en stund och försök igen. Om det fortsätter, kontakta en administratör.",
+    address: "För många inloggningar från det här nätverket väntar på att kontrolleras. Försök igen om en stund.",
     network: "Det går inte att nå servern. Kontrollera anslutningen och försök igen.",
   },
 };
@@ -888,7 +891,10 @@ function signInErrorText(err) {
   const texts = SIGN_IN_ERRORS[pageLanguage(SIGN_IN_ERRORS)];
   if (!(err instanceof ApiError)) return loginErrorText("other");
   if (err.status === 401) return texts.wrong;
-  if (err.status === 429) return texts.username;
+  if (err.status === 429) {
+    const error = (err.body && err.body.error) || {};
+    return error.limit === "address" ? texts.address : texts.username;
+  }
   if (err.status === 0) return texts.network;
   return loginErrorText("other");
 }

@@ -62,7 +62,7 @@ from server.core.ids import hash_token, new_id, new_token
 from server.core.model import Conversation, Professional
 from server.guard.client_address import address_key, client_address
 from server.guard.limits import LIMITS
-from server.guard.ratelimit import FairGate, PairBusy, SignInThrottle
+from server.guard.ratelimit import FairGate, GateFull, PairBusy, SignInThrottle
 from server.hub.hub import HUB, Actor, Hub, client_key
 from server.intake import personal_code
 from server.intake.oidc import IDENTIFICATION, IdentificationError, Identity
@@ -97,7 +97,10 @@ def add_console_routes(app: web.Application) -> None:
         shared_max_delay=settings.login_shared_max_delay_seconds,
         window=settings.login_window_minutes * 60,
     )
-    app[PASSWORD_CHECKS] = FairGate(settings.login_checks_at_once or os.cpu_count() or 1)
+    app[PASSWORD_CHECKS] = FairGate(
+        settings.login_checks_at_once or os.cpu_count() or 1,
+        max_waiting_per_key=settings.login_checks_waiting_per_address,
+    )
     app[CANNED] = load_canned(settings.canned_file)
     app.cleanup_ctx.append(_device_cookies)
     app.router.add_get("/api/session", session_info)
@@ -293,6 +296,12 @@ async def login(request: web.Request) -> web.Response:
             "username",
             app[SIGN_IN_THROTTLE].max_delay,
         )
+    except GateFull:
+        return _too_many(
+            "too many sign-ins from your network are waiting to be checked: try again shortly",
+            "address",
+            1.0,  # about the time a full queue of one address takes
+        )
     if pro is None:
         return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
     token, expires_at = await _new_session(app, pro)
@@ -317,7 +326,7 @@ async def _attempt(
 
     With a device cookie of ``user`` that has not failed too often, in the cookie's own line
     and its own place in the password checks' queue, at once; otherwise in the pair's line
-    after the pair's delay. Raises :class:`PairBusy` to refuse it."""
+    after the pair's delay. Raises :class:`PairBusy` or :class:`GateFull` to refuse it."""
     clock, throttle = request.app[CLOCK], request.app[SIGN_IN_THROTTLE]
     device = _device(request, user)
     if device is not None:
@@ -382,7 +391,7 @@ async def _check_password(
 ) -> Professional | None:
     """The account if ``password`` is its password (Argon2 in a thread, a bounded number at
     once, in turn per ``place``: an address, or a device cookie); an old hash is replaced by
-    today's."""
+    today's. Raises :class:`GateFull` when that place has too many waiting."""
     app = request.app
     pro = _account(app[HUB], user)
     stored = pro.password_hash if pro is not None else None

@@ -180,6 +180,7 @@ NO_ADDRESS_LIMITS: dict[str, int | float] = {
     "max_identifications_per_address": 0,
     "sign_in_starts_per_hour": 0,
     "client_messages_per_minute": 0,
+    "login_checks_waiting_per_address": 0,
 }
 
 

@@ -7,7 +7,8 @@ password then signs in. Attempts of one pair wait their turn one after another, 
 requests do not multiply the guessing rate. A browser with a device cookie of the username
 (``server.console.device``) is exempt from the pair: its attempts are counted, and take turns,
 per device cookie. :class:`FairGate` bounds the password checks (Argon2, a CPU core each)
-running at once and serves the waiting ones in turn per address (or device cookie).
+running at once, serves the waiting ones in turn per address (or device cookie) and refuses
+an address that already has too many waiting.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 __all__ = [
     "FailureCounts",
     "FairGate",
+    "GateFull",
     "PairBusy",
     "SignInThrottle",
     "TokenBucket",
@@ -109,6 +111,10 @@ def backoff(failures: int, free: int, first: float, cap: float) -> float:
 class PairBusy(Exception):
     """Too many attempts of one (username, address) pair, or of one device cookie, are
     waiting at once."""
+
+
+class GateFull(Exception):
+    """Too many password checks of one key (an address) are waiting in the :class:`FairGate`."""
 
 
 class _Line:
@@ -223,19 +229,26 @@ class FairGate:
     """At most ``limit`` holders at once; the waiting ones are served in turn per key.
 
     A flood from one address queues behind itself: each other address waiting gets the next
-    free place before that address gets its second one. Nobody is refused.
+    free place before that address gets its second one. A key that already has
+    ``max_waiting_per_key`` waiting (0: no cap) is refused with :class:`GateFull`.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_waiting_per_key: int = 0) -> None:
         self.limit = max(1, limit)
+        self.max_waiting_per_key = max(0, max_waiting_per_key)
         self.active = 0
         self._waiting: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+
+    def waiting(self, key: Hashable) -> int:
+        return len(self._waiting.get(key, ()))
 
     @asynccontextmanager
     async def place(self, key: Hashable) -> AsyncIterator[None]:
         if self.active < self.limit and not self._waiting:
             self.active += 1
         else:
+            if 0 < self.max_waiting_per_key <= self.waiting(key):
+                raise GateFull
             future = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(key, deque()).append(future)
             try:
@@ -243,11 +256,20 @@ class FairGate:
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release()  # given a place just as it was cancelled
+                else:
+                    self._leave(key, future)  # no longer counts as waiting
                 raise
         try:
             yield
         finally:
             self._release()
+
+    def _leave(self, key: Hashable, future: asyncio.Future[None]) -> None:
+        queue = self._waiting.get(key)
+        if queue is not None and future in queue:
+            queue.remove(future)
+            if not queue:
+                del self._waiting[key]
 
     def _release(self) -> None:
         self.active -= 1

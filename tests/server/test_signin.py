@@ -22,7 +22,8 @@ from kanava_testing import PASSWORD, KanavaServer, echo_cookies
 
 from server.console.device import MAX_ENTRIES, DeviceCookies
 from server.core.clock import ManualClock
-from server.guard.ratelimit import FailureCounts, FairGate
+from server.guard.ratelimit import FailureCounts, FairGate, GateFull
+from server.settings import Settings
 
 ATTACKER = "203.0.113.66"
 NURSE = "198.51.100.10"
@@ -325,12 +326,65 @@ async def test_a_device_cookie_that_failed_several_times_loses_its_exemption(
         assert took >= 1.0, "the cookie that failed twice was still exempt"
 
 
+# --- how many password checks one address has waiting ----------------------------------------
+
+
+async def test_a_flood_from_one_address_is_capped_and_the_nurses_still_sign_in(
+    server_factory: Any,
+) -> None:
+    """Sixty sign-ins with made-up usernames at once from the station's address, one password
+    check at a time: past ``login_checks_waiting_per_address`` (20) waiting, the flood is
+    refused at once (429 ``rate_limited``, ``Retry-After``). A nurse at that address whose
+    browser has her device cookie, and a nurse at another address, sign in meanwhile."""
+    cap = Settings().login_checks_waiting_per_address
+    assert cap == 20
+    server: KanavaServer = server_factory(
+        trusted_proxies=("127.0.0.1",),
+        login_checks_at_once=1,
+        login_checks_waiting_per_address=cap,
+    )
+    async with (
+        person(server, STATION) as flood,
+        person(server, STATION) as nurse,
+        person(server, NURSE) as elsewhere,
+    ):
+        await nurse.sign_in_and_out("hoitaja1")
+
+        async def nurses() -> list[tuple[int, dict[str, Any], float]]:
+            await asyncio.sleep(0.2)  # the flood is queued by now
+            return list(
+                await asyncio.gather(
+                    nurse.sign_in("hoitaja1", PASSWORD, token=False),
+                    elsewhere.sign_in("hoitaja2", PASSWORD),
+                )
+            )
+
+        flooded, signed_in = await asyncio.gather(
+            asyncio.gather(*(flood.sign_in(f"nimi-{i}", "arvaus") for i in range(60))), nurses()
+        )
+    refused = [(body, took) for status, body, took in flooded if status == 429]
+    checked = [took for status, _, took in flooded if status == 401]
+    assert len(refused) + len(checked) == 60
+    assert len(refused) >= 20 and len(checked) > cap, (len(refused), len(checked))
+    for body, took in refused:
+        assert body["error"]["code"] == "rate_limited" and body["error"]["limit"] == "address"
+        assert took < 1.0
+    for status, body, took in signed_in:
+        assert status == 200, body
+        assert took < 1.0, took
+
+
 async def test_a_flood_of_sign_ins_from_one_address_does_not_starve_another(
     server_factory: Any,
 ) -> None:
     """With one password check at a time, a nurse arriving behind a flood of sign-ins from
-    another address is checked within the next two, not after the whole flood."""
-    server: KanavaServer = server_factory(trusted_proxies=("127.0.0.1",), login_checks_at_once=1)
+    another address is checked within the next two, not after the whole flood. (No cap on the
+    flood's waiting checks here: this is about the order in which they are served.)"""
+    server: KanavaServer = server_factory(
+        trusted_proxies=("127.0.0.1",),
+        login_checks_at_once=1,
+        login_checks_waiting_per_address=0,
+    )
     finished: list[str] = []
     async with person(server, ATTACKER) as attacker, person(server, NURSE) as nurse:
 
@@ -413,6 +467,36 @@ async def test_a_cancelled_waiter_gives_its_place_on(cancel_at: str) -> None:
         async with gate.place("b"):
             assert gate.active == 1
     assert gate.active == 0
+
+
+async def test_the_gate_refuses_an_address_with_too_many_waiting() -> None:
+    """Two may wait per key: the third of that key is refused at once, another key still
+    waits its turn, and a waiter that gave up no longer counts."""
+    gate = FairGate(limit=1, max_waiting_per_key=2)
+    release = asyncio.Event()
+
+    async def hold(key: str) -> None:
+        async with gate.place(key):
+            await release.wait()
+
+    tasks = [asyncio.create_task(hold("flood")) for _ in range(3)]  # one holds, two wait
+    await asyncio.sleep(0)
+    assert gate.active == 1 and gate.waiting("flood") == 2
+    with pytest.raises(GateFull):
+        async with gate.place("flood"):
+            pass
+    tasks.append(asyncio.create_task(hold("nurse")))
+    await asyncio.sleep(0)
+    assert gate.waiting("nurse") == 1
+    tasks[2].cancel()
+    await asyncio.sleep(0)
+    assert gate.waiting("flood") == 1
+    tasks.append(asyncio.create_task(hold("flood")))
+    await asyncio.sleep(0)
+    assert gate.waiting("flood") == 2
+    release.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert gate.active == 0 and gate.waiting("flood") == gate.waiting("nurse") == 0
 
 
 def test_a_device_cookie_holds_an_entry_per_username_and_checks_each() -> None:
