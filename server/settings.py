@@ -93,6 +93,17 @@ class Settings:
     # Password checks (Argon2, a CPU core each) at once; more wait, served in turn per
     # address. 0: one per CPU core.
     login_checks_at_once: int = 0
+    # Password checks from one address waiting for their turn at once; more are refused
+    # (HTTP 429). Sized for a station's shift signing in behind one NAT. 0: no cap.
+    login_checks_waiting_per_address: int = 20
+    # A browser that signed in gets a device cookie for that username, valid this many days
+    # (renewed at each sign-in): its attempts are not slowed, queued or refused for what
+    # others at the same address sent, until it fails login_free_failures times itself.
+    # 0: no device cookies.
+    login_device_days: float = 90.0
+    # The key of the device cookies (created with mode 0600 if missing). None: the file
+    # device-cookie.key in the database's folder.
+    device_key_file: Path | None = None
     # The console's cookies are Secure and named __Host-…, so they travel over HTTPS only and
     # no other site or plain-http page can plant them. For development on one's own machine
     # over plain http only: true drops both. Allowed only while host is a loopback address.
@@ -165,6 +176,9 @@ class Settings:
         if self.host in ("127.0.0.1", "localhost", "::1"):
             own += [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
         return tuple(dict.fromkeys(own))
+
+    def device_key_path(self) -> Path:
+        return self.device_key_file or self.database.parent / "device-cookie.key"
 
     def redirect_uri(self) -> str:
         return self.oidc_redirect_uri or f"http://{self.host}:{self.port}/identity/callback"

@@ -481,14 +481,7 @@ $("login-form").addEventListener("submit", async (event) => {
     $("password").value = "";
     beginSession(body.professional);
   } catch (err) {
-    let text = "Signing in failed. Try again.";
-    if (err instanceof ApiError) {
-      if (err.status === 401) text = "Wrong username or password.";
-      else if (err.status === 429) text = "A sign-in with this username is still being checked. Wait for it.";
-      else if (err.status === 0) text = err.message;
-      else if (err.reason) text = `Signing in failed: ${err.reason}`;
-    }
-    $("login-error").textContent = text;
+    $("login-error").textContent = signInErrorText(err);
   } finally {
     button.disabled = false;
   }
@@ -854,10 +847,56 @@ const LOGIN_ERRORS = {
   },
 };
 
-function loginErrorText(code) {
+// Why the sign-in form's attempt was refused, in the page's language. A 429 says whose
+// attempts are too many waiting: this username's from this network (someone may be guessing
+// it; a browser that signed in as this user before is not held up), or this network's.
+const SIGN_IN_ERRORS = {
+  en: {
+    wrong: "Wrong username or password.",
+    username:
+      "Sign-ins with this username from this network are already waiting for an answer. " +
+      "Wait a moment and try again. If this goes on, tell an administrator.",
+    address: "Too many sign-ins from this network are waiting to be checked. Try again in a moment.",
+    network: "Cannot reach the server. Check the connection and try again.",
+  },
+  fi: {
+    wrong: "Väärä käyttäjätunnus tai salasana.",
+    username:
+      "Tällä käyttäjätunnuksella on tästä verkosta jo kirjautumisia odottamassa vastausta. " +
+      "Odota hetki ja yritä uudelleen. Jos tämä jatkuu, kerro ylläpitäjälle.",
+    address: "Tästä verkosta on liian monta kirjautumista odottamassa tarkistusta. Yritä hetken kuluttua uudelleen.",
+    network: "Palvelimeen ei saada yhteyttä. Tarkista yhteys ja yritä uudelleen.",
+  },
+  sv: {
+    wrong: "Fel användarnamn eller lösenord.",
+    username:
+      "Inloggningar med det här användarnamnet från det här nätverket väntar redan på svar. " +
+      "Vänta en stund och försök igen. Om det fortsätter, kontakta en administratör.",
+    address: "För många inloggningar från det här nätverket väntar på att kontrolleras. Försök igen om en stund.",
+    network: "Det går inte att nå servern. Kontrollera anslutningen och försök igen.",
+  },
+};
+
+function pageLanguage(table) {
   const language = (document.documentElement.lang || "en").slice(0, 2).toLowerCase();
-  const texts = LOGIN_ERRORS[Object.hasOwn(LOGIN_ERRORS, language) ? language : "en"];
+  return Object.hasOwn(table, language) ? language : "en";
+}
+
+function loginErrorText(code) {
+  const texts = LOGIN_ERRORS[pageLanguage(LOGIN_ERRORS)];
   return code !== "other" && Object.hasOwn(texts, code) ? texts[code] : texts.other;
+}
+
+function signInErrorText(err) {
+  const texts = SIGN_IN_ERRORS[pageLanguage(SIGN_IN_ERRORS)];
+  if (!(err instanceof ApiError)) return loginErrorText("other");
+  if (err.status === 401) return texts.wrong;
+  if (err.status === 429) {
+    const error = (err.body && err.body.error) || {};
+    return error.limit === "address" ? texts.address : texts.username;
+  }
+  if (err.status === 0) return texts.network;
+  return loginErrorText("other");
 }
 
 async function start() {

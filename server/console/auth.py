@@ -29,6 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 __all__ = [
+    "DEVICE_COOKIE",
     "HOST_PREFIX",
     "LOGIN_CSRF_COOKIE",
     "OIDC_COOKIE",
@@ -44,6 +45,7 @@ __all__ = [
 SESSION_COOKIE = "kanava_session"
 LOGIN_CSRF_COOKIE = "kanava_login_csrf"
 OIDC_COOKIE = "kanava_pro_oidc"
+DEVICE_COOKIE = "kanava_device"  # see server.console.device
 HOST_PREFIX = "__Host-"
 
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)

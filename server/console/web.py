@@ -4,7 +4,9 @@ access log.
 Sign-in
     ``GET /api/session`` says who is signed in and gives the anti-forgery token;
     ``POST /api/login`` checks the password (Argon2id, in a thread) and sets the session
-    cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` outside development);
+    cookie (``HttpOnly``, ``SameSite=Strict``, ``Secure`` outside development) and the
+    device cookie (:mod:`server.console.device`), with which this browser's later attempts
+    for that username are not slowed or refused for what others at its address sent;
     ``POST /api/logout`` ends the session and closes its websockets;
     ``GET /pro/oidc/start`` signs in through the organisation's OpenID Connect provider, with
     the relying party the intake uses (its callback comes back to ``/identity/callback``).
@@ -31,7 +33,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -39,6 +41,7 @@ from aiohttp import hdrs, web
 from protocol import ErrorCode
 from protocol.errors import CloseCode
 from server.console.auth import (
+    DEVICE_COOKIE,
     LOGIN_CSRF_COOKIE,
     OIDC_COOKIE,
     SESSION_COOKIE,
@@ -50,6 +53,7 @@ from server.console.auth import (
     verify_password,
 )
 from server.console.canned import CannedResponse, canned_for, load_canned
+from server.console.device import DeviceCookies
 from server.console.records import OUTCOMES, RecordContext, draft_record, record_fhir, record_text
 from server.console.records import validate_entry as validate_record
 from server.console.sessions import professional_for_session
@@ -59,10 +63,11 @@ from server.core.ids import hash_token, new_id, new_token
 from server.core.model import Conversation, Professional
 from server.guard.client_address import address_key, client_address
 from server.guard.limits import LIMITS
-from server.guard.ratelimit import FairGate, PairBusy, SignInThrottle
+from server.guard.ratelimit import FairGate, GateFull, PairBusy, SignInThrottle
 from server.hub.hub import HUB, Actor, Hub, client_key
 from server.intake import personal_code
 from server.intake.oidc import IDENTIFICATION, IdentificationError, Identity
+from server.intake.personal_code import load_or_create_key
 from server.settings import SETTINGS
 from server.storage.base import STORAGE, AccessEntry, AuditEvent
 from server.ws.connection import Connection
@@ -73,9 +78,11 @@ __all__ = ["SIGN_IN_THROTTLE", "add_console_routes", "csrf_middleware", "sign_in
 log = logging.getLogger("kanava.console")
 
 # Failed sign-ins slow down the next attempts of their (username, address) pair; the password
-# checks running at once are bounded, and the waiting ones served in turn per address.
+# checks running at once are bounded, and the waiting ones served in turn per address. A
+# browser's device cookie exempts its attempts from what others at its address sent.
 SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", SignInThrottle)
 PASSWORD_CHECKS = web.AppKey("password_checks", FairGate)
+DEVICE_COOKIES = web.AppKey("device_cookies", DeviceCookies)
 CANNED = web.AppKey("canned", tuple[CannedResponse, ...])
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,8 +97,12 @@ def add_console_routes(app: web.Application) -> None:
         shared_max_delay=settings.login_shared_max_delay_seconds,
         window=settings.login_window_minutes * 60,
     )
-    app[PASSWORD_CHECKS] = FairGate(settings.login_checks_at_once or os.cpu_count() or 1)
+    app[PASSWORD_CHECKS] = FairGate(
+        settings.login_checks_at_once or os.cpu_count() or 1,
+        max_waiting_per_key=settings.login_checks_waiting_per_address,
+    )
     app[CANNED] = load_canned(settings.canned_file)
+    app.cleanup_ctx.append(_device_cookies)
     app.router.add_get("/api/session", session_info)
     app.router.add_post("/api/login", login)
     app.router.add_post("/api/logout", logout)
@@ -102,6 +113,15 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/api/records/{record_id}.txt", download_text)
     app.router.add_get("/api/records/{record_id}.fhir.json", download_fhir)
     app.router.add_post("/api/access-log", access_log)
+
+
+async def _device_cookies(app: web.Application) -> AsyncIterator[None]:
+    """The device cookies' key, read (or created, 0600) once storage has made its folder."""
+    settings = app[SETTINGS]
+    if settings.login_device_days > 0:
+        key = await asyncio.to_thread(load_or_create_key, settings.device_key_path())
+        app[DEVICE_COOKIES] = DeviceCookies(key, settings.login_device_days * 86_400)
+    yield
 
 
 def _error(status: int, code: ErrorCode, reason: str, **extra: Any) -> web.Response:
@@ -254,11 +274,13 @@ async def session_info(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """``POST /api/login`` with ``{"username", "password"}``: a session.
 
-    The console gets the session as a cookie. A script that sends ``"token": true`` gets the
-    token in the body instead, for ``auth`` on the websocket and ``Authorization: Bearer``.
+    The console gets the session as a cookie, and a device cookie for the username. A script
+    that sends ``"token": true`` gets the token in the body instead, for ``auth`` on the
+    websocket and ``Authorization: Bearer``, and no cookie.
 
     After failures of the same username from the same address the attempt waits (see
-    :class:`SignInThrottle`) and then its password is checked: a correct one signs in.
+    :class:`SignInThrottle`) and then its password is checked: a correct one signs in. With a
+    device cookie of that username it waits for nothing of the kind.
     """
     try:
         body = await request.json()
@@ -269,28 +291,23 @@ async def login(request: web.Request) -> web.Response:
     except (ValueError, KeyError, TypeError, AttributeError):
         return _error(400, ErrorCode.MALFORMED, "send JSON with username and password")
     app = request.app
-    clock, throttle = app[CLOCK], app[SIGN_IN_THROTTLE]
     user, address = normalise_username(username), address_key(client_address(request))
     try:
-        async with throttle.turn(user, address):
-            wait = throttle.wait(user, address, clock.monotonic())
-            if wait:
-                await asyncio.sleep(wait)
-            pro = await _check_password(request, address, user, password)
-            if pro is None:
-                throttle.failed(user, address, clock.monotonic())
-                log.info("failed sign-in from %s (this pair waited %.1f s)", address, wait)
-                return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
-            throttle.succeeded(user, address)
+        pro = await _attempt(request, user, address, password)
     except PairBusy:
-        response = _error(
-            429,
-            ErrorCode.RATE_LIMITED,
+        return _too_many(
             "a sign-in with this username is already being checked: wait for its answer",
-            retry_after_ms=int(throttle.max_delay * 1000) + 1,
+            "username",
+            app[SIGN_IN_THROTTLE].max_delay,
         )
-        response.headers[hdrs.RETRY_AFTER] = str(int(throttle.max_delay) + 1)
-        return response
+    except GateFull:
+        return _too_many(
+            "too many sign-ins from your network are waiting to be checked: try again shortly",
+            "address",
+            1.0,  # about the time a full queue of one address takes
+        )
+    if pro is None:
+        return _error(401, ErrorCode.AUTH_FAILED, "wrong username or password")
     token, expires_at = await _new_session(app, pro)
     body_out: dict[str, Any] = {
         "professional": _profile(pro),
@@ -302,18 +319,87 @@ async def login(request: web.Request) -> web.Response:
         return web.json_response(body_out)
     response = web.json_response(body_out)
     _set_session_cookie(response, request, token)
+    _set_device_cookie(response, request, user)
     return response
 
 
+async def _attempt(
+    request: web.Request, user: str, address: str, password: str
+) -> Professional | None:
+    """One sign-in attempt's wait and password check: the account, or None.
+
+    With a device cookie of ``user`` that has not failed too often, in the cookie's own line
+    and its own place in the password checks' queue, at once; otherwise in the pair's line
+    after the pair's delay. Raises :class:`PairBusy` or :class:`GateFull` to refuse it."""
+    clock, throttle = request.app[CLOCK], request.app[SIGN_IN_THROTTLE]
+    device = _device(request, user)
+    if device is not None:
+        async with throttle.device_turn(device):
+            if throttle.trusted(device, clock.monotonic()):
+                pro = await _check_password(request, ("device", device), user, password)
+                if pro is None:
+                    throttle.failed(user, address, clock.monotonic(), device)
+                    log.info("failed sign-in from %s with a device cookie", address)
+                else:
+                    throttle.device_succeeded(device)
+                return pro
+    async with throttle.turn(user, address):
+        wait = throttle.wait(user, address, clock.monotonic())
+        if wait:
+            await asyncio.sleep(wait)
+        pro = await _check_password(request, address, user, password)
+        if pro is None:
+            throttle.failed(user, address, clock.monotonic(), device)
+            log.info("failed sign-in from %s (this pair waited %.1f s)", address, wait)
+            return None
+        throttle.succeeded(user, address)
+        if device is not None:
+            throttle.device_succeeded(device)
+        return pro
+
+
+def _too_many(reason: str, limit: str, retry_after: float) -> web.Response:
+    """HTTP 429 ``rate_limited``: ``limit`` says whose attempts are too many waiting."""
+    response = _error(
+        429,
+        ErrorCode.RATE_LIMITED,
+        reason,
+        retry_after_ms=int(retry_after * 1000) + 1,
+        limit=limit,
+    )
+    response.headers[hdrs.RETRY_AFTER] = str(int(retry_after) + 1)
+    return response
+
+
+def _device(request: web.Request, user: str) -> str | None:
+    """The id of the request's device cookie for ``user``, if it has a valid one."""
+    devices = request.app.get(DEVICE_COOKIES)
+    if devices is None:
+        return None
+    now = request.app[CLOCK].now_ms() / 1000
+    return devices.device(read_cookie(request, DEVICE_COOKIE), user, now)
+
+
+def _set_device_cookie(response: web.StreamResponse, request: web.Request, user: str) -> None:
+    """After a sign-in as ``user`` (normalised): this browser's device cookie for it, renewed."""
+    devices = request.app.get(DEVICE_COOKIES)
+    if devices is None:
+        return
+    now = request.app[CLOCK].now_ms() / 1000
+    value = devices.issue(user, now, read_cookie(request, DEVICE_COOKIE))
+    set_cookie(response, request, DEVICE_COOKIE, value, int(devices.lifetime))
+
+
 async def _check_password(
-    request: web.Request, address: str, user: str, password: str
+    request: web.Request, place: Hashable, user: str, password: str
 ) -> Professional | None:
     """The account if ``password`` is its password (Argon2 in a thread, a bounded number at
-    once, in turn per address); an old hash is replaced by today's."""
+    once, in turn per ``place``: an address, or a device cookie); an old hash is replaced by
+    today's. Raises :class:`GateFull` when that place has too many waiting."""
     app = request.app
     pro = _account(app[HUB], user)
     stored = pro.password_hash if pro is not None else None
-    async with app[PASSWORD_CHECKS].place(address):
+    async with app[PASSWORD_CHECKS].place(place):
         if not await asyncio.to_thread(verify_password, password, stored) or pro is None:
             return None
         if needs_rehash(pro.password_hash):
@@ -406,6 +492,7 @@ async def sign_in_with_identity(
     token, _expires = await _new_session(request.app, pro)
     response = _to_console()
     _set_session_cookie(response, request, token)
+    _set_device_cookie(response, request, normalise_username(pro.username))
     delete_cookie(response, request, OIDC_COOKIE)
     raise response
 

@@ -219,6 +219,7 @@ NO_ADDRESS_LIMITS: dict[str, int | float] = {
     "sign_in_starts_per_hour": 0,
     "client_messages_per_minute": 0,
     "max_sockets_per_conversation": 0,
+    "login_checks_waiting_per_address": 0,
 }
 
 

@@ -4,8 +4,11 @@ Sign-in never locks an account: others' failures must not keep a nurse out. Inst
 :class:`SignInThrottle` counts failures per (username, client address) pair and holds each
 further attempt of that pair for a growing delay before its password is checked; a correct
 password then signs in. Attempts of one pair wait their turn one after another, so parallel
-requests do not multiply the guessing rate. :class:`FairGate` bounds the password checks
-(Argon2, a CPU core each) running at once and serves the waiting ones in turn per address.
+requests do not multiply the guessing rate. A browser with a device cookie of the username
+(``server.console.device``) is exempt from the pair: its attempts are counted, and take turns,
+per device cookie. :class:`FairGate` bounds the password checks (Argon2, a CPU core each)
+running at once, serves the waiting ones in turn per address (or device cookie) and refuses
+an address that already has too many waiting.
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ import asyncio
 import hashlib
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-__all__ = ["FailureCounts", "FairGate", "PairBusy", "SignInThrottle", "TokenBucket", "backoff"]
+__all__ = [
+    "FailureCounts",
+    "FairGate",
+    "GateFull",
+    "PairBusy",
+    "SignInThrottle",
+    "TokenBucket",
+    "backoff",
+]
 
 
 class TokenBucket:
@@ -98,11 +109,16 @@ def backoff(failures: int, free: int, first: float, cap: float) -> float:
 
 
 class PairBusy(Exception):
-    """Too many attempts of one (username, address) pair are waiting at once."""
+    """Too many attempts of one (username, address) pair, or of one device cookie, are
+    waiting at once."""
+
+
+class GateFull(Exception):
+    """Too many password checks of one key (an address) are waiting in the :class:`FairGate`."""
 
 
 class _Line:
-    """The attempts of one pair: one at a time, in order of arrival."""
+    """The attempts of one pair (or device cookie): one at a time, in order of arrival."""
 
     __slots__ = ("lock", "present")
 
@@ -120,6 +136,11 @@ class SignInThrottle:
     - Failures of the username from every address, and of the address for every username:
       past ten times ``free`` they add a small delay, at most ``shared_max_delay``.
     - Nothing here refuses an attempt for its failures: it waits, and its password decides.
+    - An attempt with a device cookie of its username waits for nothing of the above while the
+      cookie is :meth:`trusted` (fewer than ``free`` failures of its own, at least one allowed,
+      in the window); it takes its turn per device cookie (:meth:`device_turn`), not per pair.
+      Its failures count for the pair, the username and the address too; its success clears
+      only its own count, as the pair's failures may be someone else's at that address.
 
     Usernames enter the tables hashed (a fixed 16 bytes, whatever length was sent), and each
     table holds at most ``max_keys`` keys, so memory stays bounded under any flood.
@@ -144,7 +165,8 @@ class SignInThrottle:
         self.pairs = FailureCounts(window, max_keys)
         self.users = FailureCounts(window, max_keys)
         self.addresses = FailureCounts(window, max_keys)
-        self._lines: dict[tuple[bytes, str], _Line] = {}
+        self.devices = FailureCounts(window, max_keys)
+        self._lines: dict[Hashable, _Line] = {}
 
     @staticmethod
     def _user(username: str) -> bytes:
@@ -158,23 +180,39 @@ class SignInThrottle:
         others = backoff(shared, self.free * self.SHARED_FACTOR, self.delay, self.shared_max_delay)
         return max(own, others)
 
-    def failed(self, username: str, address: str, now: float) -> None:
+    def trusted(self, device: str, now: float) -> bool:
+        """Whether the device cookie ``device`` (its id) still exempts its attempts."""
+        return self.devices.count(device, now) < max(1, self.free)
+
+    def failed(self, username: str, address: str, now: float, device: str | None = None) -> None:
         user = self._user(username)
         self.pairs.failed((user, address), now)
         self.users.failed(user, now)
         self.addresses.failed(address, now)
+        if device is not None:
+            self.devices.failed(device, now)
 
     def succeeded(self, username: str, address: str) -> None:
+        """A correct password without a device cookie's exemption: clears the pair."""
         self.pairs.clear((self._user(username), address))
 
-    @asynccontextmanager
-    async def turn(self, username: str, address: str) -> AsyncIterator[None]:
+    def device_succeeded(self, device: str) -> None:
+        self.devices.clear(device)
+
+    def turn(self, username: str, address: str) -> AbstractAsyncContextManager[None]:
         """Wait for the pair's earlier attempts to finish; raises :class:`PairBusy` when
         ``MAX_PRESENT`` of them are already there."""
-        pair = (self._user(username), address)
-        line = self._lines.get(pair)
+        return self._turn((self._user(username), address))
+
+    def device_turn(self, device: str) -> AbstractAsyncContextManager[None]:
+        """The same per device cookie: only the browser that holds it can fill its line."""
+        return self._turn(("device", device))
+
+    @asynccontextmanager
+    async def _turn(self, key: Hashable) -> AsyncIterator[None]:
+        line = self._lines.get(key)
         if line is None:
-            line = self._lines[pair] = _Line()
+            line = self._lines[key] = _Line()
         if line.present >= self.MAX_PRESENT:
             raise PairBusy
         line.present += 1
@@ -184,26 +222,33 @@ class SignInThrottle:
         finally:
             line.present -= 1
             if not line.present:
-                del self._lines[pair]
+                del self._lines[key]
 
 
 class FairGate:
     """At most ``limit`` holders at once; the waiting ones are served in turn per key.
 
     A flood from one address queues behind itself: each other address waiting gets the next
-    free place before that address gets its second one. Nobody is refused.
+    free place before that address gets its second one. A key that already has
+    ``max_waiting_per_key`` waiting (0: no cap) is refused with :class:`GateFull`.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_waiting_per_key: int = 0) -> None:
         self.limit = max(1, limit)
+        self.max_waiting_per_key = max(0, max_waiting_per_key)
         self.active = 0
         self._waiting: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+
+    def waiting(self, key: Hashable) -> int:
+        return len(self._waiting.get(key, ()))
 
     @asynccontextmanager
     async def place(self, key: Hashable) -> AsyncIterator[None]:
         if self.active < self.limit and not self._waiting:
             self.active += 1
         else:
+            if 0 < self.max_waiting_per_key <= self.waiting(key):
+                raise GateFull
             future = asyncio.get_running_loop().create_future()
             self._waiting.setdefault(key, deque()).append(future)
             try:
@@ -211,11 +256,20 @@ class FairGate:
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release()  # given a place just as it was cancelled
+                else:
+                    self._leave(key, future)  # no longer counts as waiting
                 raise
         try:
             yield
         finally:
             self._release()
+
+    def _leave(self, key: Hashable, future: asyncio.Future[None]) -> None:
+        queue = self._waiting.get(key)
+        if queue is not None and future in queue:
+            queue.remove(future)
+            if not queue:
+                del self._waiting[key]
 
     def _release(self) -> None:
         self.active -= 1

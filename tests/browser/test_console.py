@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import aiohttp
 import pytest
-from browser_testing import Pages, PageServer, composer, drop_sockets, pane, sign_in, take
-from kanava_testing import Chat, ClientPeer
-from playwright.async_api import Locator, Page, expect
+from browser_testing import (
+    Pages,
+    PageServer,
+    composer,
+    drop_sockets,
+    pane,
+    sign_in,
+    start_page_server,
+    take,
+)
+from kanava_testing import PASSWORD, Chat, ClientPeer
+from playwright.async_api import Browser, Locator, Page, expect
 
 from protocol import Role
 from protocol.messages import MessageNew
@@ -790,3 +800,83 @@ async def test_the_sign_in_page_shows_only_its_own_words_for_an_error(
             await page.route(lambda url: urlsplit(url).path == "/pro", served_in(lang))
             await page.goto(web_server.base + "/pro?login_error=" + quote(code))
             await expect(page.locator("#login-error")).to_have_text(text)
+
+
+async def test_on_her_own_computer_a_nurse_signs_in_past_guesses_of_her_username(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """Someone at the same address keeps three slowed guesses of hoitaja1 waiting. On other
+    computers her sign-in is refused at once and the page says why, in its language; on the
+    computer she signed in with before (its device cookie) she signs in at once."""
+    server = start_page_server(
+        tmp_path / "kanava.sqlite3",
+        intake=False,
+        login_free_failures=1,
+        login_delay_seconds=3.0,
+        login_max_delay_seconds=3.0,
+    )
+    pages = Pages(browser, server, tmp_path)
+    pages.expected_console = ("Failed to load resource",)  # the refused sign-ins (401, 429)
+    try:
+        own = await sign_in(pages, "hoitaja1")
+        await own.get_by_role("button", name="Sign out").click()
+        await expect(own.get_by_label("Username")).to_be_visible()
+
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as guesser:
+            async with guesser.get(server.base + "/api/session") as response:
+                csrf = (await response.json())["csrf"]
+
+            async def guess(number: int) -> int:
+                async with guesser.post(
+                    server.base + "/api/login",
+                    json={"username": "hoitaja1", "password": f"arvaus-{number}", "token": True},
+                    headers={"X-CSRF-Token": csrf},
+                ) as response:
+                    return response.status
+
+            assert await guess(0) == 401
+            guesses = asyncio.ensure_future(asyncio.gather(*(guess(i) for i in range(1, 4))))
+            await asyncio.sleep(0.3)  # three wait, 3 s each, one after another
+
+            for lang, text in (
+                (
+                    "en",
+                    "Sign-ins with this username from this network are already waiting for an "
+                    "answer. Wait a moment and try again. If this goes on, tell an administrator.",
+                ),
+                (
+                    "fi",
+                    "Tällä käyttäjätunnuksella on tästä verkosta jo kirjautumisia odottamassa "
+                    "vastausta. Odota hetki ja yritä uudelleen. Jos tämä jatkuu, kerro "
+                    "ylläpitäjälle.",
+                ),
+                (
+                    "sv",
+                    "Inloggningar med det här användarnamnet från det här nätverket väntar redan "
+                    "på svar. Vänta en stund och försök igen. Om det fortsätter, kontakta en "
+                    "administratör.",
+                ),
+            ):
+                other = await pages.new("/pro")
+                if lang != "en":
+                    await other.route(lambda url: urlsplit(url).path == "/pro", served_in(lang))
+                    await other.goto(server.base + "/pro")
+                await other.get_by_label("Username").fill("hoitaja1")
+                await other.get_by_label("Password").fill(PASSWORD)
+                await other.get_by_role("button", name="Sign in", exact=True).click()
+                await expect(other.locator("#login-error")).to_have_text(text)
+                await expect(other.locator("#console")).to_be_hidden()
+
+            started = time.monotonic()
+            await own.get_by_label("Username").fill("hoitaja1")
+            await own.get_by_label("Password").fill(PASSWORD)
+            await own.get_by_role("button", name="Sign in", exact=True).click()
+            await expect(own.locator("#me")).to_have_text("Hanna Hoitaja (nurse)")
+            assert time.monotonic() - started < 2.0
+            assert not guesses.done(), "the guesses were over before the nurse came: no test"
+            assert await guesses == [401, 401, 401]
+    finally:
+        await pages.close()
+        server.stop()
+    assert not pages.errors, pages.errors
+    assert not pages.dialogs, pages.dialogs

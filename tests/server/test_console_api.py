@@ -156,9 +156,10 @@ def host_cookie(headers: Any, name: str) -> str:
 async def test_by_default_the_console_cookies_are_secure_and_host_prefixed(
     server_factory: Any, tmp_path: Path
 ) -> None:
-    """The shipped default, over real TLS: the anti-forgery, session and sign-out cookies are
-    __Host-…, Secure, Path=/, without Domain, and the console works with them (a browser's
-    cookie jar sends them back over https only)."""
+    """The shipped default, over real TLS: the anti-forgery, session, device and sign-out
+    cookies are __Host-…, Secure, Path=/, without Domain, and the console works with them (a
+    browser's cookie jar sends them back over https only). The device cookie lives 90 days,
+    stays after signing out, and its key is a 0600 file in the database's folder."""
     assert Settings().dev_insecure_cookies is False
     server: KanavaServer = server_factory(dev_insecure_cookies=False, tls=self_signed_tls(tmp_path))
     jar = aiohttp.CookieJar(unsafe=True)
@@ -175,6 +176,9 @@ async def test_by_default_the_console_cookies_are_secure_and_host_prefixed(
             body = await response.json()
             assert response.status == 200, body
             assert "SameSite=Strict" in host_cookie(response.headers, "kanava_session")
+            device = host_cookie(response.headers, "kanava_device")
+            assert "SameSite=Strict" in device and f"Max-Age={90 * 86_400}" in device, device
+        assert (tmp_path / "device-cookie.key").stat().st_mode & 0o777 == 0o600
         async with session.get(server.base + "/api/session") as response:
             assert (await response.json())["professional"]["name"] == "Hanna Hoitaja"
         token = next(c.value for c in jar if c.key == "__Host-kanava_session")
@@ -191,6 +195,8 @@ async def test_by_default_the_console_cookies_are_secure_and_host_prefixed(
             assert response.status == 200
             gone = host_cookie(response.headers, "kanava_session")
             assert gone.startswith('__Host-kanava_session=""') or "Max-Age=0" in gone, gone
+            assert "kanava_device" not in str(response.headers.getall("Set-Cookie"))
+        assert any(c.key == "__Host-kanava_device" for c in jar)
     # A cookie under the development name (as a plain-http page could plant) is not read.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as session:
         async with session.get(
@@ -210,6 +216,16 @@ async def test_the_organisation_sign_in_cookie_follows_the_same_rule(
             async with session.get(server.base + "/pro/oidc/start", allow_redirects=False) as r:
                 assert r.status == 302
                 assert "SameSite=Lax" in host_cookie(r.headers, "kanava_pro_oidc")
+
+
+def test_a_device_cookie_key_open_to_others_stops_the_server(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    key = tmp_path / "device.key"
+    key.write_text("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+    key.chmod(0o644)
+    with pytest.raises(PermissionError, match="chmod 600"):
+        server_factory(device_key_file=key)
 
 
 async def test_passwords_are_stored_with_argon2id(server: KanavaServer) -> None:
@@ -652,6 +668,7 @@ async def test_a_professional_signs_in_with_the_organisations_provider(
             assert resp.headers["Location"] == "/pro"
         status, body = await b.get("/api/session")
         assert body["professional"]["id"] == "p_eero"
+        assert b.cookie("kanava_device"), "no device cookie after the organisation's sign-in"
         # A person with no linked account is not signed in.
         async with b.session.get(server.base + "/pro/oidc/start", allow_redirects=False) as resp:
             provider_url = resp.headers["Location"]
