@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from server.app import build_app
-from server.bot.responder import BOT_TEAM
+from server.bot.accounts import BOT_TEAM, bot_account, bot_team
 from server.console.auth import hash_password, normalise_username
 from server.core.ids import hash_token, new_token
 from server.core.model import AssignMode, Professional, Team
@@ -265,19 +265,12 @@ async def _add_bot(settings: Settings, args: argparse.Namespace) -> str:
     storage = await Storage.open(settings.database, synchronous=settings.sqlite_synchronous)
     try:
         if BOT_TEAM not in {t.id for t in await storage.teams()}:
-            await storage.save_team(Team(BOT_TEAM, "Neuvontabotti", AssignMode.AUTO))
+            await storage.save_team(bot_team())
         username = _username(args.username)
         existing = {normalise_username(p.username): p.id for p in await storage.professionals()}
-        pro = Professional(
-            id=existing.get(username) or "p_" + username,
-            username=username,
-            display_name=args.name,
-            title="bot",
-            capacity=args.capacity,
-            teams=(BOT_TEAM,),
-            password_hash="!",  # no password: the token is its only way in
-            bot=True,
-            role="bot",
+        # No password: the token is its only way in.
+        pro = bot_account(
+            existing.get(username) or "p_" + username, username, args.name, args.capacity
         )
         await storage.save_professional(pro)
         token = new_token()

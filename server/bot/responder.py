@@ -28,24 +28,21 @@ from aiohttp import web
 
 from protocol import ErrorCode
 from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
+from server.bot.accounts import BOT_ID, BOT_TEAM, bot_account, bot_team
 from server.bot.knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
 from server.bus.base import Envelope
 from server.core.errors import HubError
 from server.core.ids import new_id
-from server.core.model import AssignMode, Professional, Team
-from server.hub.hub import Actor, Hub
+from server.core.model import Professional
+from server.hub.hub import HUB, Actor, Hub
+from server.intake.reception import RECEPTION
+from server.settings import SETTINGS
+from server.storage.base import STORAGE
 
-__all__ = ["BOT_ID", "BOT_TEAM", "BotReply", "BotResponder", "bot_context", "compose", "greeting"]
+__all__ = ["BotReply", "BotResponder", "bot_context", "compose", "greeting"]
 
 log = logging.getLogger("kanava.bot")
 
-BOT_ID = "p_bot"
-BOT_TEAM = "bot"
-BOT_NAME = "Neuvontabotti"
-#: The built-in bot takes every chat: its answers cost no one's time, so whether it answers
-#: must not depend on how many chats strangers have opened. What its chats cost (memory) is
-#: bounded by the limits per address and the idle close of abandoned chats instead.
-BOT_CAPACITY = 2**31 - 1
 
 _GREETING = {
     "fi": "Hei! Olen Kanavan neuvontabotti, en ihminen. Vastaan yleisiin kysymyksiin "
@@ -364,12 +361,6 @@ class BotResponder:
 
 async def bot_context(app: web.Application) -> AsyncIterator[None]:
     """Load the knowledge base (a bad file stops the start) and connect the bot to the hub."""
-    # app_keys imports the connection, which imports this module: import it here.
-    from server.hub.hub import HUB
-    from server.intake.reception import RECEPTION
-    from server.settings import SETTINGS
-    from server.storage.base import STORAGE
-
     settings = app[SETTINGS]
     if not settings.bot:
         yield
@@ -377,20 +368,10 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
     kb = load_knowledge(settings.knowledge_dir)
     hub, storage = app[HUB], app[STORAGE]
     if not hub.has_team(BOT_TEAM):
-        team = Team(BOT_TEAM, "Neuvontabotti", AssignMode.AUTO)
+        team = bot_team()
         await storage.save_team(team)
         hub.add_team(team)
-    pro = Professional(
-        id=BOT_ID,
-        username="neuvontabotti",
-        display_name=BOT_NAME,
-        title="bot",
-        capacity=BOT_CAPACITY,
-        teams=(BOT_TEAM,),
-        password_hash="!",  # never matches: nobody signs in as the bot
-        bot=True,
-        role="bot",
-    )
+    pro = bot_account()
     await storage.save_professional(pro)
     hub.add_professional(pro)  # keeps the chats the bot had before a restart
     reception = app.get(RECEPTION)

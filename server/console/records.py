@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from protocol.schema import without_bidi_controls
+from server.bot.accounts import BOT_ID
 from server.core.texts import HELSINKI
 from server.intake import personal_code
 
@@ -53,7 +54,6 @@ MAX_FIELD_LENGTH = 4000
 # The part of a transcript held with the advice bot: its own messages carry the bot's id, and
 # the client's messages to it, copied into a nurse's chat at a handoff, carry this prefix.
 BOT_PREFIX = "(with the advice bot)"
-_BOT_ID = "p_bot"  # server.bot.responder.BOT_ID; not imported, to keep this module free of the hub
 
 _TEXT_FIELDS = ("reason", "symptoms", "advice", "follow_up")
 _FIELD_NAMES = {
@@ -296,7 +296,7 @@ def _professional_texts(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     """What the human professionals wrote; the bot's general answers are not advice given."""
     texts: list[str] = []
     for message in messages:
-        if message.get("sender_role") != "professional" or message.get("sender_id") == _BOT_ID:
+        if message.get("sender_role") != "professional" or message.get("sender_id") == BOT_ID:
             continue
         text = _clean(message.get("text"))
         if text and not _is_bot_part(text):

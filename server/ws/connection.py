@@ -65,7 +65,8 @@ from protocol.messages import (
     TypingSet,
     Welcome,
 )
-from server.bot.responder import BOT_NAME, BOT_TEAM, bot_extras
+from server.bot.accounts import BOT_NAME, BOT_TEAM
+from server.bot.responder import bot_extras
 from server.bus.base import Envelope
 from server.console.auth import SESSION_COOKIE, cookie_name
 from server.console.drafts import set_draft

@@ -28,8 +28,8 @@ from protocol.messages import (
     MessageSend,
     QueueTake,
 )
+from server.bot.accounts import BOT_ID
 from server.bot.knowledge import load_knowledge
-from server.bot.responder import BOT_ID
 
 
 @pytest.fixture
