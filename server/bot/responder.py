@@ -28,7 +28,7 @@ from aiohttp import web
 
 from protocol import ErrorCode
 from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
-from server.bot.accounts import BOT_ID, BOT_TEAM, bot_account, bot_team
+from server.bot.accounts import BOT_TEAM, bot_account, bot_team
 from server.bot.knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
 from server.bus.base import Envelope
 from server.core.errors import HubError
