@@ -120,7 +120,7 @@ class KanavaServer:
             # intake's own tests (tests/server/test_intake*.py) turn it on.
             "intake_required": False,
             # Every test client comes from 127.0.0.1: limits per address would count them all
-            # as one stranger. tests/server/test_address_limits.py turns them on.
+            # as one stranger. tests/server/guard/test_address_limits.py turns them on.
             **NO_ADDRESS_LIMITS,
             **self.settings_overrides,
             "port": self.port,
@@ -504,3 +504,9 @@ def closed_hours_file(folder: Path) -> Path:
     path = folder / "closed-hours.toml"
     path.write_text(source[:start] + weekly + source[end + 1 :], encoding="utf-8")
     return path
+
+
+def assigned_to(pro_id: str):  # type: ignore[no-untyped-def]
+    return lambda m: (
+        m.conversation.professional is not None and (m.conversation.professional.id == pro_id)
+    )

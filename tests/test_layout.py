@@ -163,3 +163,27 @@ def test_the_readme_layout_table_names_every_package_of_server() -> None:
     packages = sorted(p.parent.name for p in SERVER.glob("*/__init__.py"))
     missing = [p for p in packages if f"`server/{p}/`" not in readme]
     assert not missing, f"README's layout table lacks {missing}"
+
+
+def test_the_tests_of_server_mirror_its_packages() -> None:
+    """tests/server/<package>/ holds the tests of server/<package>/; nothing else."""
+    tests = ROOT / "tests" / "server"
+    packages = {p.parent.name for p in SERVER.glob("*/__init__.py")}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert folders <= packages, f"test folders without a package: {folders - packages}"
+
+
+_PATH = re.compile(
+    r"`((?:server|tests|scripts|static_client|docs)/[\w./-]+\.(?:py|js|md|sql|toml))`"
+)
+
+
+def test_every_path_the_docs_name_exists() -> None:
+    """A path in backticks in the README or docs/ names a file that is there."""
+    missing = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            for path in _PATH.findall(line):
+                if not (ROOT / path).exists():
+                    missing.append(f"{doc.name}:{number}: {path}")
+    assert not missing, missing

@@ -188,7 +188,7 @@ async def test_the_documented_service_answer_has_every_field_the_server_sends(
     """docs/protocol.md's example of GET /api/service has exactly the fields a real server
     answers with, and the table names each of them: a client written from the document knows
     about every one."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text("utf-8")
+    text = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text("utf-8")
     example = re.search(
         r"A `GET /api/service\?lang=en` at night:\s*```json\n(.*?)\n```", text, re.S
     )

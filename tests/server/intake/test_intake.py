@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from idp import login, provider_for_kanava
-from kanava_testing import Chat, ClientPeer, KanavaServer, closed_hours_file
+from idp import provider_for_kanava
+from intake_testing import answer_all, benign, identified_intake
+from kanava_testing import Chat, KanavaServer, closed_hours_file
 
 from protocol import Codec
 from protocol.messages import (
@@ -22,7 +20,6 @@ from protocol.messages import (
     ConversationStateChanged,
     IntakeAnonymous,
     IntakeAnswer,
-    IntakeIdentify,
     IntakeResume,
     IntakeStart,
     IntakeStation,
@@ -30,34 +27,6 @@ from protocol.messages import (
     QueueSnapshot,
     QueueTake,
 )
-
-# Benign answers to the shipped questionnaires, by question id; others get a default by kind.
-BENIGN: dict[str, Any] = {
-    "red_flags": ["none"],
-    "age": 40,
-    "temperature": 37.6,
-    "duration_days": 2,
-    "fever_days": 1,
-}
-
-
-def benign(detail: dict[str, Any], **overrides: Any) -> Any:
-    qid = detail["id"]
-    if qid in overrides:
-        return overrides[qid]
-    if qid in BENIGN:
-        return BENIGN[qid]
-    kind = detail["kind"]
-    if kind == "single":
-        return detail["options"][0]["id"]
-    if kind == "multi":
-        ids = [o["id"] for o in detail["options"]]
-        return ["none"] if "none" in ids else [ids[0]]
-    if kind == "yes_no":
-        return False
-    if kind == "number":
-        return detail["min"]
-    return None if not detail.get("required", True) else "ei muuta"
 
 
 @pytest.fixture
@@ -73,15 +42,6 @@ async def desk(intake_server: KanavaServer, codec: Codec) -> Any:
     helper = Chat(intake_server, codec)
     yield helper
     await helper.close_all()
-
-
-async def answer_all(client: ClientPeer, step: IntakeStep, **overrides: Any) -> IntakeStep:
-    """Answer questions until the intake asks something else; returns that step."""
-    while step.step == "question":
-        assert isinstance(step.detail, dict)
-        await client.send(IntakeAnswer(step.detail["id"], benign(step.detail, **overrides)))
-        step = await client.expect(IntakeStep)
-    return step
 
 
 async def test_a_chat_cannot_be_opened_past_the_intake(desk: Chat) -> None:
@@ -232,57 +192,6 @@ def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServe
             port=port, intake_required=True, always_open=True, **identification
         )
         yield server
-
-
-async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> str:
-    """Open the identify step's URL as the resident's browser would, log in as ``person``,
-    and return the one-time code the callback page hands to the chat page that opened it."""
-    assert isinstance(step.detail, dict)
-    jar = aiohttp.CookieJar(unsafe=True)  # the binding cookie of a loopback server
-    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
-        return await browser_identifies(browser, server, step.detail["url"], person)
-
-
-async def browser_identifies(
-    browser: aiohttp.ClientSession, server: KanavaServer, link: str, person: str
-) -> str:
-    """``browser`` opens ``link`` and logs in as ``person``; the code its page received ("" if
-    none), after checking the page's status."""
-    async with browser.get(server.base + link, allow_redirects=False) as resp:
-        assert resp.status == 302, await resp.text()
-        provider_url = resp.headers["Location"]
-    redirect = f"{server.base}/identity/callback"
-    query = await login(provider_url, redirect, person=person)
-    async with browser.get(redirect, params=query) as resp:
-        page = await resp.text()
-        result = identification_result(page)
-        assert resp.status == (200 if result["ok"] else 400), page
-    return str(result["code"] or "")
-
-
-def identification_result(page: str) -> dict[str, Any]:
-    """What the callback page would post to its opener."""
-    match = re.search(r'<meta name="kanava-identification" content="([^"]*)">', page)
-    assert match, page
-    result: dict[str, Any] = json.loads(html.unescape(match.group(1)))
-    return result
-
-
-async def identified_intake(
-    server: KanavaServer, codec: Codec, person: str
-) -> tuple[Chat, ClientPeer, IntakeStep | ConversationOpened]:
-    desk = Chat(server, codec)
-    client = await desk.raw_client()
-    await client.send(IntakeStart("other", "fi"))
-    step = await answer_all(client, await client.expect(IntakeStep))
-    assert step.step == "identify"
-    code = await identify_as(server, step, person)
-    await client.send(IntakeIdentify(code))
-    nxt = await client.expect(
-        (IntakeStep, ConversationOpened),  # type: ignore[arg-type]
-        lambda m: not (isinstance(m, IntakeStep) and m.step == "identify"),
-    )
-    return desk, client, nxt
 
 
 async def test_an_identified_helsinki_adult_is_queued_at_their_own_station(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kanava_testing import Chat, texts
+from kanava_testing import Chat, assigned_to, texts
 
 from protocol.messages import (
     ConversationClose,
@@ -21,12 +21,6 @@ from protocol.messages import (
     Typing,
     TypingSet,
 )
-
-
-def assigned_to(pro_id: str):  # type: ignore[no-untyped-def]
-    return lambda m: (
-        m.conversation.professional is not None and (m.conversation.professional.id == pro_id)
-    )
 
 
 async def test_client_opens_a_queued_conversation_with_a_resume_token(chat: Chat) -> None:

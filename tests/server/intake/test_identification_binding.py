@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 import pytest
 from idp import login, provider_for_kanava
+from intake_testing import answer_all, browser_identifies, identification_result
 from kanava_testing import Chat, ClientPeer, KanavaServer
-from test_intake import answer_all, browser_identifies, identification_result
 
 from protocol import JSON
 from protocol.messages import (

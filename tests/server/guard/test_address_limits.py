@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import websockets
+from intake_testing import answer_all
 from kanava_testing import Chat, ClientPeer, KanavaServer
-from test_intake import answer_all
 
 from protocol import JSON
 from protocol.messages import (

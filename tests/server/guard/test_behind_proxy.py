@@ -22,7 +22,7 @@ from kanava_testing import KanavaServer, free_port
 
 from protocol import JSON
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 # CI runs scripts/test, which installs it: there a missing nginx fails instead of skipping.

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 import websockets
+from console_testing import Browser
 from idp import login as provider_login
 from idp import provider_for_kanava
 from kanava_testing import PASSWORD, Chat, KanavaServer, login_token, self_signed_tls
@@ -34,59 +35,6 @@ from server.console.auth import _verify_scrypt
 from server.settings import Settings
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-class Browser:
-    """An HTTP client that keeps cookies for 127.0.0.1, as a browser does, and sends the
-    console's anti-forgery header."""
-
-    def __init__(self, server: KanavaServer) -> None:
-        self.server = server
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-        self.csrf = ""
-
-    async def start(self) -> dict[str, Any]:
-        async with self.session.get(self.server.base + "/api/session") as response:
-            body: dict[str, Any] = await response.json()
-        self.csrf = body["csrf"]
-        return body
-
-    async def post(
-        self, path: str, body: Any, *, csrf: str | None = None, **headers: str
-    ) -> tuple[int, dict[str, Any]]:
-        sent = {"X-CSRF-Token": self.csrf if csrf is None else csrf, **headers}
-        async with self.session.post(self.server.base + path, json=body, headers=sent) as resp:
-            return resp.status, await resp.json()
-
-    async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.server.base + path) as resp:
-            if resp.content_type == "application/json":
-                return resp.status, await resp.json()
-            return resp.status, await resp.text()
-
-    async def sign_in(self, username: str, password: str = PASSWORD) -> dict[str, Any]:
-        await self.start()
-        status, body = await self.post("/api/login", {"username": username, "password": password})
-        assert status == 200, body
-        self.csrf = body["csrf"]
-        return body
-
-    def cookie(self, name: str) -> str | None:
-        for cookie in self.session.cookie_jar:
-            if cookie.key == name:
-                return cookie.value
-        return None
-
-    async def websocket(self) -> Any:
-        token = self.cookie("kanava_session")
-        return await websockets.connect(
-            self.server.ws_base + "/ws/pro",
-            subprotocols=[JSON.subprotocol],  # type: ignore[list-item]
-            additional_headers={"Cookie": f"kanava_session={token}"},
-        )
-
-    async def close(self) -> None:
-        await self.session.close()
 
 
 @pytest.fixture
@@ -709,7 +657,7 @@ async def test_a_supervisor_finds_who_opened_an_identified_clients_chats_by_iden
     provider_server: KanavaServer,
 ) -> None:
     """Aino identifies; a nurse takes her chat; the log for Aino's code names the nurse."""
-    from test_intake import identified_intake
+    from intake_testing import identified_intake
 
     desk, client, opened = await identified_intake(provider_server, JSON, "aino")
     supervisor = Browser(provider_server)
@@ -742,7 +690,7 @@ async def test_reading_a_record_entry_is_in_the_access_log_of_the_client(
     """Aino's record entry carries her full identity code: every reading of a saved entry
     (in the console, as text, as a FHIR document) is in her access log, each with its own
     reason; writing the draft before anything is saved reads nothing."""
-    from test_intake import identified_intake
+    from intake_testing import identified_intake
 
     desk, client, opened = await identified_intake(provider_server, JSON, "aino")
     nurse_browser, supervisor = Browser(provider_server), Browser(provider_server)

@@ -15,7 +15,7 @@ import pytest
 
 from server.bot.knowledge import KnowledgeError, load_knowledge
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "scripts"))
 from bot_eval import evaluate, read_set  # noqa: E402
 

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kanava_testing import Chat, ClientPeer, KanavaServer, closed_hours_file
-from test_conversations import assigned_to
-from test_intake import answer_all
+from intake_testing import answer_all
+from kanava_testing import Chat, ClientPeer, KanavaServer, assigned_to, closed_hours_file
 
 from protocol import Codec
 from protocol.messages import (

@@ -42,7 +42,7 @@ from protocol.messages import (
 from server.logs import JsonFormatter, Redact
 from server.ws.endpoint import DRAINING
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def http_status(url: str) -> tuple[int, dict[str, Any]]:
@@ -567,8 +567,8 @@ async def test_a_full_run_logs_ids_but_no_message_text_or_identity_code(
 ) -> None:
     """Aino identifies, chats, is transferred with a note, gets a record entry and gives
     feedback; nothing she or the nurses wrote, and not her identity code, is in the log."""
-    from test_console_api import Browser
-    from test_intake import identified_intake
+    from console_testing import Browser
+    from intake_testing import identified_intake
 
     from protocol.messages import ConversationTransfer, FeedbackSend
 
