@@ -29,7 +29,7 @@ import functools
 import json
 import logging
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -977,16 +977,7 @@ class Hub:
     def _schedule_idle_sweep(self) -> None:
         if self.settings.idle_close_minutes <= 0 and self.settings.idle_close_queued_minutes <= 0:
             return
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
-
-        def fire() -> None:
-            if handle is not None:
-                self._timers.discard(handle)
-            self._spawn(self._idle_sweep())
-
-        handle = loop.call_later(self._idle_sweep_seconds(), fire)
-        self._timers.add(handle)
+        self._later(self._idle_sweep_seconds(), self._idle_sweep)
 
     async def _idle_sweep(self) -> None:
         try:
@@ -1037,9 +1028,7 @@ class Hub:
             if conversation_id != actor.conversation_id:
                 raise HubError(ErrorCode.FORBIDDEN, "this is not your conversation")
             return conversation_id
-        conv = self._conversations.get(conversation_id) or self._recently_closed.get(
-            conversation_id
-        )
+        conv = self.recent_conversation(conversation_id)
         if conv is None or conv.professional_id != actor.id:
             raise HubError(ErrorCode.NOT_ASSIGNED, "this conversation is not assigned to you")
         return conversation_id
@@ -1047,15 +1036,19 @@ class Hub:
     # --- the grace period -----------------------------------------------------------------
 
     def _schedule_expiry(self) -> None:
+        self._later(self.settings.grace_seconds + 0.01, self.expire_offline)
+
+    def _later(self, delay: float, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``job`` in a task of its own after ``delay`` seconds (cancelled by stop())."""
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None
 
         def fire() -> None:
             if handle is not None:
                 self._timers.discard(handle)
-            self._spawn(self.expire_offline())
+            self._spawn(job())
 
-        handle = loop.call_later(self.settings.grace_seconds + 0.01, fire)
+        handle = loop.call_later(delay, fire)
         self._timers.add(handle)
 
     def _spawn(self, coro: Any) -> None:

@@ -76,7 +76,6 @@ from server.core.clock import Clock
 from server.core.errors import HubError, error_message, internal_error
 from server.core.ids import hash_token, new_id
 from server.core.model import Conversation
-from server.guard.client_address import address_key, client_address
 from server.guard.limits import AddressLimits, check_joining_a_queue
 from server.guard.ratelimit import TokenBucket
 from server.hub.hub import Actor, Hub
@@ -111,13 +110,15 @@ class Connection:
         clock: Clock,
         reception: Reception | None = None,
         limits: AddressLimits | None = None,
+        address: str = "",
     ) -> None:
         self.ws = ws
         self.subscriber_id = new_id("s")
         self.reception = reception
         self.limits = limits
-        # What limits per address count by: the client behind trusted proxies, IPv6 per /64.
-        self.address = address_key(client_address(request))
+        # What limits per address count by (the endpoint's key of the client behind trusted
+        # proxies: IPv6 per /64).
+        self.address = address
         self.intake: IntakeSession | None = None
         self.request = request
         self.codec = codec

@@ -73,8 +73,9 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
             ErrorCode.MALFORMED,
             f"unsupported subprotocol; offer one of: {', '.join(SUBPROTOCOLS)}",
         )
+    address = address_key(client_address(request))
     try:
-        hold = request.app[LIMITS].hold("sockets", address_key(client_address(request)))
+        hold = request.app[LIMITS].hold("sockets", address)
     except LimitError as exc:
         return web.json_response(
             {"error": {"code": exc.code.value, "reason": exc.reason}},
@@ -82,12 +83,12 @@ async def _websocket(request: web.Request, role: Role) -> web.StreamResponse:
             headers={"Retry-After": str(math.ceil(exc.retry_after))},
         )
     try:
-        return await _serve_websocket(request, role)
+        return await _serve_websocket(request, role, address)
     finally:
         hold.release()
 
 
-async def _serve_websocket(request: web.Request, role: Role) -> web.StreamResponse:
+async def _serve_websocket(request: web.Request, role: Role, address: str) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(
         protocols=SUBPROTOCOLS,
@@ -109,6 +110,7 @@ async def _serve_websocket(request: web.Request, role: Role) -> web.StreamRespon
         request.app[CLOCK],
         request.app.get(RECEPTION) if role is Role.CLIENT else None,
         request.app[LIMITS],
+        address,
     )
     request.app[CONNECTIONS].add(conn)
     try:

@@ -73,6 +73,17 @@ def test_the_table_of_buckets_stays_bounded_under_a_flood_of_addresses() -> None
 # --- on a live server ---------------------------------------------------------------------
 
 
+async def more_windows(desk: Chat, client: ClientPeer, count: int) -> list[ClientPeer]:
+    """``count`` more sockets on ``client``'s chat, as more tabs of the same person."""
+    windows = []
+    for _ in range(count):
+        again = await desk.raw_client()
+        await again.send(ConversationResume(client.token, 0))
+        await again.expect(ConversationStateChanged)
+        windows.append(again)
+    return windows
+
+
 async def _ws_status(server: KanavaServer, headers: dict[str, str] | None = None, **kw: Any) -> Any:
     return await websockets.connect(
         server.ws_base + "/ws/client",
@@ -234,12 +245,7 @@ async def test_messages_are_limited_per_conversation_however_many_sockets_resume
     desk = Chat(server, JSON)
     try:
         first = await desk.open_client()
-        sockets = [first]
-        for _ in range(3):
-            again = await desk.raw_client()
-            await again.send(ConversationResume(first.token, 0))
-            await again.expect(ConversationStateChanged)
-            sockets.append(again)
+        sockets = [first, *await more_windows(desk, first, 3)]
         acks = errors = 0
         for i in range(12):
             sock = sockets[i % len(sockets)]
@@ -327,12 +333,7 @@ async def test_a_chat_is_open_in_a_few_windows_at_most(server_factory: Any) -> N
     desk = Chat(server, JSON)
     try:
         first = await desk.open_client()
-        sockets = [first]
-        for _ in range(4):
-            again = await desk.raw_client()
-            await again.send(ConversationResume(first.token, 0))
-            await again.expect(ConversationStateChanged)
-            sockets.append(again)
+        sockets = [first, *await more_windows(desk, first, 4)]
         sixth = await desk.raw_client()
         await sixth.send(ConversationResume(first.token, 0))
         error = await sixth.expect_error("address_limit")
@@ -357,12 +358,7 @@ async def test_repeated_typing_is_sent_on_once_however_many_sockets_repeat_it(
         first = await desk.open_client(team="kallio")
         await pro.send(QueueTake(conversation_id=first.conversation_id))
         await first.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
-        sockets = [first]
-        for _ in range(4):
-            again = await desk.raw_client()
-            await again.send(ConversationResume(first.token, 0))
-            await again.expect(ConversationStateChanged)
-            sockets.append(again)
+        sockets = [first, *await more_windows(desk, first, 4)]
         for _ in range(3):
             for sock in sockets:
                 await sock.send(TypingSet(first.conversation_id, True))
