@@ -578,7 +578,7 @@ def _saved(record: dict[str, Any]) -> dict[str, Any]:
 async def get_record(request: web.Request) -> web.Response:
     pro = await _signed_in(request)
     conv = await _own_conversation(request, pro)
-    intake = json.loads(conv.intake_json)["summary"] if conv.intake_json else None
+    intake = conv.intake.summary if conv.intake else None
     default = conv.reason if conv.reason in OUTCOMES else "resolved"
     draft = draft_record(intake, await _transcript(request, conv.id), default)
     saved = await request.app[STORAGE].record(conv.id)
@@ -641,14 +641,14 @@ async def _record_for_download(request: web.Request, how: str) -> tuple[Any, Rec
     if record is None or conv is None or conv.professional_id != pro.id:
         raise _http(404, ErrorCode.NO_CONVERSATION, "no record entry of yours has this id")
     author = request.app[HUB].professional(record["professional_id"]) or pro
-    identity = json.loads(conv.identity_json)["record"] if conv.identity_json else None
+    identity = conv.identity
     code = birth = None
     protector = request.app[IDENTIFICATION].protector if IDENTIFICATION in request.app else None
     if identity is not None:
-        birth = identity.get("birth_date")
+        birth = identity.birth_date or None
         if protector is not None:
             try:
-                code = protector.reveal(identity["protected_code"])
+                code = protector.reveal(identity.protected_code)
             except ValueError:
                 log.error("record %s: the identity code cannot be decrypted", record["record_id"])
     ctx = RecordContext(
@@ -665,7 +665,7 @@ async def _record_for_download(request: web.Request, how: str) -> tuple[Any, Rec
         professional_id=author.id,
         professional_name=author.display_name,
         professional_title=author.title,
-        client_name=identity["name"] if identity else conv.client_name,
+        client_name=identity.name if identity else conv.client_name,
         identity_code=code,
         birth_date=birth,
     )

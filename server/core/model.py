@@ -7,14 +7,14 @@ sees them only as :class:`~protocol.messages.ConversationView` snapshots built b
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from protocol import ConversationEvent, ConversationState, next_state
 from protocol.messages import ConversationView, ProfessionalRef
+from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument
 
-__all__ = ["ROLES", "AssignMode", "Conversation", "Professional", "Team"]
+__all__ = ["ROLES", "AssignMode", "Conversation", "IntakeFacts", "Professional", "Team"]
 
 # A professional is a nurse or a doctor; a supervisor also reads the access log; an admin
 # manages accounts (and reads the log). Bots are accounts too, never signed in by a person.
@@ -72,18 +72,15 @@ class Professional:
 
 @dataclass(frozen=True, slots=True)
 class IntakeFacts:
-    """What a finished intake tells about a conversation: who, about what, how urgent, where.
-
-    ``intake_json`` holds the questionnaire and its summary, ``identity_json`` the identity
-    (its personal identity code only encrypted).
-    """
+    """What a finished intake tells about a conversation: who, about what, how urgent, where,
+    with the questionnaire and (for an identified client) the identity."""
 
     client_name: str | None
     topic: str | None
     triage: str | None
     station_id: str | None
-    intake_json: str | None
-    identity_json: str | None
+    intake: IntakeDocument | None
+    identity: IdentityDocument | None
 
 
 @dataclass(slots=True)
@@ -106,16 +103,16 @@ class Conversation:
     read_client_seq: int = 0
     read_professional_seq: int = 0
     open_key_hash: str | None = None
-    # From the intake: triage level, health station, and two JSON documents (the
-    # questionnaire with its summary; the identity with the identity code encrypted).
+    # From the intake: triage level, health station, and two documents (the questionnaire
+    # with its summary; the identity with the identity code encrypted).
     triage: str | None = None
     station_id: str | None = None
-    intake_json: str | None = None
-    identity_json: str | None = None
+    intake: IntakeDocument | None = None
+    identity: IdentityDocument | None = None
     # The console's view of the chat's path: where the bot's part ends, how it reached its
-    # professional (JSON), and whether a nurse escalated it to a doctor.
+    # professional, and whether a nurse escalated it to a doctor.
     bot_seq: int = 0
-    handover_json: str | None = None
+    handover: HandoverDocument | None = None
     escalated: bool = False
     last_seq: int = 0
     # Runtime only: the professional the last *published* state event named. Live messages
@@ -157,9 +154,9 @@ class Conversation:
             station=self.station_id,
             wait_min_minutes=wait_minutes[0] if wait_minutes else None,
             wait_max_minutes=wait_minutes[1] if wait_minutes else None,
-            intake=json.loads(self.intake_json)["summary"] if self.intake_json else None,
-            identity=json.loads(self.identity_json)["view"] if self.identity_json else None,
+            intake=self.intake.view() if self.intake else None,
+            identity=self.identity.view() if self.identity else None,
             bot_seq=self.bot_seq,
-            handover=json.loads(self.handover_json) if self.handover_json else None,
+            handover=self.handover.view() if self.handover else None,
             escalated=self.escalated,
         )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -53,6 +52,7 @@ from protocol.messages import (
 )
 from server.bus.base import Bus, Envelope, Subscriber
 from server.core.clock import Clock
+from server.core.documents import HandoverDocument
 from server.core.errors import HubError, error_message, internal_error
 from server.core.ids import hash_token, new_id, new_token
 from server.core.model import AssignMode, Conversation, IntakeFacts, Professional, Team
@@ -82,10 +82,7 @@ _ACCESS_REASONS = {
 
 def client_key(conv: Conversation) -> str | None:
     """The fingerprint of an identified client's identity code (None: not identified)."""
-    if not conv.identity_json:
-        return None
-    key = json.loads(conv.identity_json).get("record", {}).get("fingerprint")
-    return key if isinstance(key, str) else None
+    return conv.identity.fingerprint if conv.identity is not None else None
 
 
 #: A typing state repeated within this many seconds is not sent on again.
@@ -437,8 +434,8 @@ class Hub:
             open_key_hash=open_key,
             triage=facts.triage,
             station_id=facts.station_id,
-            intake_json=facts.intake_json,
-            identity_json=facts.identity_json,
+            intake=facts.intake,
+            identity=facts.identity,
             client_address=client_address,
         )
         self._index(conv)
@@ -654,15 +651,12 @@ class Hub:
     def _mark_handover(
         self, conv: Conversation, kind: str, pro: Professional, note: str | None
     ) -> None:
-        conv.handover_json = json.dumps(
-            {
-                "kind": kind,
-                "from_id": pro.id,
-                "from_name": pro.display_name,
-                "note": note or None,
-                "at": self.clock.now_ms(),
-            },
-            ensure_ascii=False,
+        conv.handover = HandoverDocument(
+            kind=kind,
+            from_id=pro.id,
+            from_name=pro.display_name,
+            note=note or None,
+            at=self.clock.now_ms(),
         )
         if kind == "escalation":
             conv.escalated = True
@@ -763,7 +757,7 @@ class Hub:
         conv.client_name = facts.client_name or conv.client_name
         conv.topic = facts.topic or conv.topic
         conv.triage, conv.station_id = facts.triage, facts.station_id
-        conv.intake_json, conv.identity_json = facts.intake_json, facts.identity_json
+        conv.intake, conv.identity = facts.intake, facts.identity
         # The nurse's console shows what was said with the bot apart, at the top.
         conv.bot_seq = conv.last_seq
         rank = _rank(self.clock.now_ms(), facts.triage)

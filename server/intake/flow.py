@@ -21,13 +21,13 @@ sends the steps. Times come in as aware datetimes, so tests use a fixed clock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from server.core.documents import IdentityDocument
 from server.intake.areas import Areas
 from server.intake.hours import ServiceHours, closed_message
 from server.intake.questionnaire import LANGUAGES, Intake, Topics, TriageLevel
@@ -94,40 +94,18 @@ class ClientIdentity:
             years -= 1
         return years
 
-    def to_record(self) -> dict[str, Any]:
-        """What storage keeps (JSON): includes the encrypted identity code."""
-        return {
-            "name": self.name,
-            "masked_code": self.masked_code,
-            "protected_code": self.protected_code,
-            "birth_date": self.birth_date.isoformat(),
-            "municipality": self.municipality,
-            "postal_code": self.postal_code,
-            "fingerprint": self.fingerprint,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> ClientIdentity:
-        return cls(
-            name=record["name"],
-            masked_code=record["masked_code"],
-            protected_code=record["protected_code"],
-            birth_date=date.fromisoformat(record["birth_date"]),
-            municipality=record.get("municipality"),
-            postal_code=record.get("postal_code"),
-            fingerprint=record.get("fingerprint"),
+    def document(self, today: date) -> IdentityDocument:
+        """What the conversation keeps: the identity code only encrypted and masked."""
+        return IdentityDocument(
+            name=self.name,
+            masked_code=self.masked_code,
+            protected_code=self.protected_code,
+            birth_date=self.birth_date.isoformat(),
+            municipality=self.municipality,
+            postal_code=self.postal_code,
+            fingerprint=self.fingerprint,
+            age=self.age_on(today),
         )
-
-    def view(self, today: date) -> dict[str, Any]:
-        """What a professional's console shows: the identity code masked."""
-        return {
-            "name": self.name,
-            "masked_code": self.masked_code,
-            "age": self.age_on(today),
-            "municipality": self.municipality,
-            "postal_code": self.postal_code,
-            "verified": True,
-        }
 
 
 @dataclass
@@ -153,9 +131,6 @@ class IntakeSession:
 
     def triage(self) -> TriageLevel:
         return self.form.triage().level
-
-    def answers_json(self) -> str:
-        return json.dumps(self.form.answers(), ensure_ascii=False, sort_keys=True)
 
     def summary(self, lang: str) -> dict[str, Any]:
         return self.form.summary(lang).to_dict()

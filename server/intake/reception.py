@@ -28,7 +28,6 @@ their last use; an unfinished intake is not worth keeping across a restart.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from protocol import ErrorCode, Role
 from protocol.messages import IntakeStart, IntakeStep
 from server.bus.base import Envelope, Subscriber
 from server.core.clock import Clock
+from server.core.documents import IntakeDocument
 from server.core.errors import HubError
 from server.core.ids import hash_token, new_id, new_token
 from server.core.model import Conversation, IntakeFacts
@@ -389,18 +389,7 @@ class Reception:
         if not self.hub.has_team(team_id):
             raise HubError(ErrorCode.UNKNOWN_TEAM, f"no team '{team_id}' serves this station")
         summary = session.summary(session.lang)
-        intake_doc = {
-            "topic": session.topic_id,
-            "answers": session.form.answers(),
-            "summary": summary,
-        }
         identity = session.identity
-        identity_doc = None
-        if identity is not None:
-            identity_doc = {
-                "record": identity.to_record(),
-                "view": identity.view(self.local_now().date()),
-            }
         bot_chat = (
             self.hub.conversation(session.bot_conversation_id)
             if session.bot_conversation_id
@@ -415,7 +404,7 @@ class Reception:
             session.lang,
             step.triage or "routine",
             Outcome.QUEUED.value,
-            session.answers_json(),
+            session.form.answers(),
             conversation_id,
         )
         subscriber = live.subscriber
@@ -427,8 +416,8 @@ class Reception:
             topic=summary.get("title") or session.topic_id,
             triage=step.triage,
             station_id=session.station_id,
-            intake_json=json.dumps(intake_doc, ensure_ascii=False),
-            identity_json=json.dumps(identity_doc, ensure_ascii=False) if identity_doc else None,
+            intake=IntakeDocument(session.topic_id, session.form.answers(), summary),
+            identity=identity.document(self.local_now().date()) if identity is not None else None,
         )
         if bot_chat is not None:
             # From the bot to a nurse: the same chat, its whole transcript for the nurse.
@@ -476,7 +465,7 @@ class Reception:
             session.lang,
             step.triage or session.triage().value,
             outcome,
-            session.answers_json(),
+            session.form.answers(),
             conversation_id,
         )
         audit = AuditEvent(

@@ -9,7 +9,7 @@ so a second store (PostgreSQL) takes the same records.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,7 +68,7 @@ class IntakeRecord:
     language: str
     triage: str
     outcome: str
-    answers_json: str
+    answers: Mapping[str, Any]  # the normalized answers in question order
     conversation_id: str | None
 
 

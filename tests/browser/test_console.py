@@ -33,6 +33,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from protocol import Role
 from protocol.messages import MessageNew
+from server.core.documents import IdentityDocument, IntakeDocument
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=10_000)
@@ -69,34 +70,31 @@ async def identify(
         assert conv is not None
         conv.client_name = name
         conv.triage = triage
-        conv.identity_json = json.dumps(
-            {
-                "view": {
-                    "name": name,
-                    "masked_code": masked_code,
-                    "age": age,
-                    "municipality": "091",
-                    "postal_code": "00530",
-                    "verified": True,
-                }
-            }
+        conv.identity = IdentityDocument(
+            name=name,
+            masked_code=masked_code,
+            protected_code="",
+            birth_date="",
+            municipality="091",
+            postal_code="00530",
+            age=age,
         )
         level_label = {"urgent": "Kiireellinen", "routine": "Kiireetön"}[triage]
-        conv.intake_json = json.dumps(
-            {
-                "summary": {
-                    "level": triage,
-                    "level_label": level_label,
-                    "reasons": ["Kuume yli 39 °C kolme päivää"] if triage == "urgent" else [],
-                    "topic": "respiratory",
-                    "title": title,
-                    "complete": True,
-                    "lines": [
-                        {"label": "Oireet", "answer": "Yskä, kuume"},
-                        {"label": "Kesto", "answer": "4 päivää"},
-                    ],
-                }
-            }
+        conv.intake = IntakeDocument(
+            topic="respiratory",
+            answers={},
+            summary={
+                "level": triage,
+                "level_label": level_label,
+                "reasons": ["Kuume yli 39 °C kolme päivää"] if triage == "urgent" else [],
+                "topic": "respiratory",
+                "title": title,
+                "complete": True,
+                "lines": [
+                    {"label": "Oireet", "answer": "Yskä, kuume"},
+                    {"label": "Kesto", "answer": "4 päivää"},
+                ],
+            },
         )
 
     await server.acall(change)

@@ -566,7 +566,7 @@ async def test_a_pop_up_cut_off_from_its_opener_still_reaches_its_own_chat(
         await expect(alone.get_by_role("status")).to_contain_text("Tunnistautuminen onnistui")
         await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
         (view,) = identifying_server.hub.open_conversations()
-        assert view.identity_json and "Aino" in view.identity_json
+        assert view.identity is not None and "Aino" in view.identity.name
     finally:
         await pages.close()
     assert not pages.errors, pages.errors

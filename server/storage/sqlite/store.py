@@ -58,6 +58,14 @@ from server.storage.base import (
     StorageClosed,
     WriteRecord,
 )
+from server.storage.documents import (
+    handover_from_json,
+    handover_to_json,
+    identity_from_json,
+    identity_to_json,
+    intake_from_json,
+    intake_to_json,
+)
 
 __all__ = ["Appended", "Retention", "Storage", "StorageClosed", "make_private"]
 
@@ -127,10 +135,10 @@ _MUTABLE_CONVERSATION_FIELDS = (
     "updated_at",
     "team_id",
     "bot_seq",
-    "handover_json",
+    "handover",
     "escalated",
 )
-_COLUMN_OF = {"handover_json": "handover"}  # attribute → column, where they differ
+_HANDOVER_INDEX = _MUTABLE_CONVERSATION_FIELDS.index("handover")
 _INSERT_MESSAGE = (
     "INSERT INTO messages (conversation_id, seq, msg_id, sender_role, sender_id, sender_name, "
     "text, sent_at, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -644,24 +652,23 @@ class Storage:
                         conv.open_key_hash,
                         conv.triage,
                         conv.station_id,
-                        conv.intake_json,
-                        conv.identity_json,
+                        intake_to_json(conv.intake),
+                        identity_to_json(conv.identity),
                         conv.bot_seq,
-                        conv.handover_json,
+                        handover_to_json(conv.handover),
                         int(conv.escalated),
                     ),
                 )
             )
         update_sql = (
             "UPDATE conversations SET "
-            + ", ".join(
-                f"{_COLUMN_OF.get(name, name)} = ?" for name in _MUTABLE_CONVERSATION_FIELDS
-            )
+            + ", ".join(f"{name} = ?" for name in _MUTABLE_CONVERSATION_FIELDS)
             + " WHERE id = ?"
         )
         for conv in updated:
             values = [getattr(conv, name) for name in _MUTABLE_CONVERSATION_FIELDS]
             values[0] = conv.state.value
+            values[_HANDOVER_INDEX] = handover_to_json(conv.handover)
             statements.append((update_sql, (*values, conv.id)))
         statements.extend(map(_statement, audit))
         if statements:
@@ -713,10 +720,10 @@ class Storage:
             open_key_hash=row["open_key_hash"],
             triage=row["triage"],
             station_id=row["station_id"],
-            intake_json=row["intake"],
-            identity_json=row["identity"],
+            intake=intake_from_json(row["intake"]),
+            identity=identity_from_json(row["identity"]),
             bot_seq=row["bot_seq"],
-            handover_json=row["handover"],
+            handover=handover_from_json(row["handover"]),
             escalated=bool(row["escalated"]),
             last_seq=row["last_seq"] or 0,
         )
@@ -1258,7 +1265,7 @@ def _statement(record: WriteRecord) -> Statement:
                     record.language,
                     record.triage,
                     record.outcome,
-                    record.answers_json,
+                    json.dumps(record.answers, ensure_ascii=False, sort_keys=True),
                     record.conversation_id,
                 ),
             )
@@ -1271,8 +1278,8 @@ def _statement(record: WriteRecord) -> Statement:
                     conv.topic,
                     conv.triage,
                     conv.station_id,
-                    conv.intake_json,
-                    conv.identity_json,
+                    intake_to_json(conv.intake),
+                    identity_to_json(conv.identity),
                     conv.id,
                 ),
             )
