@@ -1,1 +1,2 @@
-"""The SQLite store: :class:`~server.storage.sqlite.store.Storage` and its migrations."""
+"""The SQLite store: :class:`~server.storage.sqlite.store.Storage`, composed of one module per
+concern (see :mod:`~server.storage.sqlite.store`), and its migrations."""

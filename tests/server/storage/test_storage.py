@@ -159,12 +159,12 @@ async def test_the_wal_starts_over_under_steady_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that never pauses writing keeps a bounded WAL instead of one that grows forever."""
-    import server.storage.sqlite.store as storage_module
+    import server.storage.sqlite.writer as writer_module
 
-    monkeypatch.setattr(storage_module, "CHECKPOINT_SECONDS", 0.05)
-    monkeypatch.setattr(storage_module, "WAL_RESTART_PAGES", 10**9)
+    monkeypatch.setattr(writer_module, "CHECKPOINT_SECONDS", 0.05)
+    monkeypatch.setattr(writer_module, "WAL_RESTART_PAGES", 10**9)
     unbounded, rounds_unbounded, none = await _write_steadily_for_a_second(tmp_path / "a.sqlite3")
-    monkeypatch.setattr(storage_module, "WAL_RESTART_PAGES", 20)
+    monkeypatch.setattr(writer_module, "WAL_RESTART_PAGES", 20)
     bounded, rounds, restarts = await _write_steadily_for_a_second(tmp_path / "b.sqlite3")
     assert none == 0 and restarts >= 5
     # Per round written, the restarted WAL's high-water mark is a fraction of the other's.
