@@ -164,7 +164,8 @@ class ChatMessage:
     sent_at: int
     sender_id: Id | None = None  # the professional's id; "client" for the citizen
     # From a bot: buttons that send their label as the client's next message, and links or
-    # phone numbers where the client can act. Each a list of objects (see the protocol).
+    # phone numbers where the client can act. Each a list of objects, as JSON here: their
+    # typed form and checks are protocol.extras (BotExtras.from_wire, BotExtras.to_wire).
     quick_replies: JsonValue | None = None
     actions: JsonValue | None = None
 
@@ -337,7 +338,8 @@ class MessageSend(Message):
     conversation_id: Id
     msg_id: Id
     text: Text
-    # Only from a bot account: buttons and links, as in ChatMessage.
+    # Only from a bot account: buttons and links, as in ChatMessage. The server checks who
+    # sent them before their shape (protocol.extras), so they are decoded as JSON.
     quick_replies: JsonValue | None = None
     actions: JsonValue | None = None
     # From a professional's console: the conversation of the pane the composer belongs to,

@@ -38,15 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol.extras import Action, ActionKind
 from server.core.config_files import SHIPPED, ConfigError, TomlReader, read_toml
 from server.core.texts import LANGUAGES
 
 __all__ = [
     "LANGUAGES",
-    "Action",
     "Emergency",
     "KnowledgeBase",
     "KnowledgeError",
+    "LocalAction",
     "Match",
     "Topic",
     "load_knowledge",
@@ -83,10 +84,14 @@ class KnowledgeError(ConfigError):
 
 
 @dataclass(frozen=True)
-class Action:
-    """Where the resident can act: a link or a phone number."""
+class LocalAction:
+    """Where the resident can act, in every language: a link or a phone number.
 
-    kind: str  # "link" or "phone"
+    What the bot sends is one language of it, the protocol's :class:`~protocol.extras.Action`
+    (:meth:`in_language`).
+    """
+
+    kind: ActionKind  # LINK or PHONE
     values: Mapping[str, str]  # per language: an https URL, or the number as dialled
     labels: Mapping[str, str]
 
@@ -94,10 +99,14 @@ class Action:
     def value(self) -> str:
         return self.values["fi"]
 
-    def view(self, lang: str) -> dict[str, str]:
+    def in_language(self, lang: str) -> Action:
         value = self.values[lang]
-        url = value if self.kind == "link" else "tel:" + re.sub(r"[^0-9+]", "", value)
-        return {"kind": self.kind, "label": self.labels[lang], "value": value, "url": url}
+        url = value if self.kind is ActionKind.LINK else "tel:" + re.sub(r"[^0-9+]", "", value)
+        return Action(self.kind, self.labels[lang], url=url, value=value)
+
+    def view(self, lang: str) -> dict[str, str]:
+        """The action in ``lang`` as clients receive it."""
+        return self.in_language(lang).to_wire()
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ class Topic:
     answers: Mapping[str, str]
     examples: Mapping[str, tuple[str, ...]]
     keywords: Mapping[str, tuple[str, ...]]
-    actions: tuple[Action, ...]
+    actions: tuple[LocalAction, ...]
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ class Emergency:
     kind: str  # "112", "crisis", "poison"
     patterns: Mapping[str, tuple[re.Pattern[str], ...]]
     answers: Mapping[str, str]
-    actions: tuple[Action, ...]
+    actions: tuple[LocalAction, ...]
     # A time in the past cancels a match ("a stroke last year"), unless it is "again" now.
     unless: tuple[re.Pattern[str], ...] = ()
     acute: tuple[re.Pattern[str], ...] = ()
@@ -350,7 +359,7 @@ class _Reader(TomlReader):
             raise self.error(key, "expected a list of texts")
         return tuple(self.text(v, f"{key}[{i}]") for i, v in enumerate(value))
 
-    def actions(self, value: object, key: str) -> tuple[Action, ...]:
+    def actions(self, value: object, key: str) -> tuple[LocalAction, ...]:
         if not isinstance(value, list) or not value:
             raise self.error(key, "expected at least one [[actions]] entry")
         result = []
@@ -375,7 +384,7 @@ class _Reader(TomlReader):
                 if kind == "phone" and not re.fullmatch(r"\+?[0-9][0-9 ]{2,20}", val):
                     raise self.error(key, "a phone number is digits and spaces")
             labels = self.per_language(entry, "label")
-            result.append(Action(kind, values, labels))
+            result.append(LocalAction(ActionKind(kind), values, labels))
         return tuple(result)
 
     def patterns(self, value: object, key: str) -> tuple[re.Pattern[str], ...]:

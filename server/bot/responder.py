@@ -22,16 +22,14 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
-from protocol import ErrorCode
+from protocol.extras import MAX_QUICK_REPLIES, Action, ActionKind, BotExtras, QuickReply
 from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
 from server.bot.accounts import BOT_TEAM, bot_account, bot_team
 from server.bot.knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
 from server.bus.base import Envelope
-from server.core.errors import HubError
 from server.core.ids import new_id
 from server.core.model import Professional
 from server.hub.hub import HUB, Actor, Hub
@@ -118,92 +116,30 @@ _WELCOME = {
 _HELLO = re.compile(r"^(hei|heippa|moi|moikka|terve|päivää|hej|hejsan|god dag|hello|hi|hey)$")
 
 
-MAX_QUICK_REPLIES = 8
-MAX_ACTIONS = 5
-_LABEL_MAX = 80
-
-
-def bot_extras(quick_replies: object, actions: object) -> dict[str, Any] | None:
-    """Check the buttons and links a bot account sends with a message (HubError if wrong).
-
-    Quick replies: ``{"id", "label"}``; actions: ``{"kind": "link"|"phone"|"handoff",
-    "label", "url"}`` with an ``https://`` or ``tel:`` url (none for ``handoff``).
-    """
-    extra: dict[str, Any] = {}
-    if quick_replies is not None:
-        if not isinstance(quick_replies, list) or len(quick_replies) > MAX_QUICK_REPLIES:
-            raise HubError(ErrorCode.INVALID_FIELD, f"quick_replies: at most {MAX_QUICK_REPLIES}")
-        extra["quick_replies"] = [_button(r, "quick_replies") for r in quick_replies]
-    if actions is not None:
-        if not isinstance(actions, list) or len(actions) > MAX_ACTIONS:
-            raise HubError(ErrorCode.INVALID_FIELD, f"actions: at most {MAX_ACTIONS}")
-        extra["actions"] = [_action(a) for a in actions]
-    return extra or None
-
-
-def _label(entry: object, field_name: str) -> dict[str, Any]:
-    if not isinstance(entry, dict):
-        raise HubError(ErrorCode.INVALID_FIELD, f"{field_name}: each entry is an object")
-    label = entry.get("label")
-    if not isinstance(label, str) or not label.strip() or len(label) > _LABEL_MAX:
-        raise HubError(ErrorCode.INVALID_FIELD, f"{field_name}: a label of 1 to {_LABEL_MAX}")
-    return entry
-
-
-def _button(entry: object, field_name: str) -> dict[str, str]:
-    checked = _label(entry, field_name)
-    return {"id": str(checked.get("id") or ""), "label": checked["label"]}
-
-
-def _action(entry: object) -> dict[str, str]:
-    checked = _label(entry, "actions")
-    kind, url = checked.get("kind"), checked.get("url") or ""
-    ok = (
-        (kind == "link" and isinstance(url, str) and url.startswith("https://"))
-        or (kind == "phone" and isinstance(url, str) and url.startswith("tel:"))
-        or (kind == "handoff" and url == "")
-    )
-    if not ok:
-        raise HubError(
-            ErrorCode.INVALID_FIELD, "actions: a link (https://), a phone (tel:) or a handoff"
-        )
-    value = checked.get("value")
-    return {
-        "kind": str(kind),
-        "label": checked["label"],
-        "value": value if isinstance(value, str) else "",
-        "url": str(url),
-    }
-
-
 @dataclass(frozen=True)
 class BotReply:
     """One message of the bot: text, quick replies (buttons), actions (links, numbers)."""
 
     text: str
     lang: str
-    quick_replies: tuple[dict[str, str], ...] = ()
-    actions: tuple[dict[str, str], ...] = ()
+    quick_replies: tuple[QuickReply, ...] = ()
+    actions: tuple[Action, ...] = ()
     label: str = ""  # what the bot understood: emergency:112, a topic id, handoff, unknown
     # After an emergency's answer: the answer to what else the message asked, if anything
     # (someone asking for the records of last year's heart attack still gets them).
     follow_up: BotReply | None = None
 
-    def extra(self) -> dict[str, Any] | None:
-        extra: dict[str, Any] = {}
-        if self.quick_replies:
-            extra["quick_replies"] = list(self.quick_replies)
-        if self.actions:
-            extra["actions"] = list(self.actions)
-        return extra or None
+    def extras(self) -> BotExtras:
+        """The buttons and links sent with the text (an empty tuple: none on the wire)."""
+        return BotExtras(self.quick_replies or None, self.actions or None)
 
 
 def _quick_replies(
     kb: KnowledgeBase, lang: str, first: tuple[str, ...] = ()
-) -> tuple[dict[str, str], ...]:
+) -> tuple[QuickReply, ...]:
     topics = [kb.topics[t] for t in first if t in kb.topics]
     topics += [t for t in kb.quick_replies() if t not in topics]
-    return tuple({"id": t.id, "label": t.titles[lang]} for t in topics[:8])
+    return tuple(QuickReply(t.id, t.titles[lang]) for t in topics[:MAX_QUICK_REPLIES])
 
 
 def _by_title(kb: KnowledgeBase, text: str) -> tuple[Topic, str] | None:
@@ -264,25 +200,25 @@ def compose(
                 follow_up = BotReply(
                     also.topic.answers[lang],
                     lang,
-                    actions=tuple(a.view(lang) for a in also.topic.actions),
+                    actions=tuple(a.in_language(lang) for a in also.topic.actions),
                     label=also.topic.id,
                 )
         return BotReply(
             known.answers[lang],
             lang,
-            actions=tuple(a.view(lang) for a in known.actions),
+            actions=tuple(a.in_language(lang) for a in known.actions),
             label=match.label,
             follow_up=follow_up,
         )
     if match.kind == "handoff" and nurse_chat is not None and nurse_chat.open:
-        button = {"kind": "handoff", "label": _HANDOFF_BUTTON[lang], "value": "", "url": ""}
+        button = Action(ActionKind.HANDOFF, _HANDOFF_BUTTON[lang])
         return BotReply(_HANDOFF_START[lang], lang, actions=(button,), label="handoff")
     if match.kind == "handoff" and nurse_chat is not None:
         text = _HANDOFF_CLOSED[lang].format(closed=nurse_chat.closed_text).replace("  ", " ")
         return BotReply(text, lang, _quick_replies(kb, lang), label="handoff_closed")
     if match.kind == "handoff":
         nurse = kb.topics.get("contact_nurse")
-        actions = tuple(a.view(lang) for a in nurse.actions) if nurse else ()
+        actions = tuple(a.in_language(lang) for a in nurse.actions) if nurse else ()
         return BotReply(_HANDOFF[lang], lang, actions=actions, label="handoff")
     near = tuple(topic_id for topic_id, _ in match.alternatives)
     return BotReply(
@@ -352,7 +288,7 @@ class BotResponder:
                 new_id("b"),
                 reply.text,
                 on_reply,
-                extra=reply.extra(),
+                extras=reply.extras(),
             )
         except Exception:
             # The chat may have closed meanwhile; the bot never takes the server down.

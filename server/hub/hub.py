@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from protocol import ConversationEvent, ConversationState, ErrorCode, InvalidTransition, Role
+from protocol.extras import BotExtras
 from protocol.messages import (
     ChatMessage,
     ConversationOpen,
@@ -783,11 +784,11 @@ class Hub:
         text: str,
         reply: Callable[[Message], None],
         exclude: Subscriber | None = None,
-        extra: dict[str, Any] | None = None,
+        extras: BotExtras | None = None,
     ) -> None:
         """Store a chat message; ``reply`` gets the ack (or an error) after the commit.
 
-        ``extra`` holds a bot's quick replies and actions, stored and sent with the text.
+        ``extras`` holds a bot's quick replies and actions, stored and sent with the text.
 
         Does not wait: the read loop goes on with the next frame while this one commits, and
         messages are stored, acknowledged and delivered in the order they were sent.
@@ -801,6 +802,7 @@ class Hub:
             # still learn its seq, or the sender would believe it lost.
             self._spawn(self._answer_late_retry(actor, conversation_id, msg_id, exc, reply))
             return
+        extra = extras.to_wire() if extras is not None else None
         future, duplicate = self.storage.submit_message(
             conv.id, actor.role.value, actor.id, actor.name, msg_id, text, extra
         )

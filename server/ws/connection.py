@@ -32,6 +32,7 @@ from aiohttp import WSMsgType, web
 
 from protocol import Codec, ErrorCode, KanavaError, ProtocolError, Role
 from protocol.errors import CloseCode
+from protocol.extras import BotExtras
 from protocol.messages import (
     Auth,
     AvailabilitySet,
@@ -66,7 +67,6 @@ from protocol.messages import (
     Welcome,
 )
 from server.bot.accounts import BOT_NAME, BOT_TEAM
-from server.bot.responder import bot_extras
 from server.bus.base import Envelope
 from server.console.auth import SESSION_COOKIE, cookie_name
 from server.console.drafts import set_draft
@@ -232,13 +232,13 @@ class Connection:
             if self.limits is not None and actor.conversation_id is not None:
                 # Per conversation, not per socket: many sockets resuming one chat share it.
                 self.limits.take("messages", actor.conversation_id, self.clock.monotonic())
-            extra = None
+            extras = None
             if msg.quick_replies is not None or msg.actions is not None:
                 if actor.professional is None or not actor.professional.bot:
                     raise HubError(ErrorCode.INVALID_FIELD, "only a bot sends buttons and links")
-                extra = bot_extras(msg.quick_replies, msg.actions)
+                extras = BotExtras.from_wire(msg.quick_replies, msg.actions)
             self.hub.send_message(
-                actor, msg.conversation_id, msg.msg_id, msg.text, self.send, self, extra
+                actor, msg.conversation_id, msg.msg_id, msg.text, self.send, self, extras
             )
         elif kind is TypingSet:
             assert isinstance(msg, TypingSet)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.extras import BotExtras
 from server.bot.knowledge import KnowledgeError, load_knowledge
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,6 +83,20 @@ def test_every_answer_has_somewhere_to_act_in_every_language(kb) -> None:  # typ
                 assert view["url"].startswith(("https://", "tel:")), (topic.id, view)
     for emergency in kb.emergencies:
         assert any(a.value == "112" for a in emergency.actions), emergency.kind
+
+
+def test_what_the_bot_can_send_passes_the_checks_of_a_bot_accounts_message(kb) -> None:  # type: ignore[no-untyped-def]
+    """The built-in bot is held to the protocol's rules too: each language's actions and
+    topic titles (its quick replies) are valid, and come back from the checks unchanged."""
+    actions = [a for t in kb.topics.values() for a in t.actions]
+    actions += [a for e in kb.emergencies for a in e.actions]
+    for lang in ("fi", "sv", "en"):
+        replies = [{"id": t.id, "label": t.titles[lang]} for t in kb.topics.values()]
+        views = [a.view(lang) for a in actions]
+        for reply in replies:
+            assert BotExtras.from_wire([reply], None).to_wire() == {"quick_replies": [reply]}
+        for view in views:
+            assert BotExtras.from_wire(None, [view]).to_wire() == {"actions": [view]}
 
 
 def test_no_answer_gives_a_dose_or_a_diagnosis(kb) -> None:  # type: ignore[no-untyped-def]
