@@ -1,9 +1,10 @@
 """Queues and the choice of professional: pure data structures and decisions.
 
-A team's queue is ordered by a *rank*: the time a conversation was queued, in milliseconds.
-A conversation whose professional went away re-enters at the front, with a rank just below the
-current head, so it is next in line; several re-entering keep their relative order.
-Positions are 1-based (1 = next in line).
+A team's queue is ordered by a *rank*: the time a conversation was queued, in milliseconds
+(:func:`queue_rank`), an urgent one moved far into the past so that it goes before every
+routine one. A conversation whose professional went away re-enters at the front, with a rank
+just below the current head, so it is next in line; several re-entering keep their relative
+order. Positions are 1-based (1 = next in line).
 """
 
 from __future__ import annotations
@@ -13,7 +14,23 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from server.core.model import Conversation, Professional
 
-__all__ = ["DEFAULT_HANDLING_MINUTES", "Queue", "choose_professional", "estimate_wait"]
+__all__ = [
+    "DEFAULT_HANDLING_MINUTES",
+    "URGENT_RANK_OFFSET_MS",
+    "Queue",
+    "choose_professional",
+    "estimate_wait",
+    "queue_rank",
+]
+
+URGENT_RANK_OFFSET_MS = 10**12  # about 32 years: before any routine chat
+
+
+def queue_rank(queued_ms: int, triage: str | None) -> float:
+    """The rank of a chat queued at ``queued_ms``. Urgent chats sort before every routine one
+    and keep their own order among themselves: their rank is their queueing time moved far
+    into the past."""
+    return float(queued_ms) - (URGENT_RANK_OFFSET_MS if triage == "urgent" else 0)
 
 
 class Queue:

@@ -20,6 +20,10 @@ Whom an event reaches is decided here, at publish time: a conversation's events 
 client connections (``conv:<id>``) and to the professional it is assigned to *now*
 (``pro:<id>``). A professional therefore never receives another professional's
 conversation, whatever their browser asks for.
+
+Queue positions and snapshots go out through :class:`server.hub.queues.QueuePublisher`,
+coalesced. What time alone changes (the grace period, the close of abandoned chats) is decided
+in :mod:`server.hub.grace` and changed here like any other operation.
 """
 
 from __future__ import annotations
@@ -28,9 +32,8 @@ import asyncio
 import functools
 import logging
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 
@@ -45,7 +48,6 @@ from protocol.messages import (
     Message,
     MessageAck,
     MessageNew,
-    QueueEntry,
     QueueSnapshot,
     Read,
     Typing,
@@ -57,7 +59,9 @@ from server.core.documents import HandoverDocument
 from server.core.errors import HubError, error_message, internal_error
 from server.core.ids import hash_token, new_id, new_token
 from server.core.model import AssignMode, Conversation, IntakeFacts, Professional, Team
-from server.core.routing import Queue, choose_professional, estimate_wait
+from server.core.routing import Queue, choose_professional, estimate_wait, queue_rank
+from server.hub.grace import GracePeriod, IdleClose, Timers, Unattended
+from server.hub.queues import QueuePublisher, WaitEstimate, queue_snapshot
 from server.hub.topics import conversation_topic, professional_topic, team_topic
 from server.settings import Settings
 from server.storage.base import AccessEntry, AuditEvent, IntakeColumns, Store, WriteRecord
@@ -66,12 +70,9 @@ __all__ = ["Actor", "Hub"]
 
 log = logging.getLogger("kanava.hub")
 
-QUEUE_SNAPSHOT_ENTRIES = 50
-QUEUE_UPDATE_SECONDS = 0.25  # queue positions and snapshots go out at most this often
 OPEN_RETRY_MINUTES = 15
 RECENTLY_CLOSED = 10_000
 DELETED_CHECK_SECONDS = 60.0  # how often open chats are checked against retention's deletions
-URGENT_RANK_OFFSET_MS = 10**12  # about 32 years: before any routine chat
 
 
 # Why a professional opened a conversation, as the access log says it.
@@ -92,12 +93,6 @@ TYPING_REPEAT_SECONDS = 3.0
 
 def _id(subscriber: Subscriber | None) -> str | None:
     return None if subscriber is None else subscriber.subscriber_id
-
-
-def _rank(queued_ms: int, triage: str | None) -> float:
-    """A queue rank. Urgent chats sort before every routine one and keep their own order
-    among themselves: their rank is their queueing time moved far into the past."""
-    return float(queued_ms) - (URGENT_RANK_OFFSET_MS if triage == "urgent" else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,20 +147,22 @@ class Hub:
         self._by_token: dict[str, Conversation] = {}
         self._by_open_key: dict[str, Conversation] = {}
         self._recently_closed: OrderedDict[str, Conversation] = OrderedDict()
-        self._last_position: dict[str, int] = {}
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._dirty_teams: set[str] = set()
-        self._queue_flush: asyncio.TimerHandle | None = None
-        self._last_queue_flush = float("-inf")
         self._opening: set[str] = set()  # created, but `conversation.opened` not yet sent
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers = Timers()
+        self._grace = GracePeriod(settings.grace_seconds)
+        self._idle = IdleClose(settings.idle_close_minutes, settings.idle_close_queued_minutes)
+        self._queue_publisher = QueuePublisher(
+            bus,
+            clock,
+            lambda team_id: self._queues.get(team_id),
+            self._wait_estimate,
+            lambda conversation_id: conversation_id in self._opening,
+        )
         # For the wait estimate: when each chat was first assigned, and how long the last
         # chats of each team took from assignment to close (minutes).
         self._assigned_at: dict[str, int] = {}
         self._handling: defaultdict[str, deque[float]] = defaultdict(lambda: deque(maxlen=30))
         self._slots_cache: dict[str, tuple[float, int]] = {}
-        # Waiting chats whose client has no socket: since when (for the idle close).
-        self._away_since: dict[str, int] = {}
         # The last typing state sent on per conversation and role, and when (monotonic).
         self._typing_sent: dict[tuple[str, str], tuple[bool, float]] = {}
 
@@ -201,26 +198,21 @@ class Hub:
             await self._apply(changes)
         for team_id, queue in self._queues.items():
             for position, conv in enumerate(queue, 1):
-                self._last_position[conv.id] = position
+                self._queue_publisher.told(conv.id, position)
             log.info("team %s: %d waiting", team_id, len(queue))
-        self._schedule_idle_sweep()
+        if (every := self._idle.sweep_seconds) is not None:
+            failed = "closing abandoned chats failed; trying again at the next sweep"
+            self._timers.every(every, self.close_abandoned, failed)
         log.info(
             "hub started: %d open conversations, %d professionals",
             len(self._conversations),
             len(self._professionals),
         )
-        self._spawn(self._watch_deleted())
+        self._timers.spawn(self._watch_deleted())
 
     async def stop(self) -> None:
-        if self._queue_flush is not None:
-            self._queue_flush.cancel()
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._queue_publisher.stop()
+        await self._timers.stop()
 
     def add_team(self, team: Team) -> None:
         self._teams[team.id] = team
@@ -300,10 +292,15 @@ class Hub:
             queue = self._queues[conv.team_id]
             position, length = queue.position(conv), len(queue)
             if position is not None:
-                wait = estimate_wait(
-                    position, self._handling[conv.team_id], self._team_slots(conv.team_id)
-                )
+                wait = self._wait_estimate(conv.team_id)(position)
         return conv.view(pro.ref() if pro else None, position, length, wait)
+
+    def _wait_estimate(self, team_id: str) -> WaitEstimate:
+        """The wait of the n-th in ``team_id``'s line: from the team's recent chats and the
+        slots of its professionals online now."""
+        return functools.partial(
+            estimate_wait, handling_minutes=self._handling[team_id], slots=self._team_slots(team_id)
+        )
 
     def _team_slots(self, team_id: str) -> int:
         # Views go out to everyone in a queue when it moves: recount at most once a second.
@@ -336,23 +333,7 @@ class Hub:
         return tuple(topics)
 
     def queue_snapshot(self, team_id: str) -> QueueSnapshot:
-        queue = self._queues[team_id]
-        entries = []
-        for position, conv in enumerate(queue, 1):
-            if position > QUEUE_SNAPSHOT_ENTRIES:
-                break
-            entries.append(
-                QueueEntry(
-                    conversation_id=conv.id,
-                    position=position,
-                    waiting_since=conv.queued_at or conv.created_at,
-                    client_name=conv.client_name,
-                    topic=conv.topic,
-                    language=conv.language,
-                    triage=conv.triage,
-                )
-            )
-        return QueueSnapshot(team=team_id, entries=tuple(entries), length=len(queue))
+        return queue_snapshot(team_id, self._queues[team_id])
 
     # --- clients --------------------------------------------------------------------------
 
@@ -419,7 +400,7 @@ class Hub:
         now = self.clock.now_ms()
         if facts is None:
             facts = IntakeFacts(client_name, topic, None, None, None, None)
-        rank = _rank(now, facts.triage)
+        rank = queue_rank(now, facts.triage)
         conv = Conversation(
             id=conversation_id or new_id("c"),
             token_hash=hash_token(token),
@@ -442,7 +423,7 @@ class Hub:
         self._index(conv)
         queue = self._queues[team_id]
         queue.add(conv)
-        self._last_position[conv.id] = len(queue)
+        self._queue_publisher.told(conv.id, len(queue))
         self._opening.add(conv.id)
         self.bus.subscribe(conversation_topic(conv.id), subscriber)
         changes = _Changes()
@@ -682,7 +663,7 @@ class Hub:
         if team_id == conv.team_id:
             raise HubError(ErrorCode.TARGET_UNAVAILABLE, "the chat is already in this team")
         old_team = conv.team_id
-        rank = _rank(conv.created_at, conv.triage)
+        rank = queue_rank(conv.created_at, conv.triage)
         self._back_to_queue(conv, team_id, rank, "transferred", pro)
         self._mark_handover(conv, "escalation" if escalate else "team", pro, note)
         self._assigned_at.pop(conv.id, None)
@@ -761,7 +742,7 @@ class Hub:
         conv.intake, conv.identity = facts.intake, facts.identity
         # The nurse's console shows what was said with the bot apart, at the top.
         conv.bot_seq = conv.last_seq
-        rank = _rank(self.clock.now_ms(), facts.triage)
+        rank = queue_rank(self.clock.now_ms(), facts.triage)
         self._back_to_queue(conv, team_id, rank, "handed_over", bot)
         changes = _Changes()
         self._open_for(conv, subscriber, changes)
@@ -800,7 +781,7 @@ class Hub:
                 raise
             # A retry of a message stored before the chat left the sender (or closed) must
             # still learn its seq, or the sender would believe it lost.
-            self._spawn(self._answer_late_retry(actor, conversation_id, msg_id, exc, reply))
+            self._timers.spawn(self._answer_late_retry(actor, conversation_id, msg_id, exc, reply))
             return
         extra = extras.to_wire() if extras is not None else None
         future, duplicate = self.storage.submit_message(
@@ -918,7 +899,7 @@ class Hub:
         conv.reason = reason
         changes.events.append(self._state_event(conv))
         changes.closed.append(conv.id)
-        self._away_since.pop(conv.id, None)
+        self._idle.forget(conv.id)
         for role in (Role.CLIENT.value, Role.PROFESSIONAL.value):
             self._typing_sent.pop((conv.id, role), None)
         self._unindex(conv)
@@ -962,57 +943,31 @@ class Hub:
 
     # --- chats whose client has left ------------------------------------------------------
 
-    def _idle_sweep_seconds(self) -> float:
-        shortest = min(
-            m
-            for m in (self.settings.idle_close_minutes, self.settings.idle_close_queued_minutes)
-            if m > 0
-        )
-        return min(60.0, max(0.2, shortest * 60 / 4))
-
-    def _schedule_idle_sweep(self) -> None:
-        if self.settings.idle_close_minutes <= 0 and self.settings.idle_close_queued_minutes <= 0:
-            return
-        self._later(self._idle_sweep_seconds(), self._idle_sweep)
-
-    async def _idle_sweep(self) -> None:
-        try:
-            await self.close_abandoned()
-        except Exception:
-            log.exception("closing abandoned chats failed; trying again at the next sweep")
-        finally:
-            self._schedule_idle_sweep()
-
     async def close_abandoned(self) -> list[str]:
         """Close the chats that wait (queued, or with the bot) while their client is away.
 
         A client that left a bot chat or a queue without closing it must not hold the bot's
-        attention, or a place ahead of real patients, forever. After ``idle_close_minutes``
-        (a bot chat) or ``idle_close_queued_minutes`` (a queued chat: longer, since a phone
-        drops its socket whenever its screen locks) without any socket of the client the chat
-        is closed (``client_left``); a client that comes back sees that reason. Chats with a
-        person are left to that person.
+        attention, or a place ahead of real patients, forever. The chats that
+        :class:`~server.hub.grace.IdleClose` finds away too long (``idle_close_minutes``,
+        ``idle_close_queued_minutes``) are closed (``client_left``); a client that comes back
+        sees that reason. Chats with a person are left to that person.
         """
-        now = self.clock.now_ms()
-        bot_ms = self.settings.idle_close_minutes * 60_000
-        queued_ms = self.settings.idle_close_queued_minutes * 60_000
+        chats = [
+            Unattended(
+                conv.id,
+                with_bot=self._with_bot(conv),
+                queued=conv.state is ConversationState.QUEUED,
+                client_here=conv.id in self._opening
+                or self.bus.subscriber_count(conversation_topic(conv.id)) > 0,
+            )
+            for conv in self._conversations.values()
+        ]
         changes = _Changes()
-        closed: list[str] = []
-        for conv in list(self._conversations.values()):
-            if self._with_bot(conv):
-                limit_ms = bot_ms
-            elif conv.state is ConversationState.QUEUED:
-                limit_ms = queued_ms
-            else:
-                limit_ms = 0
-            present = self.bus.subscriber_count(conversation_topic(conv.id)) > 0
-            if not limit_ms or present or conv.id in self._opening:
-                self._away_since.pop(conv.id, None)
-                continue
-            since = self._away_since.setdefault(conv.id, now)
-            if now - since >= limit_ms:
-                self._close(conv, "server", "hub", "client_left", changes)
-                closed.append(conv.id)
+        closed = self._idle.due(chats, self.clock.now_ms())
+        for conversation_id in closed:
+            self._close(
+                self._conversations[conversation_id], "server", "hub", "client_left", changes
+            )
         if closed:
             log.info("closed %d chats whose client had left", len(closed))
             await self._apply(changes)
@@ -1032,37 +987,13 @@ class Hub:
     # --- the grace period -----------------------------------------------------------------
 
     def _schedule_expiry(self) -> None:
-        self._later(self.settings.grace_seconds + 0.01, self.expire_offline)
-
-    def _later(self, delay: float, job: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``job`` in a task of its own after ``delay`` seconds (cancelled by stop())."""
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
-
-        def fire() -> None:
-            if handle is not None:
-                self._timers.discard(handle)
-            self._spawn(job())
-
-        handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._timers.later(self._grace.check_after, self.expire_offline)
 
     async def expire_offline(self) -> list[str]:
         """Requeue the chats of professionals offline for longer than the grace period."""
-        now = self.clock.now_ms()
-        grace_ms = self.settings.grace_seconds * 1000
         changes = _Changes()
         requeued: list[str] = []
-        for pro in self._professionals.values():
-            if pro.online or pro.offline_since_ms is None or not pro.conversation_ids:
-                continue
-            if now - pro.offline_since_ms < grace_ms:
-                continue
+        for pro in self._grace.expired(self._professionals.values(), self.clock.now_ms()):
             # Newest first, each to the front: the oldest ends up first in line.
             mine = sorted(
                 (self._conversations[c] for c in pro.conversation_ids),
@@ -1127,7 +1058,7 @@ class Hub:
 
     def _dequeue(self, conv: Conversation) -> None:
         self._queues[conv.team_id].remove(conv)
-        self._last_position.pop(conv.id, None)
+        self._queue_publisher.forget(conv.id)
         conv.queue_rank = None
 
     def _touch(self, conv: Conversation, changes: _Changes) -> None:
@@ -1193,7 +1124,7 @@ class Hub:
         conv.reason = reason
         queue = self._queues[team_id]
         queue.add(conv)
-        self._last_position[conv.id] = queue.position(conv) or 1
+        self._queue_publisher.told(conv.id, queue.position(conv) or 1)
 
     def _auto_assign(self, team_id: str, changes: _Changes) -> None:
         team = self._teams.get(team_id)
@@ -1206,50 +1137,6 @@ class Hub:
             if pro is None:
                 return
             self._assign(conv, pro, "auto", changes)
-
-    def _queue_changed(self, teams: set[str]) -> None:
-        """Queue positions and snapshots changed: send them now, or soon.
-
-        Every change to a queue moves everyone behind it, so sending positions on each change
-        would cost O(queue length) messages per change and O(n²) in a busy morning. Instead
-        updates go out at most every QUEUE_UPDATE_SECONDS, coalescing the changes between.
-        """
-        self._dirty_teams |= teams
-        if not self._dirty_teams:
-            return
-        wait = self._last_queue_flush + QUEUE_UPDATE_SECONDS - self.clock.monotonic()
-        if wait <= 0:
-            if self._queue_flush is not None:
-                self._queue_flush.cancel()
-                self._queue_flush = None
-            self._flush_queues()
-        elif self._queue_flush is None:
-            self._queue_flush = asyncio.get_running_loop().call_later(wait, self._flush_queues)
-
-    def _flush_queues(self) -> None:
-        self._queue_flush = None
-        self._last_queue_flush = self.clock.monotonic()
-        teams, self._dirty_teams = sorted(self._dirty_teams), set()
-        for team_id in teams:
-            if team_id in self._queues:
-                self._publish_queue(team_id)
-
-    def _publish_queue(self, team_id: str) -> None:
-        """Tell waiting clients whose position moved, and the team its new queue."""
-        queue = self._queues[team_id]
-        length = len(queue)
-        handling, slots = self._handling[team_id], self._team_slots(team_id)
-        for position, conv in enumerate(queue, 1):
-            if conv.id in self._opening:
-                continue  # its `conversation.opened` comes first; next update then
-            if self._last_position.get(conv.id) != position:
-                self._last_position[conv.id] = position
-                wait = estimate_wait(position, handling, slots)
-                view = conv.view(None, position, length, wait)
-                self.bus.publish(
-                    (conversation_topic(conv.id),), Envelope(ConversationStateChanged(view))
-                )
-        self.bus.publish((team_topic(team_id),), Envelope(self.queue_snapshot(team_id)))
 
     async def _apply(self, changes: _Changes) -> None:
         for team_id in sorted(changes.teams):
@@ -1273,7 +1160,7 @@ class Hub:
             else:
                 self.bus.publish(event.topics, envelope, _id(event.exclude))
         self._opening.difference_update(c.id for c in changes.new)
-        self._queue_changed(changes.teams)
+        self._queue_publisher.changed(changes.teams)
 
     def _announce(self, view: ConversationView) -> None:
         conv = self._conversations.get(view.conversation_id) or self._recently_closed.get(
