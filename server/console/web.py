@@ -578,7 +578,7 @@ def _saved(record: dict[str, Any]) -> dict[str, Any]:
 async def get_record(request: web.Request) -> web.Response:
     pro = await _signed_in(request)
     conv = await _own_conversation(request, pro)
-    intake = conv.intake.summary if conv.intake else None
+    intake = conv.intake.view() if conv.intake else None
     default = conv.reason if conv.reason in OUTCOMES else "resolved"
     draft = draft_record(intake, await _transcript(request, conv.id), default)
     saved = await request.app[STORAGE].record(conv.id)

@@ -14,29 +14,52 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HandoverDocument", "IdentityDocument", "IntakeDocument"]
+__all__ = ["HandoverDocument", "IdentityDocument", "IntakeDocument", "IntakeSummary"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSummary:
+    """What the professional sees: the triage level on top, then one line per answer."""
+
+    topic: str
+    title: str
+    level: str  # a triage level: emergency, urgent, soon or routine
+    level_label: str
+    reasons: tuple[str, ...]
+    lines: tuple[tuple[str, str], ...]  # (short question label, answer text)
+    complete: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The protocol's ``intake`` field, as the console shows it."""
+        return {
+            "level": str(self.level),
+            "level_label": self.level_label,
+            "reasons": list(self.reasons),
+            "topic": self.topic,
+            "title": self.title,
+            "complete": self.complete,
+            "lines": [{"label": label, "answer": answer} for label, answer in self.lines],
+        }
+
+    def to_text(self) -> str:
+        """Plain text, e.g. for a chat message or a patient record note."""
+        parts = [f"{self.level_label.upper()} – {self.title}"]
+        parts += [f"! {reason}" for reason in self.reasons]
+        parts += [f"{label}: {answer}" for label, answer in self.lines]
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
 class IntakeDocument:
-    """The questionnaire a client filled in before the chat.
-
-    ``summary`` is the questionnaire's summary as the professional's console shows it (the
-    protocol's ``intake`` field: level, level_label, reasons, topic, title, complete, lines);
-    ``answers`` the normalized answers in question order.
-    """
+    """The questionnaire a client filled in before the chat: its topic, the normalized answers
+    in question order, and the summary the professional reads."""
 
     topic: str | None
     answers: Mapping[str, Any]
-    summary: Mapping[str, Any]
-
-    @property
-    def title(self) -> str | None:
-        title = self.summary.get("title")
-        return title if isinstance(title, str) else None
+    summary: IntakeSummary
 
     def view(self) -> dict[str, Any]:
-        return dict(self.summary)
+        return self.summary.to_dict()
 
 
 @dataclass(frozen=True, slots=True)

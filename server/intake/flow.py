@@ -27,7 +27,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from server.core.documents import IdentityDocument
+from server.core.documents import IdentityDocument, IntakeSummary
 from server.intake.areas import Areas
 from server.intake.hours import ServiceHours, closed_message
 from server.intake.questionnaire import LANGUAGES, Intake, Topics, TriageLevel
@@ -132,8 +132,8 @@ class IntakeSession:
     def triage(self) -> TriageLevel:
         return self.form.triage().level
 
-    def summary(self, lang: str) -> dict[str, Any]:
-        return self.form.summary(lang).to_dict()
+    def summary(self, lang: str) -> IntakeSummary:
+        return self.form.summary(lang)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,7 @@ from typing import Any
 
 from protocol import MAX_TEXT_LENGTH
 from server.core.config_files import SHIPPED
+from server.core.documents import IntakeSummary
 from server.core.texts import LANGUAGES
 
 __all__ = [
@@ -754,37 +755,6 @@ class Intake:
         assert isinstance(value, str)
         option = question.option(value) if question.kind is QuestionKind.SINGLE else None
         return option.label[lang] if option is not None else value
-
-
-@dataclass(frozen=True)
-class IntakeSummary:
-    """What the professional sees: the triage level on top, then one line per answer."""
-
-    topic: str
-    title: str
-    level: TriageLevel
-    level_label: str
-    reasons: tuple[str, ...]
-    lines: tuple[tuple[str, str], ...]  # (short question label, answer text)
-    complete: bool
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "level": self.level.value,
-            "level_label": self.level_label,
-            "reasons": list(self.reasons),
-            "topic": self.topic,
-            "title": self.title,
-            "complete": self.complete,
-            "lines": [{"label": label, "answer": answer} for label, answer in self.lines],
-        }
-
-    def to_text(self) -> str:
-        """Plain text, e.g. for a chat message or a patient record note."""
-        parts = [f"{self.level_label.upper()} – {self.title}"]
-        parts += [f"! {reason}" for reason in self.reasons]
-        parts += [f"{label}: {answer}" for label, answer in self.lines]
-        return "\n".join(parts)
 
 
 # -- Loading -----------------------------------------------------------------------------------

@@ -413,7 +413,7 @@ class Reception:
         self._check_waiting(live)
         facts = IntakeFacts(
             client_name=identity.name if identity is not None else None,
-            topic=summary.get("title") or session.topic_id,
+            topic=summary.title or session.topic_id,
             triage=step.triage,
             station_id=session.station_id,
             intake=IntakeDocument(session.topic_id, session.form.answers(), summary),

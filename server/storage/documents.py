@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument
+from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument, IntakeSummary
 
 __all__ = [
     "handover_from_json",
@@ -35,6 +35,10 @@ def _object(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -42,7 +46,7 @@ def _text(value: object) -> str | None:
 def intake_to_json(doc: IntakeDocument | None) -> str | None:
     if doc is None:
         return None
-    return _dumps({"topic": doc.topic, "answers": dict(doc.answers), "summary": dict(doc.summary)})
+    return _dumps({"topic": doc.topic, "answers": dict(doc.answers), "summary": doc.view()})
 
 
 def intake_from_json(text: str | None) -> IntakeDocument | None:
@@ -52,7 +56,26 @@ def intake_from_json(text: str | None) -> IntakeDocument | None:
     return IntakeDocument(
         topic=_text(raw.get("topic")),
         answers=dict(_object(raw.get("answers"))),
-        summary=dict(_object(raw.get("summary"))),
+        summary=_summary(_object(raw.get("summary"))),
+    )
+
+
+def _summary(raw: Mapping[str, Any]) -> IntakeSummary:
+    reasons, lines = _list(raw.get("reasons")), _list(raw.get("lines"))
+    return IntakeSummary(
+        topic=_text(raw.get("topic")) or "",
+        title=_text(raw.get("title")) or "",
+        level=_text(raw.get("level")) or "routine",
+        level_label=_text(raw.get("level_label")) or "",
+        reasons=tuple(r for r in reasons if isinstance(r, str))
+        if isinstance(reasons, list)
+        else (),
+        lines=tuple(
+            (_text(line.get("label")) or "", _text(line.get("answer")) or "")
+            for line in lines
+            if isinstance(line, Mapping)
+        ),
+        complete=raw.get("complete") is True,
     )
 
 

@@ -33,7 +33,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from protocol import Role
 from protocol.messages import MessageNew
-from server.core.documents import IdentityDocument, IntakeDocument
+from server.core.documents import IdentityDocument, IntakeDocument, IntakeSummary
 
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=10_000)
@@ -83,18 +83,15 @@ async def identify(
         conv.intake = IntakeDocument(
             topic="respiratory",
             answers={},
-            summary={
-                "level": triage,
-                "level_label": level_label,
-                "reasons": ["Kuume yli 39 °C kolme päivää"] if triage == "urgent" else [],
-                "topic": "respiratory",
-                "title": title,
-                "complete": True,
-                "lines": [
-                    {"label": "Oireet", "answer": "Yskä, kuume"},
-                    {"label": "Kesto", "answer": "4 päivää"},
-                ],
-            },
+            summary=IntakeSummary(
+                topic="respiratory",
+                title=title,
+                level=triage,
+                level_label=level_label,
+                reasons=("Kuume yli 39 °C kolme päivää",) if triage == "urgent" else (),
+                lines=(("Oireet", "Yskä, kuume"), ("Kesto", "4 päivää")),
+                complete=True,
+            ),
         )
 
     await server.acall(change)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument
+from server.core.documents import HandoverDocument, IdentityDocument
 from server.storage.documents import (
     handover_from_json,
     handover_to_json,
@@ -45,7 +45,15 @@ STORED_INTAKE = json.dumps(
     {
         "topic": "respiratory",
         "answers": {"fever": "yes", "days": 3},
-        "summary": {"level": "urgent", "title": "Hengitystieinfektio", "lines": []},
+        "summary": {
+            "level": "urgent",
+            "level_label": "Kiireellinen",
+            "reasons": ["Kuume yli 39 °C"],
+            "topic": "respiratory",
+            "title": "Hengitystieinfektio",
+            "complete": True,
+            "lines": [{"label": "Oireet", "answer": "Yskä, kuume"}],
+        },
     },
     ensure_ascii=False,
 )
@@ -62,7 +70,8 @@ def test_stored_documents_load_typed_and_are_written_back_unchanged() -> None:
     assert identity == IdentityDocument(
         "Aino Virtanen", "010190-***A", "v1.secret", "1990-01-01", "091", "00530", "fp1", 36
     )
-    assert intake is not None and intake.title == "Hengitystieinfektio"
+    assert intake is not None and intake.summary.title == "Hengitystieinfektio"
+    assert intake.summary.lines == (("Oireet", "Yskä, kuume"),)
     assert handover == HandoverDocument("escalation", "p1", "Hoitaja Maija", None, 5)
     assert identity_to_json(identity) == STORED_IDENTITY
     assert intake_to_json(intake) == STORED_INTAKE
@@ -81,7 +90,7 @@ def test_an_older_row_with_keys_missing_still_loads() -> None:
     identity = identity_from_json(json.dumps({"view": {"name": "Aino", "masked_code": "x"}}))
     assert identity is not None and identity.name == "Aino" and identity.fingerprint is None
     assert identity.age is None and identity.verified
-    assert intake_from_json(json.dumps({"summary": {"title": "T"}})) == IntakeDocument(
-        None, {}, {"title": "T"}
-    )
+    older = intake_from_json(json.dumps({"summary": {"title": "T"}}))
+    assert older is not None and older.topic is None and older.answers == {}
+    assert older.summary.title == "T" and older.summary.lines == ()
     assert intake_from_json(None) is None and identity_from_json("") is None
