@@ -145,3 +145,17 @@ def test_without_the_safety_file_the_bot_does_not_start(tmp_path: Path) -> None:
     (folder / "_safety.toml").unlink()
     with pytest.raises(KnowledgeError, match="_safety.toml is missing"):
         load_knowledge(folder)
+
+
+def test_a_topic_flag_must_be_true_or_false(tmp_path: Path) -> None:
+    folder = _broken_copy(tmp_path, "opening_hours.toml", "\nhours = true", '\nhours = "yes"')
+    with pytest.raises(KnowledgeError, match="opening_hours.toml: hours"):
+        load_knowledge(folder)
+
+
+def test_a_bad_prefer_pattern_is_refused_naming_the_file_and_key(tmp_path: Path) -> None:
+    folder = _broken_copy(
+        tmp_path, "youth_health.toml", "fi = [\n  '\\b(oon", "fi = [\n  '(\\b(oon"
+    )
+    with pytest.raises(KnowledgeError, match=r"youth_health.toml: prefer.fi\[0\]"):
+        load_knowledge(folder)
