@@ -15,13 +15,16 @@ Finding the answer (all pure, no I/O after loading):
 3. **Retrieval.** Character n-grams (3 to 5 characters, inside word boundaries) weighted by
    TF-IDF and compared by cosine similarity: n-grams cope with Finnish and Swedish inflection
    (ajanvaraus, ajanvarauksen, ajanvaraukseen share most of their n-grams) and with typos,
-   without a stemmer. Function words ("miten", "hur", "how") are left out of the comparison.
-   Every example question, and each topic's title with its keywords, is a document; a topic
-   scores 0.7 × its best document + 0.3 × all its examples together (one lucky example does
-   not win alone). ``_offtopic.toml`` is a topic of its own for questions that are not about
-   the service (the weather, sports): a message closest to it, or scoring below
-   ``threshold``, gets no guess: the bot says it did not understand and offers the quick
-   replies.
+   without a stemmer. Function words ("miten", "hur", "how") and words naming who it is
+   about ("taapero", "min fru") are left out of the comparison. A message whose content
+   words the knowledge base has mostly never seen (gibberish, another language) is not
+   guessed at, nor taken for an emergency by its examples. Every example question, and each
+   topic's title with its keywords, is a document; a topic scores 0.7 × its best document +
+   0.3 × all its examples together (one lucky example does not win alone). ``_offtopic.toml``
+   is a topic of its own for questions that are not about the service (the weather, sports,
+   jokes): a message closest to it, or scoring below ``threshold``, gets no guess: the bot
+   says it did not understand and offers the quick replies. A topic's ``prefer`` patterns (a
+   young person's own age, say) add to its score after emergencies have been looked for.
 
 The language of the answer is the language the resident writes in, told apart by the same
 n-grams against each language's whole text (with the conversation's language breaking ties).
