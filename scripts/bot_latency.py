@@ -6,7 +6,7 @@ the shipped knowledge base), opens a bot chat per language over a real websocket
 question of the evaluation set one at a time and times each from ``message.send`` to the
 bot's ``message.new``: decoding, storing the question, the bot's understanding, storing and
 sending its answer. Prints the median, p95 and max, and the same for the bot's own thinking
-(``compose``, measured in-process on the same questions).
+(``compose`` with today's hours, measured in-process on the same questions).
 
     scripts/bot_latency.py            # every question of tests/bot_eval/questions.tsv
     scripts/bot_latency.py --rounds 3 # each question three times
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,9 @@ from protocol import JSON  # noqa: E402
 from protocol.messages import BotStart, MessageNew, MessageSend  # noqa: E402
 from server.bot.knowledge import load_knowledge  # noqa: E402
 from server.bot.responder import compose  # noqa: E402
+from server.bot.today import Today  # noqa: E402
+from server.core.texts import HELSINKI  # noqa: E402
+from server.intake.hours import load_hours  # noqa: E402
 
 
 def summary(values_ms: list[float]) -> str:
@@ -84,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     questions = read_set(args.set)
     kb = load_knowledge()
+    hours = load_hours()
     thinking = []
     for lang, _, text in questions * args.rounds:
         t0 = time.perf_counter()
-        compose(kb, text, lang)
+        # As the server does: the hours at this moment, computed for every answer.
+        compose(kb, text, lang, Today(hours, datetime.now(HELSINKI), handoff=True))
         thinking.append((time.perf_counter() - t0) * 1000)
     with tempfile.TemporaryDirectory(prefix="kanava-bot-") as tmp:
         server = start_kanava(

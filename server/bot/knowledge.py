@@ -15,13 +15,16 @@ Finding the answer (all pure, no I/O after loading):
 3. **Retrieval.** Character n-grams (3 to 5 characters, inside word boundaries) weighted by
    TF-IDF and compared by cosine similarity: n-grams cope with Finnish and Swedish inflection
    (ajanvaraus, ajanvarauksen, ajanvaraukseen share most of their n-grams) and with typos,
-   without a stemmer. Function words ("miten", "hur", "how") are left out of the comparison.
-   Every example question, and each topic's title with its keywords, is a document; a topic
-   scores 0.7 × its best document + 0.3 × all its examples together (one lucky example does
-   not win alone). ``_offtopic.toml`` is a topic of its own for questions that are not about
-   the service (the weather, sports): a message closest to it, or scoring below
-   ``threshold``, gets no guess: the bot says it did not understand and offers the quick
-   replies.
+   without a stemmer. Function words ("miten", "hur", "how") and words naming who it is
+   about ("taapero", "min fru") are left out of the comparison. A message whose content
+   words the knowledge base has mostly never seen (gibberish, another language) is not
+   guessed at, nor taken for an emergency by its examples. Every example question, and each
+   topic's title with its keywords, is a document; a topic scores 0.7 × its best document +
+   0.3 × all its examples together (one lucky example does not win alone). ``_offtopic.toml``
+   is a topic of its own for questions that are not about the service (the weather, sports,
+   jokes): a message closest to it, or scoring below ``threshold``, gets no guess: the bot
+   says it did not understand and offers the quick replies. A topic's ``prefer`` patterns (a
+   young person's own age, say) add to its score after emergencies have been looked for.
 
 The language of the answer is the language the resident writes in, told apart by the same
 n-grams against each language's whole text (with the conversation's language breaking ties).
@@ -59,6 +62,13 @@ _ID = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _NGRAMS = (3, 4, 5)
 _BEST_DOCUMENT = 0.7  # a topic's score: this much its best document, the rest all of them
 _OFF_TOPIC = "_offtopic"
+# A message whose words the knowledge base mostly has never seen (gibberish, another language)
+# is not guessed at: less than half its content words known, and less than this share of their
+# letters (a long known compound outweighs two short unknown words), and it is "unknown".
+_LEAST_KNOWN = (0.5, 0.4)
+_KNOWN_WORD = 0.5  # a word unseen as a whole is known when this share of its 4-grams is
+# What a topic's `prefer` patterns add to its score when they match ("oon 14": young people).
+_PREFERRED = 0.20
 _EMERGENCY_CLASS = "!"  # "!112", "!crisis", "!poison": the emergency examples' classes
 # Function words: they say which language, not what about (language detection uses them).
 _STOPWORDS = frozenset(
@@ -72,6 +82,18 @@ _STOPWORDS = frozenset(
     finns inte e
     me my mine you your is are was were be do does did could should would what when where
     which who the a an and or to for of in on at with it this that there have has get
+    """.split()
+) | frozenset(
+    # Who it is about says nothing of what about: "my toddler" must not make a fever closer
+    # to an emergency's examples that happen to be about toddlers.
+    """
+    lapsi lapsella lapsen lapselle lapseni lapsi taapero taaperolla taaperon vauva vauvalla
+    vauvan vauvalle poika pojalla pojan tyttö tytöllä tytön tytär tyttärellä mies miehellä
+    vaimo vaimolla äiti äidillä isä isällä
+    barn barnet barnets småbarn småbarnet bebis bebisen pojke pojken son sonen dotter
+    dottern flicka flickan man mannen fru frun mamma pappa
+    child childs kid kids toddler baby babys son daughter boy girl husband wife mom dad
+    mother father
     """.split()
 )
 
@@ -119,6 +141,15 @@ class Topic:
     examples: Mapping[str, tuple[str, ...]]
     keywords: Mapping[str, tuple[str, ...]]
     actions: tuple[LocalAction, ...]
+    # The answer begins with the hours computed at the moment of answering (today, now, the
+    # week; see server/bot/today.py): the knowledge base states no hours of its own.
+    hours: bool = False
+    # The answer depends on whether the nurses' chat is open now: it offers the handoff
+    # when it is, and says when it opens (and whom to call meanwhile) when it is not.
+    nurse_chat: bool = False
+    # Patterns that make this topic likelier (a young person saying their age): a match adds
+    # a fixed amount to its score, after emergencies have been looked for.
+    prefer: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,11 +200,14 @@ class Match:
 # --- text -----------------------------------------------------------------------------------
 
 _NON_WORD = re.compile(r"[^\w]+")
+# Laughing emoji say "joking" as plainly as "haha" does (the emergencies' past-and-joke markers).
+_LAUGHING = re.compile("[\U0001f602\U0001f923\U0001f606\U0001f605\U0001f639\U0001f92a\U0001f61c]")
 
 
 def normalize(text: str) -> str:
-    """Lowercase, composed characters, words separated by single spaces."""
-    text = unicodedata.normalize("NFC", text).lower()
+    """Lowercase, composed characters, words separated by single spaces; laughing emoji as
+    the word "haha"."""
+    text = _LAUGHING.sub(" haha ", unicodedata.normalize("NFC", text).lower())
     return " ".join(_NON_WORD.sub(" ", text).replace("_", " ").split())
 
 
@@ -219,6 +253,26 @@ class _Index:
         }
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         return {f: w / norm for f, w in vector.items()}
+
+    def known_share(self, normalized: str) -> tuple[float, float]:
+        """The share of the message's content words this index has seen, counted as words
+        and by their length ((1.0, 1.0): no words).
+
+        A word counts as seen when it is a word of some document, or when at least half of
+        its 4-grams are (inflections and typos of known words); digits do not count.
+        """
+        words = [w for w in normalized.split() if w not in _STOPWORDS and not w.isdigit()]
+        if not words:
+            return 1.0, 1.0
+        known = [w for w in words if self._seen(w)]
+        return len(known) / len(words), sum(map(len, known)) / sum(map(len, words))
+
+    def _seen(self, word: str) -> bool:
+        if "w:" + word in self.idf:
+            return True
+        padded = f" {word} "
+        grams = [padded[i : i + 4] for i in range(len(padded) - 3)] or [padded]
+        return sum(g in self.idf for g in grams) >= _KNOWN_WORD * len(grams)
 
     def scores(self, features: Counter[str]) -> dict[int, float]:
         result: dict[int, float] = {}
@@ -307,6 +361,9 @@ class KnowledgeBase:
         for patterns in self.handoff.values():
             if any(p.search(normalized) for p in patterns):
                 return Match("handoff", lang, score=1.0)
+        words, letters = self._index.known_share(normalized)
+        if words < _LEAST_KNOWN[0] and letters < _LEAST_KNOWN[1]:
+            return Match("unknown", lang)  # not guessed at, nor taken for an emergency
         features = _features(normalized, content_only=True)
         best_doc: dict[str, float] = {}
         for doc, score in self._index.scores(features).items():
@@ -329,6 +386,14 @@ class KnowledgeBase:
             if score >= self.emergency_threshold and not emergency.cancelled(normalized):
                 return Match("emergency", lang, emergency=emergency, score=score)
         ranked = [item for item in ranked if not item[0].startswith(_EMERGENCY_CLASS)]
+        preferred = {
+            t.id for t in self.topics.values() if any(p.search(normalized) for p in t.prefer)
+        }
+        if preferred:
+            ranked = sorted(
+                ((t, score + _PREFERRED * (t in preferred)) for t, score in ranked),
+                key=lambda item: -item[1],
+            )
         if not ranked or ranked[0][1] < self.threshold or ranked[0][0] == _OFF_TOPIC:
             near = tuple(item for item in ranked if item[0] != _OFF_TOPIC)[:3]
             return Match("unknown", lang, score=ranked[0][1] if ranked else 0.0, alternatives=near)
@@ -411,13 +476,15 @@ def _near(pattern: str) -> str:
 
 
 def _topic(topic_id: str, raw: dict[str, Any], reader: _Reader) -> Topic:
-    reader.known(raw, "", {"order", "quick_reply", "title", *LANGUAGES, "actions"})
+    flags = ("quick_reply", "hours", "nurse_chat")
+    reader.known(raw, "", {"order", "title", *flags, *LANGUAGES, "actions", "prefer"})
     order = raw.get("order", 1000)
     if not isinstance(order, int):
         raise reader.error("order", "expected a whole number")
-    quick = raw.get("quick_reply", True)
-    if not isinstance(quick, bool):
-        raise reader.error("quick_reply", "expected true or false")
+    given = {flag: raw.get(flag, flag == "quick_reply") for flag in flags}
+    for flag, value in given.items():
+        if not isinstance(value, bool):
+            raise reader.error(flag, "expected true or false")
     answers, examples, keywords = {}, {}, {}
     for lang in LANGUAGES:
         section = reader.table(reader.required(raw, "", lang), lang)
@@ -428,13 +495,22 @@ def _topic(topic_id: str, raw: dict[str, Any], reader: _Reader) -> Topic:
     return Topic(
         id=topic_id,
         order=order,
-        quick_reply=quick,
+        quick_reply=given["quick_reply"],
         titles=reader.per_language(raw, "title"),
         answers=answers,
         examples=examples,
         keywords=keywords,
         actions=reader.actions(raw.get("actions"), "actions"),
+        hours=given["hours"],
+        nurse_chat=given["nurse_chat"],
+        prefer=_prefer(raw, reader),
     )
+
+
+def _prefer(raw: dict[str, Any], reader: _Reader) -> tuple[re.Pattern[str], ...]:
+    table = reader.table(raw.get("prefer", {}), "prefer")
+    reader.known(table, "prefer", set(LANGUAGES))
+    return tuple(p for lang in table for p in reader.patterns(table[lang], f"prefer.{lang}"))
 
 
 def _emergencies(raw: dict[str, Any], reader: _Reader) -> tuple[Emergency, ...]:

@@ -9,7 +9,9 @@ and the client's text.
 
 - An emergency is answered first, whatever else the message says (112; the crisis helpline;
   the Poison Information Centre), with the numbers as actions.
-- A topic is answered with its text and the links or numbers where the client can act.
+- A topic is answered with its text and the links or numbers where the client can act. The
+  opening hours are computed for today; an answer that depends on the nurses' chat (symptoms,
+  reaching a nurse) offers the handoff while it is open, and says when it opens while not.
 - When the bot is not sure it says so and offers the topics as quick replies, rather than
   guess.
 - Asking for a person is answered with how to reach a nurse (the identified chat opens from
@@ -20,19 +22,24 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiohttp import web
 
-from protocol.extras import MAX_QUICK_REPLIES, Action, ActionKind, BotExtras, QuickReply
+from protocol.extras import MAX_ACTIONS, MAX_QUICK_REPLIES, Action, BotExtras, QuickReply
 from protocol.messages import ConversationStateChanged, Error, Message, MessageNew, Welcome
 from server.bot.accounts import BOT_TEAM, bot_account, bot_team
 from server.bot.knowledge import LANGUAGES, KnowledgeBase, Match, Topic, load_knowledge, normalize
+from server.bot.today import Today
 from server.bus.base import Envelope
+from server.core.clock import CLOCK
 from server.core.ids import new_id
 from server.core.model import Professional
+from server.core.texts import HELSINKI
 from server.hub.hub import HUB, Actor, Hub
+from server.intake.hours import load_hours
 from server.intake.reception import RECEPTION
 from server.settings import SETTINGS
 from server.storage.base import STORAGE
@@ -68,11 +75,6 @@ _HANDOFF_START = {
     "identifiera dig. Skötaren ser också det här samtalet.",
     "en": "All right, I will take you to the nurse's chat. First answer a few questions and "
     "identify yourself. The nurse will also see this conversation.",
-}
-_HANDOFF_BUTTON = {
-    "fi": "Siirry hoitajan chattiin",
-    "sv": "Gå till skötarens chatt",
-    "en": "Go to the nurse's chat",
 }
 _HANDOFF_CLOSED = {
     "fi": "Hoitajan chat ei ota nyt uusia keskusteluja. {closed} Kiireellisissä asioissa "
@@ -157,24 +159,12 @@ def greeting(kb: KnowledgeBase, lang: str) -> BotReply:
     return BotReply(_GREETING[lang], lang, _quick_replies(kb, lang), label="greeting")
 
 
-@dataclass(frozen=True)
-class NurseChat:
-    """Whether the nurses' chat takes new chats now, for a handoff from the bot."""
-
-    open: bool
-    closed_text: str = ""  # when not: why and until when, in the client's language
-
-
-def compose(
-    kb: KnowledgeBase,
-    text: str,
-    lang: str = "fi",
-    nurse_chat: NurseChat | None = None,
-) -> BotReply:
+def compose(kb: KnowledgeBase, text: str, lang: str = "fi", today: Today | None = None) -> BotReply:
     """The bot's answer to one client message; ``lang`` is the conversation's language.
 
-    ``nurse_chat`` says whether a request for a person can start the intake now (``None``:
-    this server runs no intake, so the bot tells how to reach a nurse).
+    ``today`` is the service at this moment: its hours, and whether a request for a person can
+    start the intake now (``None``: hours unknown, so the bot states none and tells how to
+    reach a nurse).
     """
     lang = lang if lang in LANGUAGES else "fi"
     plain = normalize(text)
@@ -190,31 +180,27 @@ def compose(
             topic, pressed_lang = pressed
             match = Match("topic", pressed_lang, topic=topic, score=1.0)
     lang = match.lang
-    # An emergency or a topic: its answer and where to act, in the client's language.
-    known = match.emergency if match.kind == "emergency" else match.topic
-    if known is not None:
+    if match.kind == "emergency" and match.emergency is not None:
+        # Its answer and numbers first; then the answer to what else the message asked.
+        also = kb.understand(text, default_lang=lang, safety=False)
         follow_up = None
-        if match.kind == "emergency":
-            also = kb.understand(text, default_lang=lang, safety=False)
-            if also.kind == "topic" and also.topic is not None:
-                follow_up = BotReply(
-                    also.topic.answers[lang],
-                    lang,
-                    actions=tuple(a.in_language(lang) for a in also.topic.actions),
-                    label=also.topic.id,
-                )
+        if also.kind == "topic" and also.topic is not None:
+            follow_up = _answer(also.topic, lang, text, today)
+        emergency = match.emergency
         return BotReply(
-            known.answers[lang],
+            emergency.answers[lang],
             lang,
-            actions=tuple(a.in_language(lang) for a in known.actions),
+            actions=tuple(a.in_language(lang) for a in emergency.actions),
             label=match.label,
             follow_up=follow_up,
         )
-    if match.kind == "handoff" and nurse_chat is not None and nurse_chat.open:
-        button = Action(ActionKind.HANDOFF, _HANDOFF_BUTTON[lang])
+    if match.kind == "topic" and match.topic is not None:
+        return _answer(match.topic, lang, text, today)
+    if match.kind == "handoff" and today is not None and today.can_hand_over:
+        button = today.handoff_action(lang)
         return BotReply(_HANDOFF_START[lang], lang, actions=(button,), label="handoff")
-    if match.kind == "handoff" and nurse_chat is not None:
-        text = _HANDOFF_CLOSED[lang].format(closed=nurse_chat.closed_text).replace("  ", " ")
+    if match.kind == "handoff" and today is not None and today.handoff:
+        text = _HANDOFF_CLOSED[lang].format(closed=today.chat_now(lang)).replace("  ", " ")
         return BotReply(text, lang, _quick_replies(kb, lang), label="handoff_closed")
     if match.kind == "handoff":
         nurse = kb.topics.get("contact_nurse")
@@ -226,6 +212,34 @@ def compose(
     )
 
 
+def _answer(topic: Topic, lang: str, text: str, today: Today | None) -> BotReply:
+    """A topic's answer and where to act; with the hours, and the nurses' chat, of today."""
+    body = topic.answers[lang]
+    actions = [a.in_language(lang) for a in topic.actions]
+    if today is not None and topic.hours:
+        body = f"{today.hours_text(lang, text, normalize(text))} {body}"
+    elif today is not None and topic.nurse_chat:
+        body = f"{body} {today.nurse_text(lang)}"
+    if today is not None and (topic.hours or topic.nurse_chat):
+        if today.can_hand_over:
+            actions.insert(0, today.handoff_action(lang))
+        elif topic.nurse_chat and not today.chat_open:
+            actions += today.helpline_actions(lang)
+    return BotReply(body, lang, actions=_distinct(actions), label=topic.id)
+
+
+def _distinct(actions: Iterable[Action]) -> tuple[Action, ...]:
+    """Each place to act once (the same number from the topic and the hours), at most five."""
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for action in actions:
+        key = (action.kind.value, action.url)
+        if key not in seen:
+            seen.add(key)
+            result.append(action)
+    return tuple(result[:MAX_ACTIONS])
+
+
 @dataclass(eq=False)  # subscribers are kept in sets: hashed by identity
 class BotResponder:
     """The bot's connection to the hub: it receives its chats' events and answers them."""
@@ -233,8 +247,8 @@ class BotResponder:
     hub: Hub
     kb: KnowledgeBase
     pro: Professional
-    # lang -> whether the nurses' chat is open now; None: no intake, no handoff to start.
-    nurse_chat: Callable[[str], NurseChat] | None = None
+    # The service at this moment: the hours, the time, whether a handoff can start the intake.
+    today: Callable[[], Today] | None = None
     _languages: dict[str, str] = field(default_factory=dict)  # conversation -> language
     _greeted: set[str] = field(default_factory=set)
 
@@ -253,8 +267,8 @@ class BotResponder:
             m = msg.message
             if m.sender_role == "client":
                 lang = self._languages.get(m.conversation_id, "fi")
-                nurse = self.nurse_chat(lang) if self.nurse_chat is not None else None
-                self._send(m.conversation_id, compose(self.kb, m.text, lang, nurse))
+                today = self.today() if self.today is not None else None
+                self._send(m.conversation_id, compose(self.kb, m.text, lang, today))
         elif isinstance(msg, ConversationStateChanged):
             view = msg.conversation
             mine = view.professional is not None and view.professional.id == self.pro.id
@@ -310,18 +324,17 @@ async def bot_context(app: web.Application) -> AsyncIterator[None]:
     pro = bot_account()
     await storage.save_professional(pro)
     hub.add_professional(pro)  # keeps the chats the bot had before a restart
+    # The same hours the intake decides with, at the server's clock, in Helsinki time.
     reception = app.get(RECEPTION)
-    nurse_chat = None
-    if reception is not None and settings.intake_required:
+    hours = reception.flow.hours if reception is not None else load_hours(settings.hours_file)
+    handoff = reception is not None and settings.intake_required
+    clock = app[CLOCK]
 
-        def nurse_chat(lang: str) -> NurseChat:
-            closed = reception.flow.closed_step(lang, reception.local_now())
-            if closed is None:
-                return NurseChat(open=True)
-            detail = closed.detail or {}
-            return NurseChat(open=False, closed_text=str(detail.get("text", "")))
+    def today() -> Today:
+        now = datetime.fromtimestamp(clock.now_ms() / 1000, HELSINKI)
+        return Today(hours, now, handoff=handoff, always_open=settings.always_open)
 
-    responder = BotResponder(hub, kb, pro, nurse_chat)
+    responder = BotResponder(hub, kb, pro, today)
     await hub.connect_professional(pro, responder)
     try:
         yield

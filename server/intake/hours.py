@@ -52,7 +52,11 @@ __all__ = [
     "ServiceHours",
     "SpecialDay",
     "closed_message",
+    "describe_day",
     "describe_next_opening",
+    "describe_span",
+    "describe_when",
+    "holiday_in_text",
     "load_hours",
 ]
 
@@ -200,7 +204,8 @@ class ServiceHours:
             return DayHours(opens, closes) if opens < closes else None
         return weekly
 
-    def _closed_reason(self, d: date) -> HoursReason:
+    def closed_reason(self, d: date) -> HoursReason:
+        """Why ``d`` is closed all day (when it is): an exception, a holiday, the weekly hours."""
         if d in self.exceptions:
             return HoursReason.EXCEPTION
         if self.is_holiday(d):
@@ -251,7 +256,7 @@ class ServiceHours:
         note = exception.note if exception is not None and exception.note else None
         bounds = self._bounds(today)
         if bounds is None:
-            reason = self._closed_reason(today)
+            reason = self.closed_reason(today)
             return HoursStatus(
                 at=local,
                 open=False,
@@ -332,31 +337,47 @@ def _language(lang: str) -> str:
     return base if base in LANGUAGES else "en"
 
 
-def _clock(t: datetime, lang: str) -> str:
+def _clock(t: datetime | time, lang: str) -> str:
     # Finnish and Finland-Swedish write 8.00; English 8:00.
     sep = ":" if lang == "en" else "."
     return f"{t.hour}{sep}{t.minute:02d}"
 
 
-def _when(target: datetime, at: datetime, lang: str) -> str:
-    """``target`` as a time expression relative to the day of ``at``."""
-    days = (target.date() - at.date()).days
-    clock = _clock(target, lang)
+def describe_span(opens: time, closes: time, lang: str) -> str:
+    """Opening hours as written: "klo 8–16", "kl. 8.30–16", "8:00–16:00"."""
+    lang = _language(lang)
+    if lang == "en":
+        return f"{_clock(opens, lang)}–{_clock(closes, lang)}"
+    short = "–".join(_clock(t, lang).removesuffix(".00") for t in (opens, closes))
+    return f"klo {short}" if lang == "fi" else f"kl. {short}"
+
+
+def describe_day(day: date, today: date, lang: str) -> str:
+    """``day`` as words relative to ``today``: "tänään", "i morgon", "on Monday 5 January".
+
+    Finnish gives the essive ("maanantaina 5.1."), which reads as "on Monday" in a sentence.
+    """
+    lang = _language(lang)
+    days = (day - today).days
     if lang == "fi":
-        day = {0: "tänään", 1: "huomenna"}.get(
-            days, f"{_FI_WEEKDAYS[target.weekday()]} {target.day}.{target.month}."
+        return {0: "tänään", 1: "huomenna"}.get(
+            days, f"{_FI_WEEKDAYS[day.weekday()]} {day.day}.{day.month}."
         )
-        return f"{day} klo {clock}"
     if lang == "sv":
-        day = {0: "i dag", 1: "i morgon"}.get(
-            days, f"{_SV_WEEKDAYS[target.weekday()]} {target.day}.{target.month}"
+        return {0: "i dag", 1: "i morgon"}.get(
+            days, f"{_SV_WEEKDAYS[day.weekday()]} {day.day}.{day.month}"
         )
-        return f"{day} kl. {clock}"
-    day = {0: "today", 1: "tomorrow"}.get(
-        days,
-        f"on {_EN_WEEKDAYS[target.weekday()]} {target.day} {_EN_MONTHS[target.month - 1]}",
+    return {0: "today", 1: "tomorrow"}.get(
+        days, f"on {_EN_WEEKDAYS[day.weekday()]} {day.day} {_EN_MONTHS[day.month - 1]}"
     )
-    return f"{day} at {clock}"
+
+
+def describe_when(target: datetime, at: datetime, lang: str) -> str:
+    """``target`` as a time expression relative to the day of ``at``: "huomenna klo 8.00"."""
+    lang = _language(lang)
+    day = describe_day(target.date(), at.date(), lang)
+    clock = _clock(target, lang)
+    return {"fi": f"{day} klo {clock}", "sv": f"{day} kl. {clock}", "en": f"{day} at {clock}"}[lang]
 
 
 def describe_next_opening(status: HoursStatus, lang: str) -> str:
@@ -380,7 +401,7 @@ def describe_next_opening(status: HoursStatus, lang: str) -> str:
             "sv": "Chattens nästa öppettid är ännu inte känd",
             "en": "The next opening time of the chat is not yet known",
         }[lang]
-    when = _when(target, status.at, lang)
+    when = describe_when(target, status.at, lang)
     if status.open:
         # Still open for the conversations in progress: "opens" would read oddly.
         return {
@@ -398,13 +419,13 @@ def describe_next_opening(status: HoursStatus, lang: str) -> str:
     return f"The chat opens {when}"
 
 
-def _running_text(name: str) -> str:
-    """A Finnish or Swedish holiday name as written inside a sentence.
+def holiday_in_text(name: str, lang: str) -> str:
+    """A holiday name as written inside a sentence in ``lang``.
 
-    The package capitalises them as headings; in running text they are lower case, except
-    where a name begins with a proper noun (Kristi himmelsfärdsdag).
+    The package capitalises them as headings; in Finnish and Swedish running text they are
+    lower case, except where a name begins with a proper noun (Kristi himmelsfärdsdag).
     """
-    if name.startswith("Kristi "):
+    if _language(lang) == "en" or name.startswith("Kristi "):
         return name
     return name[:1].lower() + name[1:]
 
@@ -414,8 +435,8 @@ def _why_closed(status: HoursStatus, lang: str) -> str:
     if reason is HoursReason.HOLIDAY and status.holiday_name:
         name = status.holiday_name[lang]
         return {
-            "fi": f"Tänään on {_running_text(name)}, ja chat on suljettu.",
-            "sv": f"I dag är det {_running_text(name)} och chatten är stängd.",
+            "fi": f"Tänään on {holiday_in_text(name, lang)}, ja chat on suljettu.",
+            "sv": f"I dag är det {holiday_in_text(name, lang)} och chatten är stängd.",
             "en": f"Today is {name}, and the chat is closed.",
         }[lang]
     detail = None

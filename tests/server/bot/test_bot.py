@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from protocol.messages import (
 )
 from server.bot.accounts import BOT_ID
 from server.bot.knowledge import load_knowledge
+from server.core.clock import ManualClock
+from server.core.texts import HELSINKI
 
 
 @pytest.fixture
@@ -243,6 +246,55 @@ async def test_outside_hours_the_bot_explains_instead_of_handing_over(
         assert reply.text.startswith("Hoitajan chat ei ota nyt uusia keskusteluja")
         assert "116117" in reply.text and "112" in reply.text
         assert not reply.actions or all(a["kind"] != "handoff" for a in reply.actions)
+    finally:
+        await desk.close_all()
+
+
+def helsinki_ms(year: int, month: int, day: int, hour: int, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=HELSINKI).timestamp() * 1000)
+
+
+def handoffs(message: Any) -> list[dict[str, str]]:
+    return [a for a in message.actions or () if a["kind"] == "handoff"]
+
+
+async def test_on_midsummer_eve_the_bot_says_closed_by_the_servers_clock(
+    server_factory: Any, codec: Codec
+) -> None:
+    """The server's clock and hours.toml decide; Midsummer Eve 2027 is a Friday, closed."""
+    clock = ManualClock(helsinki_ms(2027, 6, 25, 10))
+    desk = Chat(server_factory(intake_required=True, clock=clock, client_rate_burst=1000), codec)
+    try:
+        client, _ = await start_bot_chat(desk)
+        hours = (await ask(client, "onko terveysasema auki tänään")).message
+        assert "Tänään on juhannusaatto, ja chat on suljettu." in hours.text
+        assert "maanantaina 28.6. klo 8.00" in hours.text and not handoffs(hours)
+        fever = (await ask(client, "taaperolla on kova kuume, mitä teen")).message
+        assert "116117" in fever.text and not handoffs(fever)
+    finally:
+        await desk.close_all()
+
+
+async def test_at_night_advice_and_the_number_then_in_the_morning_the_nurse_too(
+    server_factory: Any, codec: Codec
+) -> None:
+    clock = ManualClock(helsinki_ms(2026, 12, 8, 2))  # a Tuesday
+    server = server_factory(
+        intake_required=True, clock=clock, client_rate_burst=1000, idle_close_minutes=0
+    )
+    desk = Chat(server, codec)
+    try:
+        client, _ = await start_bot_chat(desk)
+        night = (await ask(client, "taaperolla on kova kuume, mitä teen")).message
+        assert "116117" in night.text and "Chat avataan tänään klo 8.00" in night.text
+        assert isinstance(night.actions, list) and not handoffs(night)
+        assert any(a["url"] == "tel:116117" for a in night.actions)
+        clock.advance(8 * 3600)  # 10.00
+        day = (await ask(client, "taaperolla on kova kuume, mitä teen")).message
+        assert handoffs(day) and "Chat on auki" in day.text
+        hours = (await ask(client, "onko chat auki nyt")).message
+        assert "Chat on auki" in hours.text and handoffs(hours)
+        assert "klo 8–16" in hours.text
     finally:
         await desk.close_all()
 

@@ -1,7 +1,8 @@
 """The advice bot's knowledge base: what a resident's question finds, and the measured quality.
 
 The evaluation set (tests/bot_eval/questions.tsv) was written apart from the knowledge base's
-example questions; holdout.tsv and fresh.tsv were written later, each apart from the others.
+example questions; holdout.tsv, fresh.tsv, the two safety sets and fresh2.tsv were written
+later, each apart from the others; kinds.tsv holds questions of the kinds the bot got wrong.
 """
 
 from __future__ import annotations
@@ -42,12 +43,23 @@ def test_the_evaluation_set_meets_its_targets(kb) -> None:  # type: ignore[no-un
     assert result["ok"], result["failures"]
 
 
-@pytest.mark.parametrize("name", ["holdout.tsv", "fresh.tsv", "safety.tsv", "safety2.tsv"])
+@pytest.mark.parametrize(
+    "name", ["holdout.tsv", "fresh.tsv", "safety.tsv", "safety2.tsv", "fresh2.tsv", "kinds.tsv"]
+)
 def test_the_later_sets_catch_every_emergency(kb, name: str) -> None:  # type: ignore[no-untyped-def]
     """Sets written after the first, apart from it: every emergency in them is caught too."""
     result = evaluate(kb, read_set(ROOT / "tests" / "bot_eval" / name))
     assert result["emergency_recall"] == 1.0, [
         m for m in result["misses"] if m["expected"].startswith("emergency")
+    ]
+
+
+@pytest.mark.parametrize("name", ["holdout.tsv", "fresh.tsv", "safety.tsv"])
+def test_no_ordinary_question_of_these_sets_is_taken_for_an_emergency(kb, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The sets where that is reached (BENCHMARKS.md: not yet safety2, fresh2 and kinds)."""
+    result = evaluate(kb, read_set(ROOT / "tests" / "bot_eval" / name))
+    assert result["false_emergencies"] == 0, [
+        m for m in result["misses"] if m["got"].startswith("emergency")
     ]
 
 
@@ -144,4 +156,18 @@ def test_without_the_safety_file_the_bot_does_not_start(tmp_path: Path) -> None:
     shutil.copytree(KNOWLEDGE, folder)
     (folder / "_safety.toml").unlink()
     with pytest.raises(KnowledgeError, match="_safety.toml is missing"):
+        load_knowledge(folder)
+
+
+def test_a_topic_flag_must_be_true_or_false(tmp_path: Path) -> None:
+    folder = _broken_copy(tmp_path, "opening_hours.toml", "\nhours = true", '\nhours = "yes"')
+    with pytest.raises(KnowledgeError, match="opening_hours.toml: hours"):
+        load_knowledge(folder)
+
+
+def test_a_bad_prefer_pattern_is_refused_naming_the_file_and_key(tmp_path: Path) -> None:
+    folder = _broken_copy(
+        tmp_path, "youth_health.toml", "fi = [\n  '\\b(oon", "fi = [\n  '(\\b(oon"
+    )
+    with pytest.raises(KnowledgeError, match=r"youth_health.toml: prefer.fi\[0\]"):
         load_knowledge(folder)
