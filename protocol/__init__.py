@@ -29,7 +29,14 @@ from .messages import (
     Message,
     Role,
 )
-from .states import ConversationEvent, ConversationState, InvalidTransition, next_state
+from .states import (
+    OUTCOMES,
+    ChatOutcome,
+    ConversationEvent,
+    ConversationState,
+    InvalidTransition,
+    next_state,
+)
 
 __all__ = [
     "CODECS",
@@ -40,8 +47,10 @@ __all__ = [
     "MESSAGE_TYPES",
     "MSGPACK",
     "OUTBOUND",
+    "OUTCOMES",
     "PROTOCOL_VERSION",
     "SUBPROTOCOLS",
+    "ChatOutcome",
     "CloseCode",
     "Codec",
     "ConversationEvent",

@@ -42,6 +42,7 @@ __all__ = [
     "ConversationTransfer",
     "ConversationView",
     "Error",
+    "Identified",
     "IntakeAnonymous",
     "IntakeAnswer",
     "IntakeIdentify",
@@ -115,6 +116,19 @@ class ProfessionalRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Identified:
+    """Who the client identified as, and their health station: the client's own view only.
+
+    What the client may read back of their identification: their name, never the identity
+    code (the professional's ``identity`` has it masked; the client's view does not carry that).
+    """
+
+    name: Name
+    station: Id | None = None  # the health station's id, as in ConversationView.station
+    station_name: Name | None = None  # its name in the conversation's language
+
+
+@dataclass(frozen=True, slots=True)
 class ConversationView:
     """Everything a party needs to show one conversation, sent whenever it changes."""
 
@@ -140,7 +154,7 @@ class ConversationView:
     wait_min_minutes: int | None = None
     wait_max_minutes: int | None = None
     # The questionnaire summary and who the client is (identity code masked): what the
-    # professional's console shows; the client's own views carry them too.
+    # professional's console shows. Never in the client's own view (see ``identified``).
     intake: JsonValue | None = None
     identity: JsonValue | None = None
     # Messages up to this seq were with the advice bot, before a person took over (0: none).
@@ -149,6 +163,10 @@ class ConversationView:
     # {"kind": "transfer" | "team" | "escalation", "from_id", "from_name", "note", "at"}.
     handover: JsonValue | None = None
     escalated: bool = False  # a nurse escalated it to a doctor (in the same conversation)
+    # Once closed by a professional who chose one: the outcome, a code of states.ChatOutcome.
+    outcome: Code | None = None
+    # Only in the client's own view, once identified: their name and health station.
+    identified: Identified | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "OUTCOMES",
     "TRANSITIONS",
+    "ChatOutcome",
     "ConversationEvent",
     "ConversationState",
     "InvalidTransition",
@@ -63,3 +65,22 @@ def next_state(state: ConversationState, event: ConversationEvent) -> Conversati
         return TRANSITIONS[state][event]
     except KeyError:
         raise InvalidTransition(state, event) from None
+
+
+class ChatOutcome(StrEnum):
+    """How a professional ended a chat: the outcome they chose for its record entry.
+
+    A fixed set of codes, never free text: a client shows each in its own words, so nothing a
+    professional types reaches the client as the outcome.
+    """
+
+    RESOLVED = "resolved"
+    BOOKED_APPOINTMENT = "booked_appointment"
+    REFERRED = "referred"
+    NO_RESPONSE = "no_response"
+    ESCALATED = "escalated"
+    EMERGENCY = "emergency"
+
+
+#: The outcome codes as plain strings.
+OUTCOMES = frozenset(outcome.value for outcome in ChatOutcome)

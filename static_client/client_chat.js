@@ -1,17 +1,21 @@
-// The chat: who it is with (a nurse, a doctor, the advice bot), the place in the queue and the
-// wait, the messages (the bot's marked, its quick replies and its handover to a nurse), the
-// composer, typing and read marks, and ending the chat with a confirmation. Messages written
-// and not yet acknowledged stay in the outbox (sessionStorage) and are sent again on every
-// connect; after a reload or a dropped connection the chat resumes from the last seq seen.
+// The chat: who it is with (a nurse, a doctor, the advice bot), who the client identified as,
+// the place in the queue and the wait (or that it cannot be estimated now) with what to do
+// meanwhile (an urgent matter: whom to call if it gets worse), the messages (the bot's marked,
+// its quick replies and its handover to a nurse), the composer, typing and read marks, and
+// ending the chat with a confirmation. Messages written and not yet acknowledged stay in the
+// outbox (sessionStorage) and are sent again on every connect; after a reload or a dropped
+// connection the chat resumes from the last seq seen.
 //
-// What follows the end (feedback, the transcript) is client_feedback.js.
+// What follows the end (the outcome, feedback, the transcript) is client_feedback.js.
 
-import { MessageList, TypingNotifier } from "/static/kanava.js";
+import { MessageList, TypingNotifier, el } from "/static/kanava.js";
 import { KEY, connection, forgetIntake, outbox, state, store } from "/static/client_state.js";
-import { describePro, roleOf, t } from "/static/client_i18n.js";
+import { describePro, lang, roleOf, setLinkedWord, t } from "/static/client_i18n.js";
 import { $, showAlert, showOnly } from "/static/client_screen.js";
 import { beginHandoff, showBeginning } from "/static/client_start.js";
-import { showFeedbackForm } from "/static/client_feedback.js";
+import { showFeedbackForm, showOutcome } from "/static/client_feedback.js";
+
+const BOT_TEAM = "bot"; // the advice bot's queue: a chat there waits for the bot, not a nurse
 
 let typingNotifier = null;
 let readSent = 0;
@@ -107,28 +111,40 @@ function showView(v) {
     withLine.textContent = "";
   }
   withLine.classList.toggle("with-bot", Boolean(pro && pro.bot));
-  let wait = "";
-  if (v.state === "queued") {
-    const base = v.queue_position
-      ? t("queuedAt", { pos: v.queue_position, len: v.queue_length || v.queue_position })
-      : t("queuedNoPosition");
-    status.textContent = v.reason === "professional_disconnected" ? `${t("requeued")} ${base}` : base;
-    if (v.wait_min_minutes != null && v.wait_max_minutes != null) {
-      wait = t("wait", { low: v.wait_min_minutes, high: v.wait_max_minutes });
+  showIdentified(v);
+  const queued = v.state === "queued";
+  if (queued && v.team === BOT_TEAM) {
+    setText(status, t("connectingBot"));
+    setText($("chat-wait"), "");
+  } else if (queued) {
+    // Always both: the place, and the wait or that it cannot be estimated now.
+    const place = v.queue_position ? t("queuedAt", { pos: v.queue_position }) : t("queuedNoPosition");
+    const why = whyQueuedAgain(v);
+    setText(status, why ? `${why} ${place}` : place);
+    const known = v.wait_min_minutes != null && v.wait_max_minutes != null;
+    setText(
+      $("chat-wait"),
+      known ? t("wait", { low: v.wait_min_minutes, high: v.wait_max_minutes }) : t("waitUnknown"),
+    );
+  } else {
+    setText($("chat-wait"), "");
+    if (v.state === "assigned") {
+      setText(status, v.reason === "transferred" && pro ? t("transferred", { name: pro.name }) : "");
+    } else if (closed) {
+      setText(
+        status,
+        v.reason === "client_left"
+          ? t("closedIdle")
+          : v.closed_by === "client"
+          ? t("closedBy.client")
+          : v.closed_by === "professional"
+            ? t("closedBy.professional", { name: pro && !pro.bot ? pro.name : pro ? t("botName") : t("professional") })
+            : t("ended"),
+      );
     }
-  } else if (v.state === "assigned") {
-    status.textContent = v.reason === "transferred" && pro ? t("transferred", { name: pro.name }) : "";
-  } else if (closed) {
-    status.textContent =
-      v.reason === "client_left"
-        ? t("closedIdle")
-        : v.closed_by === "client"
-        ? t("closedBy.client")
-        : v.closed_by === "professional"
-          ? t("closedBy.professional", { name: pro && !pro.bot ? pro.name : pro ? t("botName") : t("professional") })
-          : t("ended");
   }
-  $("chat-wait").textContent = wait;
+  showAdvice(queued && v.team !== BOT_TEAM ? v : null);
+  showOutcome(closed ? v : null);
   $("chat").dataset.state = v.state;
   document.body.classList.toggle("chat-closed", closed);
   $("composer").hidden = closed;
@@ -145,6 +161,48 @@ function showView(v) {
     }
   }
   if (state.list) state.list.peerRead(v.read_professional_seq || 0);
+}
+
+/** Change a live region's text only when it changes: the same words are not read again. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** Why a chat that had a professional waits in the queue again (or null). */
+function whyQueuedAgain(v) {
+  if (v.reason === "professional_disconnected") return t("requeued");
+  if (v.reason === "transferred") return t(v.escalated ? "requeuedDoctor" : "requeuedTeam");
+  return null;
+}
+
+/** "Identified: Aino Testinen · Kallion terveysasema": the client's own name and station. */
+function showIdentified(v) {
+  const who = v.identified;
+  const line = who && who.name ? t("identified", { name: who.name }) : "";
+  setText($("chat-identified"), line && who.station_name ? `${line} · ${who.station_name}` : line);
+}
+
+/** While waiting for a person: for an urgent matter whom to call if it gets worse (116 117,
+ * 112); for a routine one a calm word about the wait. (null: nothing.) */
+function showAdvice(v) {
+  const box = $("chat-advice");
+  const kind = !v ? "" : v.triage === "urgent" ? "urgent" : v.triage === "routine" ? "routine" : "plain";
+  // Built again only when it changes: a queue update must not take the focus off a link.
+  if (box.dataset.triage === kind && box.dataset.lang === lang) return;
+  box.dataset.triage = kind;
+  box.dataset.lang = lang;
+  if (!kind) {
+    box.replaceChildren();
+    return;
+  }
+  const parts = [];
+  if (kind === "urgent") {
+    const safety = el("p", "safety-net");
+    setLinkedWord(safety, "waitUrgent");
+    parts.push(safety);
+  }
+  parts.push(el("p", "chat-hint", t(kind === "routine" ? "waitRoutine" : "waitPlain")));
+  box.replaceChildren(...parts);
 }
 
 function showTyping(on) {
@@ -262,8 +320,11 @@ export function forgetConversation() {
   $("messages").replaceChildren();
   $("typing").textContent = "";
   $("chat-with").textContent = "";
+  $("chat-identified").textContent = "";
   $("chat-status").textContent = "";
   $("chat-wait").textContent = "";
+  showAdvice(null);
+  showOutcome(null);
   delete $("chat").dataset.state;
   document.body.classList.remove("chat-closed");
   $("ended").hidden = true;

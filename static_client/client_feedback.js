@@ -1,11 +1,28 @@
-// The end of a chat: feedback (a rating and a comment, both optional; given once per
-// conversation, which this tab remembers) and the transcript, a text file made here from the
-// messages on the screen.
+// The end of a chat: the outcome the professional chose (a code from the server, said in this
+// page's words), feedback (a rating and a comment, both optional; given once per conversation,
+// which this tab remembers) and the transcript, a text file made here from the messages on
+// the screen, with the outcome.
 
 import { el } from "/static/kanava.js";
 import { KEY, connection, state, store } from "/static/client_state.js";
-import { LOCALES, describePro, lang, setWord, t } from "/static/client_i18n.js";
+import { LOCALES, describePro, lang, maybe, plainWord, setLinkedWord, setWord, t } from "/static/client_i18n.js";
 import { $ } from "/static/client_screen.js";
+
+/** The words of a closed chat's outcome code (null: none, or a code this page does not know:
+ * nothing but these fixed words is ever shown as the outcome). */
+function outcomeKey(v) {
+  const key = v && v.outcome ? `outcome.${v.outcome}` : null;
+  return key && maybe(key) ? key : null;
+}
+
+/** Under "The chat has ended": what the professional concluded (null: hide it). */
+export function showOutcome(v) {
+  const key = outcomeKey(v);
+  const box = $("ended-outcome");
+  box.hidden = !key;
+  if (key) setLinkedWord($("ended-outcome-text"), key);
+  else $("ended-outcome-text").replaceChildren();
+}
 
 /** The form afresh when a chat ends, or the thanks if this chat's feedback was given. */
 export function showFeedbackForm() {
@@ -111,6 +128,8 @@ function transcriptText() {
   ];
   if (v.topic) head.push(`${t("transcriptTopic")}: ${v.topic}`);
   const tail = v.state === "closed" ? ["", $("chat-status").textContent] : [];
+  const outcome = outcomeKey(v);
+  if (outcome) tail.push(`${t("outcomeTitle")}: ${plainWord(outcome)}`);
   return [...head, "", ...lines, ...tail, ""].join("\n");
 }
 

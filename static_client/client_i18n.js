@@ -6,6 +6,7 @@
 // Also the words built from the server's data: a professional's role, a time of day, the text
 // for a refusal by a limit.
 
+import { el } from "/static/kanava.js";
 import { KEY, params, store } from "/static/client_state.js";
 
 export const LANGS = ["fi", "sv", "en"];
@@ -85,6 +86,30 @@ export function setWord(node, key) {
     delete node.dataset.t;
     node.textContent = "";
   }
+}
+
+// The round-the-clock numbers the page's own words offer, as shown and as tel: links.
+export const NUMBERS = {
+  helpline: { text: "116 117", href: "tel:116117" },
+  emergency: { text: "112", href: "tel:112" },
+};
+
+/** The word `key` with its {helpline} and {emergency} as tel: links (`node` gets them). */
+export function setLinkedWord(node, key) {
+  const parts = t(key).split(/\{(\w+)\}/);
+  const children = parts.map((part, i) => {
+    const number = i % 2 === 1 && Object.hasOwn(NUMBERS, part) ? NUMBERS[part] : null;
+    if (!number) return i % 2 === 1 ? `{${part}}` : part;
+    const link = el("a", "tel", number.text);
+    link.href = number.href;
+    return link;
+  });
+  node.replaceChildren(...children);
+}
+
+/** The word `key` as plain text, its numbers written out (a transcript). */
+export function plainWord(key) {
+  return t(key, { helpline: NUMBERS.helpline.text, emergency: NUMBERS.emergency.text });
 }
 
 /** "15:30" from the server as the language writes a time of day (15.30 in Finnish). */

@@ -21,7 +21,13 @@ import pytest
 
 import protocol
 from protocol import INBOUND, MESSAGE_TYPES, OUTBOUND, CloseCode, ErrorCode
-from protocol.messages import ChatMessage, ConversationView, ProfessionalRef, QueueEntry
+from protocol.messages import (
+    ChatMessage,
+    ConversationView,
+    Identified,
+    ProfessionalRef,
+    QueueEntry,
+)
 from protocol.schema import compile_schema
 from protocol.states import TRANSITIONS
 from server.cli import main as kanava_main
@@ -31,7 +37,13 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PROTOCOL_MD = DOCS / "protocol.md"
 SETTINGS_MD = DOCS / "settings.md"
 
-NESTED_OBJECTS: tuple[type[Any], ...] = (ConversationView, ChatMessage, QueueEntry, ProfessionalRef)
+NESTED_OBJECTS: tuple[type[Any], ...] = (
+    ConversationView,
+    ChatMessage,
+    QueueEntry,
+    ProfessionalRef,
+    Identified,
+)
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from protocol import ChatOutcome
 from protocol.schema import without_bidi_controls
 from server.bot.accounts import BOT_ID
 from server.core.texts import HELSINKI
@@ -39,14 +40,15 @@ __all__ = [
     "validate_entry",
 ]
 
-# Keys are the wire values the console sends; the first four are the console's close reasons.
+# Keys are the wire values the console sends, the codes of the protocol's ChatOutcome: the
+# entry's outcome ends the chat as its reason, and the client shows it in its own words.
 OUTCOMES: dict[str, str] = {
-    "resolved": "Resolved in the chat",
-    "booked_appointment": "Appointment booked",
-    "referred": "Referred elsewhere",
-    "no_response": "No response from client",
-    "escalated": "Escalated to a doctor",
-    "emergency": "Directed to emergency care",
+    ChatOutcome.RESOLVED: "Resolved in the chat",
+    ChatOutcome.BOOKED_APPOINTMENT: "Appointment booked",
+    ChatOutcome.REFERRED: "Referred elsewhere",
+    ChatOutcome.NO_RESPONSE: "No response from client",
+    ChatOutcome.ESCALATED: "Escalated to a doctor",
+    ChatOutcome.EMERGENCY: "Directed to emergency care",
 }
 
 MAX_FIELD_LENGTH = 4000

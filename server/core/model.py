@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from protocol import ConversationEvent, ConversationState, next_state
+from protocol import OUTCOMES, ConversationEvent, ConversationState, next_state
 from protocol.messages import ConversationView, ProfessionalRef
 from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument
 
@@ -127,6 +127,22 @@ class Conversation:
         """Move along the lifecycle table; raises InvalidTransition for a wrong step."""
         self.state = next_state(self.state, event)
 
+    @property
+    def outcome(self) -> str | None:
+        """The outcome a professional chose when they ended the chat (a code of
+        :class:`~protocol.states.ChatOutcome`), or None.
+
+        The console ends a chat with its record entry's outcome as the reason; any other
+        reason (free text, the server's own) is no outcome.
+        """
+        if (
+            self.state is ConversationState.CLOSED
+            and self.closed_by == "professional"
+            and self.reason in OUTCOMES
+        ):
+            return self.reason
+        return None
+
     def view(
         self,
         professional: ProfessionalRef | None = None,
@@ -159,4 +175,5 @@ class Conversation:
             bot_seq=self.bot_seq,
             handover=self.handover.view() if self.handover else None,
             escalated=self.escalated,
+            outcome=self.outcome,
         )

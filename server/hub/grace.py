@@ -36,6 +36,12 @@ class GracePeriod:
         """When to look again after a professional left: just after their period ends."""
         return self.seconds + 0.01
 
+    def present(self, pro: Professional, now_ms: int) -> bool:
+        """Online, or offline for less than the grace period (and so expected back)."""
+        return pro.online or (
+            pro.offline_since_ms is not None and now_ms - pro.offline_since_ms < self.seconds * 1000
+        )
+
     def expired(self, professionals: Iterable[Professional], now_ms: int) -> list[Professional]:
         """The professionals offline for the whole grace period who still hold chats."""
         grace_ms = self.seconds * 1000

@@ -198,7 +198,7 @@ class Hub:
             await self._apply(changes)
         for team_id, queue in self._queues.items():
             for position, conv in enumerate(queue, 1):
-                self._queue_publisher.told(conv.id, position)
+                self._queue_publisher.told(conv, position)
             log.info("team %s: %d waiting", team_id, len(queue))
         if (every := self._idle.sweep_seconds) is not None:
             failed = "closing abandoned chats failed; trying again at the next sweep"
@@ -303,16 +303,29 @@ class Hub:
         )
 
     def _team_slots(self, team_id: str) -> int:
-        # Views go out to everyone in a queue when it moves: recount at most once a second.
+        """How many chats the team's professionals can hold: those online, and those within
+        their grace period (a reload is no reason to tell the waiting their wait is unknown)."""
+        # Views go out to everyone in a queue when it moves: recount at most once a second,
+        # or when a professional of the team comes or their grace period ends.
         now = self.clock.monotonic()
         cached = self._slots_cache.get(team_id)
         if cached is not None and now - cached[0] < 1.0:
             return cached[1]
+        now_ms = self.clock.now_ms()
         slots = sum(
-            p.capacity for p in self._professionals.values() if p.online and team_id in p.teams
+            p.capacity
+            for p in self._professionals.values()
+            if team_id in p.teams and self._grace.present(p, now_ms)
         )
         self._slots_cache[team_id] = (now, slots)
         return slots
+
+    async def _grace_over(self, teams: tuple[str, ...]) -> None:
+        """A professional of ``teams`` went away a grace period ago: unless they are back,
+        the waiting clients of those teams hear their wait without them."""
+        for team_id in teams:
+            self._slots_cache.pop(team_id, None)
+        self._queue_publisher.changed(set(teams))
 
     def _state_event(self, conv: Conversation, *extra_pros: str | None) -> _Event:
         return _Event(ConversationStateChanged(self.view(conv)), self._topics(conv, *extra_pros))
@@ -423,7 +436,7 @@ class Hub:
         self._index(conv)
         queue = self._queues[team_id]
         queue.add(conv)
-        self._queue_publisher.told(conv.id, len(queue))
+        self._queue_publisher.told(conv, len(queue))
         self._opening.add(conv.id)
         self.bus.subscribe(conversation_topic(conv.id), subscriber)
         changes = _Changes()
@@ -519,6 +532,8 @@ class Hub:
             key=lambda c: c.created_at,
         )
         drafts = {c.id: drafts[c.id] for c in mine if c.id in drafts}
+        for team_id in pro.teams:
+            self._slots_cache.pop(team_id, None)  # the waits below count them now
         welcome = Welcome(
             professional=pro.ref(),
             capacity=pro.capacity,
@@ -544,6 +559,10 @@ class Hub:
             pro.offline_since_ms = self.clock.now_ms()
             if pro.conversation_ids:
                 self._schedule_expiry()
+            # The waits count them until their grace period is over, then no longer.
+            self._timers.later(
+                self._grace.check_after, functools.partial(self._grace_over, pro.teams)
+            )
 
     async def set_availability(self, pro: Professional, available: bool) -> None:
         pro.available = available
@@ -1124,7 +1143,7 @@ class Hub:
         conv.reason = reason
         queue = self._queues[team_id]
         queue.add(conv)
-        self._queue_publisher.told(conv.id, queue.position(conv) or 1)
+        self._queue_publisher.told(conv, queue.position(conv) or 1)
 
     def _auto_assign(self, team_id: str, changes: _Changes) -> None:
         team = self._teams.get(team_id)

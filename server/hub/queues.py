@@ -3,8 +3,11 @@
 Every change to a queue moves everyone behind it, so sending positions on each change would
 cost O(queue length) messages per change and O(n²) in a busy morning. Instead the hub marks a
 team's queue as changed (:meth:`QueuePublisher.changed`) and updates go out at most every
-``QUEUE_UPDATE_SECONDS``, coalescing the changes between. A client hears of its position only
-when it differs from the one it was last told.
+``QUEUE_UPDATE_SECONDS``, coalescing the changes between. A client hears of its position and
+its wait estimate only when one of them differs from what it was last told: the estimate
+changes with the team's professionals coming and going (rounded to whole 5 minutes, so not
+with every chat that ends), and a client whose wait could not be estimated hears one as soon
+as it can be. Joining the queue behind someone tells that someone nothing.
 
 The queues themselves stay the hub's: the publisher asks for a team's line, for the wait
 estimate of a position, and whether a chat is still being opened, through the callables it is
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from protocol.messages import ConversationStateChanged, QueueEntry, QueueSnapshot
 from server.bus.base import Bus, Envelope
 from server.core.clock import Clock
+from server.core.model import Conversation
 from server.core.routing import Queue
 from server.hub.topics import conversation_topic, team_topic
 
@@ -79,14 +83,16 @@ class QueuePublisher:
         self._line = line
         self._waits = waits
         self._opening = opening
-        self._told: dict[str, int] = {}  # the position each waiting client was last told
+        # The position and the wait each waiting client was last told.
+        self._told: dict[str, tuple[int, tuple[int, int] | None]] = {}
         self._dirty: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
         self._last_flush = float("-inf")
 
-    def told(self, conversation_id: str, position: int) -> None:
-        """The client of ``conversation_id`` was told it is ``position``-th (by the hub)."""
-        self._told[conversation_id] = position
+    def told(self, conv: Conversation, position: int) -> None:
+        """The client of ``conv`` was told (by the hub) it is ``position``-th in its team's
+        line, with that place's wait."""
+        self._told[conv.id] = (position, self._waits(conv.team_id)(position))
 
     def forget(self, conversation_id: str) -> None:
         """The chat waits no more."""
@@ -121,15 +127,16 @@ class QueuePublisher:
             self._flush.cancel()
 
     def _publish(self, team_id: str, queue: Queue) -> None:
-        """Tell waiting clients whose position moved, and the team its new queue."""
+        """Tell waiting clients whose position or wait changed, and the team its new queue."""
         length = len(queue)
         wait = self._waits(team_id)
         for position, conv in enumerate(queue, 1):
             if self._opening(conv.id):
                 continue  # its `conversation.opened` comes first; next update then
-            if self._told.get(conv.id) != position:
-                self._told[conv.id] = position
-                view = conv.view(None, position, length, wait(position))
+            now = (position, wait(position))
+            if self._told.get(conv.id) != now:
+                self._told[conv.id] = now
+                view = conv.view(None, position, length, now[1])
                 self._bus.publish(
                     (conversation_topic(conv.id),), Envelope(ConversationStateChanged(view))
                 )

@@ -131,6 +131,11 @@ class Reception:
         self._ended: OrderedDict[str, None] = OrderedDict()  # token hashes of ended intakes
         self._tokens: dict[str, str] = {}  # session id -> the client's token, for its steps
 
+    def station_name(self, station_id: str, language: str | None) -> str | None:
+        """A health station's name in ``language`` (the intake's languages; else Finnish)."""
+        station = self.flow.areas.station(station_id)
+        return station.name(client_language(language)) if station is not None else None
+
     def counts(self) -> dict[str, int]:
         """What is held in memory now (for tests, health and the operators)."""
         self._expire()

@@ -72,6 +72,7 @@ from server.console.auth import SESSION_COOKIE, cookie_name
 from server.console.drafts import set_draft
 from server.console.feedback import save_feedback
 from server.console.sessions import professional_for_session
+from server.core.client_view import for_client
 from server.core.clock import Clock
 from server.core.errors import HubError, error_message, internal_error
 from server.core.ids import hash_token, new_id
@@ -465,16 +466,18 @@ class Connection:
                 # An intake completed from outside this connection (identification came
                 # back over HTTP): the chat it opened is this connection's now.
                 self._bind_client(self.hub.conversation(msg.conversation.conversation_id))
-        if (
-            self.role is Role.CLIENT
-            and isinstance(msg, ConversationStateChanged | ConversationOpened)
-            and msg.conversation.handover is not None
+        if self.role is Role.CLIENT and isinstance(
+            msg, ConversationStateChanged | ConversationOpened
         ):
-            # A transfer's note is between professionals: the client's copy goes without.
-            quiet = replace(msg, conversation=replace(msg.conversation, handover=None))
-            self._enqueue(self.codec.encode(quiet))
+            # The view is made for both parties: the client's copy goes without what is for
+            # professionals only (the identity document, the questionnaire, a transfer's note).
+            own = replace(msg, conversation=for_client(msg.conversation, self._station_name))
+            self._enqueue(self.codec.encode(own))
             return
         self._enqueue(envelope.encoded(self.codec))
+
+    def _station_name(self, station_id: str, language: str | None) -> str | None:
+        return self.reception.station_name(station_id, language) if self.reception else None
 
     def _follow_assignment(self, msg: ConversationStateChanged) -> None:
         view = msg.conversation

@@ -257,7 +257,7 @@ async def test_the_whole_journey_with_identification_a_nurse_feedback_and_transc
             await popup.get_by_role("button", name=re.compile("^Aino")).click()
 
         # The queue: the position and the estimated wait.
-        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
         await expect(page.locator("#chat-wait")).to_have_text(
             re.compile(r"^Arvioitu odotus \d+–\d+ min$")
         )
@@ -760,7 +760,7 @@ async def test_from_the_demo_pages_launcher_through_identification_to_a_nurse_an
         popup = await popup_info.value
         async with popup.expect_event("close"):
             await popup.get_by_role("button", name=re.compile("^Aino")).click()
-        await expect(frame.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(frame.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
 
         await pro.send(QueueTake())
         taken = await pro.expect(

@@ -148,7 +148,7 @@ async def test_questions_then_station_then_the_queue(pages: Pages, web_server: P
         await page.get_by_role("button", name="Jatka").click()
 
         await expect(page.locator("#chat")).to_be_visible()
-        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
         await expect(page.locator("#chat-wait")).to_have_text(
             re.compile(r"^Arvioitu odotus \d+–\d+ min$")
         )
@@ -336,7 +336,7 @@ async def test_from_the_bot_to_a_nurse_in_the_same_chat(
     await page.get_by_role("button", name="Jatka").click()
 
     # The same chat, now waiting for a nurse: the talk with the bot is still on the screen.
-    await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+    await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
     await expect(page.locator("#messages .msg-text").nth(1)).to_have_text(
         "haluan puhua hoitajan kanssa"
     )
@@ -441,7 +441,7 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
 
         # Back in the chat page, without reloading: queued at her own station.
         await expect(page.locator("#chat")).to_be_visible()
-        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
         await expect(page.locator("#intake")).to_be_hidden()
         # The nurse's console: who she is (identified, the code masked), the triage level at
         # the top, and the answers.
@@ -564,7 +564,7 @@ async def test_a_pop_up_cut_off_from_its_opener_still_reaches_its_own_chat(
         # The result page says it worked (a tab the person opened is theirs to close).
         await alone.wait_for_timeout(2000)
         await expect(alone.get_by_role("status")).to_contain_text("Tunnistautuminen onnistui")
-        await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+        await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
         (view,) = identifying_server.hub.open_conversations()
         assert view.identity is not None and "Aino" in view.identity.name
     finally:

@@ -297,7 +297,13 @@ async def test_moving_a_chat_to_another_teams_queue(pages: Pages) -> None:
         "Sent to the queue of Vuosaari health station"
     )
     await expect(composer(chat_pane)).to_be_hidden()
-    await expect(citizen.locator("#chat-status")).to_contain_text("jonossa sijalla 1/1")
+    # Back in a queue: why, the place, and (nobody of Vuosaari online yet) no estimate, said so.
+    await expect(citizen.locator("#chat-status")).to_have_text(
+        "Keskustelusi siirrettiin toiseen jonoon. Olet jonossa sijalla 1."
+    )
+    await expect(citizen.locator("#chat-wait")).to_have_text(
+        "Odotusaikaa ei voi arvioida juuri nyt. Paikkasi jonossa säilyy."
+    )
     doctor = await sign_in(pages, "laakari1")  # vuosaari assigns automatically
     doctors_pane = pane(doctor, "Eeva Esimerkki")
     await expect(doctors_pane.locator(".msg-text")).to_have_text(["Ohjaan sinut lääkärille."])

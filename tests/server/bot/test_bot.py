@@ -187,13 +187,16 @@ async def test_asking_for_a_nurse_hands_the_same_chat_over_with_its_transcript(
     view = opened.conversation
     assert view.conversation_id == client.conversation_id  # the same chat, not a new one
     assert (view.state, view.team, view.reason) == ("queued", "kallio", "handed_over")
-    assert isinstance(view.intake, dict) and view.intake["topic"] == "other"
+    assert view.intake is None  # the questionnaire's summary is for the nurse
     # The console shows the five messages with the bot apart, at the top of the pane.
     assert view.bot_seq == 5
     intake.conversation_id, intake.token = view.conversation_id, opened.token
 
     nurse = await open_desk.open_pro("hoitaja1")
     await nurse.send(QueueTake(conversation_id=view.conversation_id))
+    taken = await nurse.expect(ConversationStateChanged, assigned_to(nurse.id))
+    assert isinstance(taken.conversation.intake, dict)
+    assert taken.conversation.intake["topic"] == "other"
     history = await nurse.history(view.conversation_id)
     assert [m.text for m in history] == [
         greeting.message.text,

@@ -132,7 +132,12 @@ async def test_waiting_clients_see_their_position_move(chat: Chat) -> None:
     first = await chat.open_client("Eka")
     second = await chat.open_client("Toka")
     assert second.view.queue_position == 2
+    assert second.view.wait_max_minutes is None  # nobody online: no estimate
     pro = await chat.open_pro("hoitaja1")
+    # A nurse online: the waiting hear their wait, in the same place.
+    told = await second.expect(ConversationStateChanged)
+    assert told.conversation.queue_position == 2
+    assert told.conversation.wait_max_minutes is not None
     await pro.send(QueueTake())
     await first.expect(ConversationStateChanged, assigned_to(pro.id))
     moved = await second.expect(ConversationStateChanged)
@@ -253,8 +258,12 @@ async def test_closing_tells_the_client_and_refuses_further_messages(chat: Chat)
     closed = await client.expect(
         ConversationStateChanged, lambda m: m.conversation.state == "closed"
     )
-    assert closed.conversation.reason == "Ohjattu ajanvaraukseen"
+    # The professional's own words stay with professionals; the client is told who ended it.
+    assert closed.conversation.reason == "closed_by_professional"
     assert closed.conversation.closed_by == "professional"
+    assert closed.conversation.outcome is None
+    own = await pro.expect(ConversationStateChanged, lambda m: m.conversation.state == "closed")
+    assert own.conversation.reason == "Ohjattu ajanvaraukseen"
     await client.send(MessageSend(client.conversation_id, "x", "Hei?"))
     err = await client.expect_error("conversation_closed")
     assert err.ref == "x"

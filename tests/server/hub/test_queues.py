@@ -119,19 +119,29 @@ class Line:
         self.bus = KeepingBus()
         self.queue = Queue()
         self.opening: set[str] = set()
+        self.staffed = True  # whether the team has professionals: else no wait estimate
         self.publisher = QueuePublisher(
             self.bus,
             self.clock,
             lambda team_id: self.queue if team_id == "kallio" else None,
-            lambda team_id: lambda position: (position * 5, position * 10),
+            lambda team_id: self.estimate,
             lambda conversation_id: conversation_id in self.opening,
         )
         for conv in convs:
             self.add(conv)
 
+    def estimate(self, position: int) -> tuple[int, int] | None:
+        return (position * 5, position * 10) if self.staffed else None
+
+    def waits(self, conversation_id: str) -> list[tuple[int | None, int | None]]:
+        return [
+            (m.conversation.wait_min_minutes, m.conversation.wait_max_minutes)
+            for m in self.client(conversation_id)
+        ]
+
     def add(self, conv: Conversation) -> None:
         self.queue.add(conv)
-        self.publisher.told(conv.id, self.queue.position(conv) or 1)
+        self.publisher.told(conv, self.queue.position(conv) or 1)
 
     def leave(self, conv: Conversation) -> None:
         self.queue.remove(conv)
@@ -181,13 +191,38 @@ async def test_a_client_whose_place_did_not_change_hears_nothing() -> None:
     assert line.snapshots() == [["a", "b", "z"]]
 
 
+async def test_a_client_whose_wait_can_now_be_estimated_hears_it_in_place() -> None:
+    """Nobody of the team online: no estimate. A nurse signs in: each waiting client hears
+    its wait, though nobody moved; and hears again when the estimate is gone."""
+    line = Line()
+    line.staffed = False
+    a, b = waiting("a", NOW), waiting("b", NOW + 1)
+    line.add(a)
+    line.add(b)
+    line.publisher.changed({"kallio"})
+    assert line.client("a") == [] and line.client("b") == []
+    line.staffed = True
+    line.clock.advance(QUEUE_UPDATE_SECONDS)
+    line.publisher.changed({"kallio"})
+    assert line.positions("a") == [1] and line.waits("a") == [(5, 10)]
+    assert line.positions("b") == [2] and line.waits("b") == [(10, 20)]
+    line.clock.advance(QUEUE_UPDATE_SECONDS)
+    line.publisher.changed({"kallio"})  # nothing new: nothing sent
+    assert len(line.client("a")) == 1
+    line.staffed = False
+    line.clock.advance(QUEUE_UPDATE_SECONDS)
+    line.publisher.changed({"kallio"})
+    assert line.waits("a") == [(5, 10), (None, None)]
+    assert line.positions("a") == [1, 1]
+
+
 async def test_a_chat_still_being_opened_hears_its_place_only_after_that() -> None:
     a = waiting("a", NOW)
     line = Line(a)
     urgent = waiting("u", NOW + 1, "urgent")
     line.add(urgent)
     line.opening.add(urgent.id)
-    line.publisher.told(urgent.id, 2)  # as if it had been told another place
+    line.publisher.told(urgent, 2)  # as if it had been told another place
     line.publisher.changed({"kallio"})
     assert line.client("u") == []
     assert line.positions("a") == [2]

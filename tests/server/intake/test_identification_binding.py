@@ -136,8 +136,8 @@ async def test_the_rightful_browser_redeems_its_code_and_is_queued_identified(
             code = await browser_identifies(own, desk_server, link(step), "aino")
         await client.send(IntakeIdentify(code))
         opened = await client.expect(ConversationOpened)
-        assert isinstance(opened.conversation.identity, dict)
-        assert opened.conversation.identity["verified"] is True
+        identified = opened.conversation.identified
+        assert identified is not None and identified.name == "Aino Testinen"
         # Redeemed once: a replay of the same code by another intake finds nothing.
         replay, _ = await at_identify(desk)
         await replay.send(IntakeIdentify(code))

@@ -18,6 +18,7 @@ from protocol.messages import (
     ConversationOpen,
     ConversationOpened,
     ConversationStateChanged,
+    Identified,
     IntakeAnonymous,
     IntakeAnswer,
     IntakeResume,
@@ -197,13 +198,20 @@ def identified_desk(server_factory: Any, tmp_path: Path) -> Iterator[KanavaServe
 async def test_an_identified_helsinki_adult_is_queued_at_their_own_station(
     identified_desk: KanavaServer, codec: Codec
 ) -> None:
-    """Aino (00530 Helsinki) identifies; her chat queues at Kallio with her name, code masked."""
+    """Aino (00530 Helsinki) identifies; her chat queues at Kallio with her name, code masked
+    for the nurse; she herself is told her name and station, and nothing of the code."""
     desk, client, nxt = await identified_intake(identified_desk, codec, "aino")
     try:
         assert isinstance(nxt, ConversationOpened), nxt
-        view = nxt.conversation
-        assert view.station == "kallio" and view.team == "kallio"
-        assert isinstance(view.identity, dict)
+        own = nxt.conversation
+        assert own.station == "kallio" and own.team == "kallio"
+        assert own.identified == Identified("Aino Testinen", "kallio", "Kallion terveysasema")
+        assert own.identity is None and own.intake is None
+        nurse = await desk.open_pro("hoitaja1")
+        await nurse.send(QueueTake(conversation_id=own.conversation_id))
+        taken = await nurse.expect(ConversationStateChanged)
+        view = taken.conversation
+        assert isinstance(view.identity, dict) and view.identified is None
         assert view.identity["masked_code"].endswith("-****")
         assert view.identity["verified"] is True and view.client_name
         db = sqlite3.connect(identified_desk.database)
