@@ -10,7 +10,7 @@ import pytest
 from protocol import OUTCOMES, ConversationState, to_wire
 from protocol.messages import ConversationStateChanged, ConversationView, Identified
 from server.core.client_view import SERVER_REASONS, for_client
-from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument
+from server.core.documents import HandoverDocument, IdentityDocument, IntakeDocument, IntakeSummary
 from server.core.model import Conversation
 
 NOW = 1_767_225_600_000
@@ -25,7 +25,15 @@ AINO = IdentityDocument(
     fingerprint="fp-aino",
     age=40,
 )
-SUMMARY = {"level": "urgent", "reasons": ["Kuume yli 39 °C"], "title": "Hengitystieinfektio"}
+SUMMARY = IntakeSummary(
+    topic="respiratory",
+    title="Hengitystieinfektio",
+    level="urgent",
+    level_label="Kiireellinen",
+    reasons=("Kuume yli 39 °C",),
+    lines=(("Oireet", "Yskä"),),
+    complete=True,
+)
 
 
 def station_names(station_id: str, language: str | None) -> str | None:
