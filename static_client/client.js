@@ -32,13 +32,7 @@ import {
   showStart,
   wireStart,
 } from "/static/client_start.js";
-import {
-  handleIntakeError,
-  loadedByBack,
-  receiveStep,
-  renderStep,
-  wireIntake,
-} from "/static/client_intake.js";
+import { handleIntakeError, receiveStep, renderStep, wireIntake } from "/static/client_intake.js";
 import { feedbackRefused, feedbackSaved, wireFeedback } from "/static/client_feedback.js";
 import {
   acknowledged,
@@ -175,7 +169,6 @@ if (state.token) {
   $("chat-status").textContent = t("connecting");
   connection.start();
 } else if (state.intakeToken) {
-  state.backOnResume = loadedByBack();
   showIntakeWaiting();
   connection.start();
 } else {

@@ -31,12 +31,6 @@ export function receiveStep(msg) {
   // An end takes no more answers. Its token stays: after a reload the server repeats the end
   // (call 112 stays on the screen) until the person starts over or the intake expires.
   if (ENDS.has(msg.step)) connection.stop();
-  if (state.backOnResume) {
-    // This page was loaded by the browser's Back (its earlier document was gone): one step
-    // back from where the intake stands, instead of showing the same step again.
-    state.backOnResume = false;
-    if (msg.back && !ENDS.has(msg.step) && askBack()) return;
-  }
   showAlert(state.restarted && msg.step === "question" ? t("intakeRestarted") : "");
   state.restarted = false;
   renderStep(msg, { focus: true });
@@ -485,7 +479,8 @@ function renderEnd(box, kind, detail, triage) {
 // press of Back is always one step. The server decides what "the step before" is.
 
 let replaceNext = false; // the next step answers a step back: it replaces the entry
-let firstEntry = null; // n of the first entry this document made (earlier ones may be gone)
+let firstEntry = null; // n of the first entry this page made (a reload starts again)
+let shownEntry = null; // n of the entry of the step on the screen
 
 function stepKey(msg) {
   return msg.step === "question" ? `question:${(msg.detail || {}).id}` : msg.step;
@@ -496,13 +491,18 @@ function remember(msg) {
   const here = history.state && history.state.kanava === "intake" ? history.state : null;
   const replace = replaceNext;
   replaceNext = false;
-  if (here && here.key === key) return; // the same step again (a fresh link, a resume)
+  if (here && here.key === key) {
+    // The same step again (a fresh link, a resume after a reload).
+    if (firstEntry === null) firstEntry = here.n;
+    shownEntry = here.n;
+    return;
+  }
   const n = here ? here.n + (replace ? 0 : 1) : 1;
   const entry = { kanava: "intake", key, n };
   if (replace && here) history.replaceState(entry, "");
   else history.pushState(entry, "");
   if (firstEntry === null) firstEntry = n;
-  store.setItem(KEY.historyLength, String(n));
+  shownEntry = n;
 }
 
 /** Ask the server for the step before (or the one `msg` names); false when offline. */
@@ -529,7 +529,14 @@ function browserBack(entry) {
   const step = state.step;
   if (!step || $("intake").hidden) return; // the chat and the start keep their own screens
   if (step.step === "emergency") return; // call 112 stays on the screen
-  if (entry && entry.kanava === "intake" && step.back && !ENDS.has(step.step)) {
+  const intakeEntry = entry && entry.kanava === "intake";
+  if (intakeEntry && shownEntry !== null && entry.n > shownEntry) {
+    // Forward to a step left behind: the screen stays on the step the intake is at.
+    shownEntry = entry.n;
+    return;
+  }
+  if (intakeEntry && step.back && !ENDS.has(step.step)) {
+    shownEntry = entry.n;
     askBack();
     return;
   }
@@ -537,16 +544,6 @@ function browserBack(entry) {
   connection.stop();
   forgetIntake();
   showBeginning();
-}
-
-/** Whether this page was loaded by the browser's Back into an intake entry it had left. */
-export function loadedByBack() {
-  const entry = history.state;
-  const navigation = performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
-  const last = Number(store.getItem(KEY.historyLength) || 0);
-  return Boolean(
-    navigation && navigation.type === "back_forward" && entry && entry.kanava === "intake" && entry.n < last
-  );
 }
 
 // --- refusals -------------------------------------------------------------------------------

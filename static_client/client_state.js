@@ -17,7 +17,6 @@ export const KEY = {
   openId: "kanava.client.open_id", // a retried intake.start returns the chat it queued
   botToken: "kanava.client.bot_token", // the bot chat an intake hands over to a nurse
   feedback: "kanava.client.feedback", // the conversation whose feedback was given
-  historyLength: "kanava.client.history", // the intake's entries in the tab's history
 };
 
 // sessionStorage, or memory where a framed page may not store anything.
@@ -40,7 +39,6 @@ export const state = {
   intakeStart: null, // intake.start waiting for its first step
   step: null, // the latest intake.step
   restarted: false, // a lost intake was started again: say so once
-  backOnResume: false, // the page was loaded by the browser's Back: one step back
 };
 
 const handlers = { onMessage: () => {}, onStatus: () => {} };
@@ -80,5 +78,4 @@ export function forgetIntake() {
   store.removeItem(KEY.intake);
   store.removeItem(KEY.topic);
   store.removeItem(KEY.openId);
-  store.removeItem(KEY.historyLength);
 }

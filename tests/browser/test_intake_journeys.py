@@ -363,3 +363,24 @@ async def test_the_browsers_back_from_the_first_question_returns_to_the_topics(
     await page.go_back()
     await expect(page.get_by_role("heading", name="Mitä asiasi koskee?")).to_be_visible()
     assert "/client" in page.url
+
+
+async def test_after_a_reload_the_browsers_back_still_goes_one_step_back(plain: Pages) -> None:
+    """After a reload mid-intake the browser's Back still moves one step, and Forward does
+    not move a step back."""
+    page = await plain.new("/client", **PHONE)
+    await page.get_by_role("button", name=re.compile("^Jokin muu vaiva")).click()
+    await answer(page, "red_flags", choose=("Ei mitään näistä",))
+    await answer(page, "own_age", fill="52")
+    await expect(question(page, "home_municipality")).to_be_visible()
+    await page.reload()
+    await expect(question(page, "home_municipality")).to_be_visible()
+    await page.go_back()
+    age = question(page, "own_age")
+    await expect(age.get_by_role("textbox")).to_have_value("52")
+    # Forward again does not go back once more: the screen stays where the intake is.
+    await page.go_forward()
+    await page.wait_for_timeout(300)
+    await expect(age.get_by_role("textbox")).to_have_value("52")
+    await answer(page, "own_age")
+    await expect(question(page, "home_municipality")).to_be_visible()
