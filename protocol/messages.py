@@ -45,6 +45,8 @@ __all__ = [
     "Identified",
     "IntakeAnonymous",
     "IntakeAnswer",
+    "IntakeBack",
+    "IntakeConfirm",
     "IntakeIdentify",
     "IntakeResume",
     "IntakeStart",
@@ -242,6 +244,9 @@ class IntakeStart(Message):
     # The token of the client's chat with the advice bot: the finished intake hands that
     # chat, with everything said in it, over to a nurse instead of opening another one.
     bot_token: Token | None = None
+    # The station or team whose page the chat was opened from (the widget's
+    # data-team-or-station): preselected in the station step.
+    station: Id | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +257,25 @@ class IntakeAnswer(Message):
     senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
     question_id: Id
     value: JsonValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeBack(Message):
+    """Back one step (the previous question; from the anonymous choice, identification), or
+    to an answered question named by ``question_id``, or to the station (``step``)."""
+
+    type: ClassVar[str] = "intake.back"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
+    question_id: Id | None = None
+    step: Code | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeConfirm(Message):
+    """The citizen has checked the answers of the ``review`` step: queue the chat."""
+
+    type: ClassVar[str] = "intake.confirm"
+    senders: ClassVar[frozenset[Role]] = CLIENT_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,10 +483,12 @@ class IntakeStep(Message):
     """What the client must do next in the intake, or how it ended.
 
     ``step`` is one of ``question`` (``detail`` is the question), ``identify`` (``detail``
-    has the ``url`` to open), ``station`` (``detail.stations`` to choose from), or an end:
-    ``emergency`` (call 112 now: nothing is queued), ``bot``, ``guidance`` (e.g. not a
-    resident) or ``closed`` (outside service hours). When the intake is complete the server
-    queues the conversation and sends ``conversation.opened`` instead.
+    has the ``url`` to open), ``anonymous`` (only the bot, unless the citizen identifies
+    after all), ``station`` (``detail.stations`` to choose from), ``review`` (every answer,
+    to check before ``intake.confirm``), or an end: ``emergency`` (call 112 now: nothing is
+    queued), ``bot``, ``guidance`` (e.g. not a resident) or ``closed`` (outside service
+    hours). Once confirmed, the server queues the conversation and sends
+    ``conversation.opened`` instead. ``back``: whether ``intake.back`` is possible now.
     """
 
     type: ClassVar[str] = "intake.step"
@@ -471,6 +497,7 @@ class IntakeStep(Message):
     detail: JsonValue | None = None
     triage: Code | None = None
     progress: JsonValue | None = None
+    back: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +620,8 @@ INBOUND: dict[str, type[Message]] = {
         BotStart,
         IntakeStart,
         IntakeAnswer,
+        IntakeBack,
+        IntakeConfirm,
         IntakeAnonymous,
         IntakeStation,
         IntakeResume,

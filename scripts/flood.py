@@ -141,8 +141,8 @@ class Socket:
 
 
 async def intake_to_queue(sock: Socket, rng: random.Random, urgent: bool) -> dict[str, Any]:
-    """Answer the intake (urgent answers or calm ones) and choose the station; returns the
-    ``conversation.opened`` or the ``error`` that refused it."""
+    """Answer the intake (urgent answers or calm ones), choose the station and confirm the
+    review; returns the ``conversation.opened`` or the ``error`` that refused it."""
     await sock.send(type="intake.start", topic="other", language="fi")
     while True:
         msg = await sock.expect("intake.step", "conversation.opened")
@@ -158,6 +158,8 @@ async def intake_to_queue(sock: Socket, rng: random.Random, urgent: bool) -> dic
             await sock.send(type="intake.answer", question_id=detail["id"], value=value)
         elif msg["step"] == "station":
             await sock.send(type="intake.station", station=TEAM)
+        elif msg["step"] == "review":
+            await sock.send(type="intake.confirm")
         else:
             return msg
 

@@ -5,7 +5,8 @@
 //   client_screen.js    which section shows, the alert, the connection's notice
 //   client_start.js     the service's state, the topics or the closed notice, the ways to begin
 //   client_question.js  one question of the intake: its form and its answer
-//   client_intake.js    the intake's steps: questions, emergency, identification, station, ends
+//   client_intake.js    the intake's steps: questions, emergency, who may chat, station, review,
+//                       ends; Back within the intake (the page's button and the browser's)
 //   client_feedback.js  after the end of a chat: feedback and the transcript
 //   client_chat.js      the queue and the chat: messages, composer, typing, read marks, the end
 //

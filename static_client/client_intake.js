@@ -1,9 +1,15 @@
 // The intake's steps, as the server sends them one at a time: the questions (red flags
-// first), an emergency that ends in "call 112 now", identification in a pop-up, the choice of
-// health station, and the ends that open no chat (the advice bot, guidance, closed).
+// first), an emergency that ends in "call 112 now", who may chat (identification in a pop-up,
+// or the person's age and home municipality as questions), the choice not to identify (only
+// the advice bot, or identify after all), the health station (the page's own preselected),
+// the review of every answer before sending, and the ends that open no chat (the advice bot,
+// guidance, closed).
 //
 // The server decides every step; this page only shows the step it was sent and sends back
-// what the person chose, so a refused answer is explained with the server's own words. A lost
+// what the person chose, so a refused answer is explained with the server's own words. Back
+// on a step, Edit on the review and the browser's own Back button all ask the server for the
+// step before (intake.back): each step the person sees is an entry of the tab's history
+// (pushState), so Back moves within the questions instead of leaving the service. A lost
 // intake is resumed, or started again with the same open_id (which finds a chat it queued).
 
 import { el, phoneLink } from "/static/kanava.js";
@@ -11,7 +17,7 @@ import { KEY, connection, forgetIntake, state, store } from "/static/client_stat
 import { lang, limitText, t } from "/static/client_i18n.js";
 import { $, showAlert, showOnly, stepHeading } from "/static/client_screen.js";
 import { beginBotChat, numberItems, showBeginning } from "/static/client_start.js";
-import { questionForm, readAnswer } from "/static/client_question.js";
+import { backButton, progressBar, questionForm, readAnswer } from "/static/client_question.js";
 
 const ENDS = new Set(["emergency", "bot", "guidance", "closed"]);
 
@@ -28,6 +34,7 @@ export function receiveStep(msg) {
   showAlert(state.restarted && msg.step === "question" ? t("intakeRestarted") : "");
   state.restarted = false;
   renderStep(msg, { focus: true });
+  remember(msg);
 }
 
 export function renderStep(msg, { keepAnswer = false, focus = false } = {}) {
@@ -54,21 +61,27 @@ export function renderStep(msg, { keepAnswer = false, focus = false } = {}) {
   let target;
   switch (msg.step) {
     case "question":
-      target = renderQuestion(box, kept === undefined ? detail : { ...detail, answer: kept }, msg.progress);
+      target = renderQuestion(box, kept === undefined ? detail : { ...detail, answer: kept }, msg);
       break;
     case "emergency":
       target = renderEmergency(box, detail);
       break;
     case "identify":
-      target = renderIdentify(box, detail);
+      target = renderIdentify(box, detail, msg);
+      break;
+    case "anonymous":
+      target = renderAnonymous(box, detail, msg);
       break;
     case "station":
-      target = renderStation(box, detail);
+      target = renderStation(box, detail, msg);
+      break;
+    case "review":
+      target = renderReview(box, detail, msg);
       break;
     case "bot":
     case "guidance":
     case "closed":
-      target = renderEnd(box, msg.step, detail);
+      target = renderEnd(box, msg.step, detail, msg.triage);
       break;
     default:
       // A step this page does not know yet: wait for the next one rather than guess.
@@ -78,8 +91,8 @@ export function renderStep(msg, { keepAnswer = false, focus = false } = {}) {
   if (focus && target) target.focus();
 }
 
-function renderQuestion(box, q, progress) {
-  const { form, legend } = questionForm(q, progress);
+function renderQuestion(box, q, msg) {
+  const { form, legend, back } = questionForm(q, msg.progress, { back: msg.back });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     sendIntake(form, {
@@ -88,8 +101,28 @@ function renderQuestion(box, q, progress) {
       value: readAnswer(form, q),
     });
   });
+  if (back) back.addEventListener("click", () => goBack());
   box.replaceChildren(form);
   return legend;
+}
+
+/** The step's heading, and above it the progress (the section of how many). */
+function stepTop(msg, title, className = "") {
+  const heading = stepHeading("h1", title, className);
+  const bar = progressBar(msg.progress, `step-${msg.step}-progress`);
+  return bar ? [bar, heading] : [heading];
+}
+
+/** A row of a step's buttons, Back first when the step can go back. */
+function stepActions(msg, ...buttons) {
+  const actions = el("div", "step-actions");
+  if (msg.back) {
+    const back = backButton();
+    back.addEventListener("click", () => goBack());
+    actions.append(back);
+  }
+  actions.append(...buttons);
+  return actions;
 }
 
 /** Send an intake command from a form; the form waits for the server's answer. */
@@ -130,28 +163,31 @@ function renderEmergency(box, detail) {
     parts.push(reasons);
   }
   const numbers = detail.numbers && detail.numbers.length ? detail.numbers : [{ number: "112" }];
-  for (const entry of numbers) {
-    const link = phoneLink({ number: entry.number }, "call-now");
-    const label = t("call", { number: link.href.replace(/^tel:/, "") });
-    link.replaceChildren(label);
-    if (entry.name) link.title = `${entry.name}: ${label}`;
-    parts.push(link);
-  }
+  for (const entry of numbers) parts.push(callNow(entry));
   box.replaceChildren(...parts);
   box.setAttribute("role", "alert"); // read out at once, whatever the screen reader was doing
   return heading;
 }
 
-// --- identification -----------------------------------------------------------------------
+/** A number as a big "Call …" link. */
+function callNow(entry) {
+  const link = phoneLink({ number: entry.number }, "call-now");
+  const label = t("call", { number: link.href.replace(/^tel:/, "") });
+  link.replaceChildren(label);
+  if (entry.name) link.title = `${entry.name}: ${label}`;
+  return link;
+}
 
-function renderIdentify(box, detail) {
-  const heading = stepHeading("h1", t("identifyTitle"));
+// --- who may chat: identification, or not ----------------------------------------------------
+
+function renderIdentify(box, detail, msg) {
+  const parts = stepTop(msg, t("identifyTitle"));
   const form = el("form", "identify");
   const status = el("p", "identify-status");
   status.setAttribute("aria-live", "polite");
   const error = el("p", "form-error");
   error.setAttribute("aria-live", "assertive");
-  const actions = el("div", "step-actions");
+  const buttons = [];
   const url = safeUrl(detail.url);
   if (url) box.dataset.identifyUrl = url;
   if (url) {
@@ -159,7 +195,7 @@ function renderIdentify(box, detail) {
     identify.type = "button";
     // Each link works once: the server sends a fresh one after each use.
     identify.addEventListener("click", () => openIdentification(box.dataset.identifyUrl, status));
-    actions.append(identify);
+    buttons.push(identify);
   } else {
     status.textContent = t("identifyUnavailable");
   }
@@ -170,11 +206,44 @@ function renderIdentify(box, detail) {
       sendIntake(form, { type: "intake.anonymous" });
       anonymous.disabled = true;
     });
-    actions.append(anonymous);
+    buttons.push(anonymous);
   }
-  form.append(el("p", "", detail.text || ""), status, error, actions);
-  box.replaceChildren(heading, form);
-  return heading;
+  form.append(el("p", "", detail.text || ""), status, error, stepActions(msg, ...buttons));
+  box.replaceChildren(...parts, form);
+  return parts[parts.length - 1];
+}
+
+/** Not identified: only the advice bot; the answers are kept, identifying is one step back. */
+function renderAnonymous(box, detail, msg) {
+  const parts = stepTop(msg, t("anonymousTitle"));
+  parts.push(el("p", "", detail.text || ""));
+  const buttons = [];
+  const botOn = !state.service || state.service.bot !== false;
+  if (botOn) {
+    const talk = el("button", "primary", t("botStart"));
+    talk.type = "button";
+    talk.addEventListener("click", () => beginBotChat());
+    buttons.push(talk);
+  }
+  // Back to the identify step, every answer kept.
+  const again = el("button", botOn ? "secondary" : "primary", t("identifyAfterAll"));
+  again.type = "button";
+  again.addEventListener("click", () => {
+    again.disabled = true;
+    askBack();
+  });
+  buttons.push(again);
+  const actions = el("div", "step-actions");
+  actions.append(...buttons);
+  parts.push(actions);
+  if (detail.numbers && detail.numbers.length) {
+    parts.push(el("h2", "numbers-title", t("numbersTitle")));
+    const numbers = el("ul", "numbers");
+    numbers.append(...numberItems(detail.numbers));
+    parts.push(numbers);
+  }
+  box.replaceChildren(...parts);
+  return parts.find((part) => part.tagName === "H1");
 }
 
 /** Only a link to this server, or an http(s) one: never javascript: or the like. */
@@ -214,6 +283,7 @@ function identifyStatus(text) {
 /**
  * The identification pop-up hands its opener a one-time code; this page's websocket, which
  * owns the intake, redeems it (a link opened in anyone else's browser identifies nobody).
+ * And the browser's Back button: one step back in the intake.
  */
 export function wireIntake() {
   window.addEventListener("message", (event) => {
@@ -230,6 +300,7 @@ export function wireIntake() {
       channel.postMessage({ kanava: "identification-taken" });
     });
   }
+  window.addEventListener("popstate", (event) => browserBack(event.state));
 }
 
 /** The pop-up's result for this page's identify step; true when a code was sent on. */
@@ -244,10 +315,10 @@ function identificationResult(data) {
   return true;
 }
 
-// --- the station and the ends -------------------------------------------------------------
+// --- the station and the review -----------------------------------------------------------------
 
-function renderStation(box, detail) {
-  const heading = stepHeading("h1", t("stationTitle"));
+function renderStation(box, detail, msg) {
+  const parts = stepTop(msg, t("stationTitle"));
   const form = el("form", "station");
   form.noValidate = true;
   const label = el("label", "", detail.text || t("stationTitle"));
@@ -260,17 +331,16 @@ function renderStation(box, detail) {
   for (const station of detail.stations || []) {
     const option = el("option", "", station.name);
     option.value = station.id;
+    option.selected = station.id === detail.selected;
     select.append(option);
   }
   const error = el("p", "form-error");
   error.id = "station-error";
   error.setAttribute("aria-live", "assertive");
   select.setAttribute("aria-describedby", error.id);
-  const actions = el("div", "step-actions");
   const next = el("button", "primary", t("continue"));
   next.type = "submit";
-  actions.append(next);
-  form.append(label, select, error, actions);
+  form.append(label, select, error, stepActions(msg, next));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     if (!select.value) {
@@ -279,19 +349,87 @@ function renderStation(box, detail) {
     }
     sendIntake(form, { type: "intake.station", station: select.value });
   });
-  box.replaceChildren(heading, form);
-  return heading;
+  box.replaceChildren(...parts, form);
+  return parts[parts.length - 1];
 }
 
-function renderEnd(box, kind, detail) {
-  const title = { bot: "botTitle", guidance: "guidanceTitle", closed: "closedTitle" }[kind];
-  const heading = stepHeading("h1", t(title));
+/** Every answer by section, each with its own Edit button; the station; Send. */
+function renderReview(box, detail, msg) {
+  const parts = stepTop(msg, t("reviewTitle"));
+  if (detail.text) parts.push(el("p", "", detail.text));
+  if (detail.identity && detail.identity.name) {
+    parts.push(el("p", "review-identity", t("identifiedAs", { name: detail.identity.name })));
+  }
+  for (const section of detail.sections || []) {
+    const title = el("h2", "review-section", section.title);
+    const list = el("dl", "review-list");
+    for (const answer of section.answers || []) {
+      list.append(reviewRow(answer.label, answer.answer, t("edit"), () => {
+        askBack({ type: "intake.back", question_id: answer.id });
+      }));
+    }
+    parts.push(title, list);
+  }
+  if (detail.station) {
+    const list = el("dl", "review-list review-station");
+    const text = detail.station.name;
+    list.append(reviewRow(t("stationTitle"), text, t("changeStation"), () => {
+      askBack({ type: "intake.back", step: "station" });
+    }));
+    parts.push(el("h2", "review-section", t("stationTitle")), list);
+  }
+  const form = el("form", "review");
+  const error = el("p", "form-error");
+  error.setAttribute("aria-live", "assertive");
+  const send = el("button", "primary", t("sendAnswers"));
+  send.type = "submit";
+  form.append(error, stepActions(msg, send));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendIntake(form, { type: "intake.confirm" });
+  });
+  parts.push(form);
+  box.replaceChildren(...parts);
+  return parts.find((part) => part.tagName === "H1");
+}
+
+/** One answer: what was asked, what was answered, and a button to change it. */
+function reviewRow(label, value, action, onClick) {
+  const row = el("div", "review-row");
+  const term = el("dt", "", label);
+  const answer = el("dd", "review-answer", value);
+  const change = el("dd", "review-change");
+  const button = el("button", "link-button", action);
+  button.type = "button";
+  // "Edit" alone is not enough out of context: the label goes with it for screen readers
+  // (the visible word first, so that voice control finds it by what it shows).
+  button.setAttribute("aria-label", `${action}: ${label}`);
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    onClick();
+  });
+  change.append(button);
+  row.append(term, answer, change);
+  return row;
+}
+
+// --- the ends -----------------------------------------------------------------------------------
+
+const END_TITLES = { bot: "botTitle", guidance: "guidanceTitle", closed: "closedTitle" };
+const TURNED_AWAY = { under_age: "underAgeTitle", not_resident: "notResidentTitle" };
+
+function renderEnd(box, kind, detail, triage) {
+  const heading = stepHeading("h1", t(TURNED_AWAY[detail.reason] || END_TITLES[kind]));
   const parts = [heading];
   if (detail.text) parts.push(el("p", "", detail.text));
   if (detail.advice) parts.push(el("p", "", detail.advice));
+  // Turned away with an urgent matter: the helpline first, as big as a call can be.
+  const urgent = triage === "urgent" && detail.reason && detail.numbers && detail.numbers.length;
+  if (urgent) parts.push(callNow(detail.numbers[0]));
   const botOn = !state.service || state.service.bot !== false;
-  if (botOn && (kind === "bot" || (kind === "closed" && detail.bot))) {
-    const talk = el("button", "primary", t("botStart"));
+  // The advice bot serves everyone, so it is offered to those the nurse chat does not.
+  if (botOn && (kind === "bot" || kind === "guidance" || (kind === "closed" && detail.bot))) {
+    const talk = el("button", urgent ? "secondary" : "primary", t("botStart"));
     talk.type = "button";
     talk.addEventListener("click", () => beginBotChat());
     const row = el("div", "step-actions");
@@ -334,10 +472,85 @@ function renderEnd(box, kind, detail) {
   return heading;
 }
 
+// --- back: the page's button, the browser's -----------------------------------------------------
+//
+// Each step shown is a history entry {kanava: "intake", key, n}: n counts the entries of the
+// intake, and the step that answers a step back replaces the entry it lands on, so that one
+// press of Back is always one step. The server decides what "the step before" is.
+
+let replaceNext = false; // the next step answers a step back: it replaces the entry
+let firstEntry = null; // n of the first entry this page made (a reload starts again)
+let shownEntry = null; // n of the entry of the step on the screen
+
+function stepKey(msg) {
+  return msg.step === "question" ? `question:${(msg.detail || {}).id}` : msg.step;
+}
+
+function remember(msg) {
+  const key = stepKey(msg);
+  const here = history.state && history.state.kanava === "intake" ? history.state : null;
+  const replace = replaceNext;
+  replaceNext = false;
+  if (here && here.key === key) {
+    // The same step again (a fresh link, a resume after a reload).
+    if (firstEntry === null) firstEntry = here.n;
+    shownEntry = here.n;
+    return;
+  }
+  const n = here ? here.n + (replace ? 0 : 1) : 1;
+  const entry = { kanava: "intake", key, n };
+  if (replace && here) history.replaceState(entry, "");
+  else history.pushState(entry, "");
+  if (firstEntry === null) firstEntry = n;
+  shownEntry = n;
+}
+
+/** Ask the server for the step before (or the one `msg` names); false when offline. */
+function askBack(msg = { type: "intake.back" }) {
+  replaceNext = true;
+  if (connection.send(msg)) return true;
+  replaceNext = false;
+  showStepError(t("offline"));
+  return false;
+}
+
+/** The page's Back button: the browser's own Back when the entry before is this page's. */
+function goBack() {
+  const here = history.state;
+  if (here && here.kanava === "intake" && firstEntry !== null && here.n > firstEntry) {
+    history.back(); // the popstate below asks the server
+    return;
+  }
+  askBack();
+}
+
+/** The browser went back (or forward) to `entry` while this page shows the intake. */
+function browserBack(entry) {
+  const step = state.step;
+  if (!step || $("intake").hidden) return; // the chat and the start keep their own screens
+  if (step.step === "emergency") return; // call 112 stays on the screen
+  const intakeEntry = entry && entry.kanava === "intake";
+  if (intakeEntry && shownEntry !== null && entry.n > shownEntry) {
+    // Forward to a step left behind: the screen stays on the step the intake is at.
+    shownEntry = entry.n;
+    return;
+  }
+  if (intakeEntry && step.back && !ENDS.has(step.step)) {
+    shownEntry = entry.n;
+    askBack();
+    return;
+  }
+  // Back past the first question (or from an end): the topics, where the person began.
+  connection.stop();
+  forgetIntake();
+  showBeginning();
+}
+
 // --- refusals -------------------------------------------------------------------------------
 
 /** An error in answer to an intake command (`ref` is its type). */
 export function handleIntakeError(err, ref) {
+  if (ref === "intake.back") replaceNext = false;
   if (ref === "intake.resume") {
     // The intake is gone (expired, or it already queued the chat and this tab missed the
     // answer). The same open_id finds a queued chat; else the questions start over.

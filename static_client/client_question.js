@@ -1,6 +1,7 @@
-// One question of the intake as a form: its progress, the question as the fieldset's legend,
-// its help, and the answer as choices (single, multi, yes/no) or a field (number, text); and
-// the answer read back from the form as the protocol wants it.
+// One question of the intake as a form: the progress by sections ("Osio 2/5: Oireet"), the
+// question as the fieldset's legend, its help, and the answer as choices (single, multi,
+// yes/no), a row of buttons (a 0–10 scale) or a field (number, text); Back and Next; and the
+// answer read back from the form as the protocol wants it.
 //
 // The form is only built here; client_intake.js sends the answer and shows a refusal (the
 // server checks every answer and explains a refusal in the person's language).
@@ -9,25 +10,44 @@ import { el } from "/static/kanava.js";
 import { lang, t } from "/static/client_i18n.js";
 import { stepHeading } from "/static/client_screen.js";
 
-/** The question's form and its legend (the heading that takes focus). */
-export function questionForm(q, progress) {
+/**
+ * The progress of a step: the section it is in, of how many, and its title, with a bar.
+ * Older servers send only the question's number: then "Question 3 of 12".
+ */
+export function progressBar(progress, id) {
+  if (!progress || !(progress.sections || progress.total)) return null;
+  const sections = Boolean(progress.sections);
+  const wrap = el("div", "progress");
+  const text = sections
+    ? t("section", { i: progress.section, n: progress.sections, title: progress.title || "" })
+    : t("progress", { i: progress.index, n: progress.total });
+  const label = el("p", "progress-text", text);
+  label.id = id;
+  const bar = el("progress");
+  bar.max = sections ? progress.sections : progress.total;
+  bar.value = sections ? progress.section : progress.index;
+  bar.setAttribute("aria-labelledby", label.id);
+  wrap.append(label, bar);
+  return wrap;
+}
+
+/** A Back button for a step that can go back (the server says so with `back`). */
+export function backButton() {
+  const back = el("button", "secondary step-back", t("back"));
+  back.type = "button";
+  return back;
+}
+
+/** The question's form, its legend (the heading that takes focus) and its Back button. */
+export function questionForm(q, progress, { back = false } = {}) {
   const form = el("form", "question");
   form.noValidate = true; // the server checks the answer and explains a refusal
   form.dataset.question = q.id;
   const base = `q-${q.id}`;
   const parts = [];
 
-  if (progress && progress.total) {
-    const wrap = el("div", "progress");
-    const label = el("p", "progress-text", t("progress", { i: progress.index, n: progress.total }));
-    label.id = `${base}-progress`;
-    const bar = el("progress");
-    bar.max = progress.total;
-    bar.value = progress.index;
-    bar.setAttribute("aria-labelledby", label.id);
-    wrap.append(label, bar);
-    parts.push(wrap);
-  }
+  const bar = progressBar(progress, `${base}-progress`);
+  if (bar) parts.push(bar);
 
   const fieldset = el("fieldset", "question-set");
   const legend = stepHeading("legend", q.text, "question-text");
@@ -53,6 +73,8 @@ export function questionForm(q, progress) {
 
   if (q.kind === "single" || q.kind === "multi" || q.kind === "yes_no") {
     fieldset.append(choices(q, base));
+  } else if (q.kind === "number" && q.scale) {
+    fieldset.append(scale(q, base));
   } else {
     fieldset.append(field(q, base, legend));
   }
@@ -63,11 +85,16 @@ export function questionForm(q, progress) {
   fieldset.append(error);
 
   const actions = el("div", "step-actions");
+  let backTo = null;
+  if (back) {
+    backTo = backButton();
+    actions.append(backTo);
+  }
   const next = el("button", "primary", t("next"));
   next.type = "submit";
   actions.append(next);
   form.append(...parts, fieldset, actions);
-  return { form, legend };
+  return { form, legend, back: backTo };
 }
 
 /** Radio buttons or check boxes, the earlier answer checked. */
@@ -94,6 +121,26 @@ function choices(q, base) {
     group.append(label);
   }
   if (multi) group.addEventListener("change", (event) => keepExclusive(group, event.target));
+  return group;
+}
+
+/**
+ * A short whole-number range (0–10) as a row of radio buttons: one press on a phone, the arrow
+ * keys on a keyboard; each button is labelled by its number, the legend and the help say what
+ * the ends mean.
+ */
+function scale(q, base) {
+  const group = el("div", "scale");
+  for (let value = q.min; value <= q.max; value += 1) {
+    const label = el("label", "scale-option");
+    const input = el("input");
+    input.type = "radio";
+    input.name = base;
+    input.value = String(value);
+    input.checked = q.answer === value;
+    label.append(input, el("span", "scale-number", String(value)));
+    group.append(label);
+  }
   return group;
 }
 
@@ -161,6 +208,7 @@ export function readAnswer(form, q) {
     case "multi":
       return checked.length ? checked : null;
     case "number": {
+      if (q.scale) return checked.length ? Number(checked[0]) : null;
       const raw = form.querySelector("input").value.trim();
       if (!raw) return null;
       const plain = raw.replace(/\s/g, "").replace(",", ".");

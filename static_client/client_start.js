@@ -1,8 +1,8 @@
 // Where a person without a chat begins. The service's state from /api/service (open until
 // when, closing soon, closed; how many wait), refreshed while nothing is typed; then the
-// topics (?topic= shows one until the person asks for the others), the closed notice with the
-// numbers to call, or the plain name-and-topic form of a server that does not require the
-// intake (`intake_required: false`).
+// topics (?topic= shows one until the person asks for the others) with who the nurse chat is
+// for and where the others turn, the closed notice with the numbers to call, or the plain
+// name-and-topic form of a server that does not require the intake (`intake_required: false`).
 //
 // And the ways a chat begins: a topic's intake, the advice bot (anonymous, at any hour), the
 // bot's handover to a nurse, the plain form. Each waits in the intake's section for the
@@ -121,6 +121,7 @@ export async function refreshService({ render = false } = {}) {
     showTopics();
   } else if (!$("topics").hidden && (render || wasClosed)) {
     renderTopics(answer.topics);
+    renderAudience(answer.audience);
   } else if (!$("closed").hidden && answer.closed && render) {
     showClosed(answer.closed);
   }
@@ -148,7 +149,19 @@ function showTopics(message = "") {
   showOnly("topics");
   showAlert(message);
   renderTopics(state.service ? state.service.topics : []);
+  renderAudience(state.service ? state.service.audience : null);
   $("topics-title").focus();
+}
+
+/** Who the nurse chat is for, and where the others turn (the server's words). */
+function renderAudience(audience) {
+  const box = $("audience");
+  box.hidden = !audience || !audience.text;
+  if (box.hidden) return;
+  $("audience-text").textContent = audience.text;
+  const others = (audience.others || []).map((line) => el("li", "", line));
+  $("audience-others").replaceChildren(...others);
+  $("audience-others").previousElementSibling.hidden = others.length === 0;
 }
 
 function renderTopics(topics) {
@@ -186,6 +199,9 @@ function beginIntake(topicId) {
   store.setItem(KEY.openId, openId);
   store.setItem(KEY.topic, topicId);
   state.intakeStart = { type: "intake.start", topic: topicId, language: lang, open_id: openId };
+  // The widget's data-team-or-station: the station preselected when the intake asks for one.
+  const station = params.get("team");
+  if (station && /^[A-Za-z0-9_-]{1,64}$/.test(station)) state.intakeStart.station = station;
   const botToken = store.getItem(KEY.botToken);
   if (botToken) state.intakeStart.bot_token = botToken;
   state.restarted = false;

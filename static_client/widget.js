@@ -11,7 +11,8 @@
  * only (static_client/embed_bridge.js is the other end).
  *
  * Options (data-* attributes of the script tag):
- *   data-team-or-station  team id (such as "kallio") or station id of the chat's queue
+ *   data-team-or-station  team id (such as "kallio") or station id of the chat's queue; the
+ *                         chat page preselects that station when the intake asks for one
  *   data-lang             fi, sv or en (default: the page's <html lang>, else fi)
  *   data-position         bottom-right (default) or bottom-left
  *   data-color            accent colour (any CSS colour), data-text-color its text colour

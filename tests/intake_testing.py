@@ -1,6 +1,6 @@
 """Going through the intake as a citizen would, in tests: benign answers to every question,
-and identification at the real development provider with the one-time code redeemed over the
-intake's own websocket."""
+the station and the review, and identification at the real development provider with the
+one-time code redeemed over the intake's own websocket."""
 
 from __future__ import annotations
 
@@ -17,24 +17,31 @@ from protocol import Codec
 from protocol.messages import (
     ConversationOpened,
     IntakeAnswer,
+    IntakeConfirm,
     IntakeIdentify,
     IntakeStart,
+    IntakeStation,
     IntakeStep,
 )
 
 __all__ = [
     "BENIGN",
+    "after_identifying",
     "answer_all",
     "benign",
     "browser_identifies",
     "identification_result",
     "identified_intake",
     "identify_as",
+    "queue_through_intake",
+    "send_reviewed",
 ]
 
 # Benign answers to the shipped questionnaires, by question id; others get a default by kind.
 BENIGN: dict[str, Any] = {
     "red_flags": ["none"],
+    "own_age": 40,  # who may chat, asked when nobody is identified: an adult of Helsinki
+    "home_municipality": True,
     "age": 40,
     "temperature": 37.6,
     "duration_days": 2,
@@ -68,6 +75,27 @@ async def answer_all(client: ClientPeer, step: IntakeStep, **overrides: Any) -> 
         await client.send(IntakeAnswer(step.detail["id"], benign(step.detail, **overrides)))
         step = await client.expect(IntakeStep)
     return step
+
+
+async def send_reviewed(
+    client: ClientPeer, step: IntakeStep, station: str | None = "kallio"
+) -> IntakeStep | ConversationOpened:
+    """From the station step or the review: choose ``station`` when asked, confirm the review;
+    the chat that opens (or the step that came instead)."""
+    if step.step == "station" and station is not None:
+        await client.send(IntakeStation(station))
+        step = await client.expect(IntakeStep)
+    if step.step != "review":
+        return step
+    await client.send(IntakeConfirm())
+    return await client.expect(ConversationOpened)
+
+
+async def queue_through_intake(
+    client: ClientPeer, step: IntakeStep, station: str | None = "kallio", **overrides: Any
+) -> IntakeStep | ConversationOpened:
+    """Every question answered benignly, the station chosen, the review confirmed."""
+    return await send_reviewed(client, await answer_all(client, step, **overrides), station)
 
 
 async def identify_as(server: KanavaServer, step: IntakeStep, person: str) -> str:
@@ -105,8 +133,10 @@ def identification_result(page: str) -> dict[str, Any]:
 
 
 async def identified_intake(
-    server: KanavaServer, codec: Codec, person: str
+    server: KanavaServer, codec: Codec, person: str, station: str = "kallio"
 ) -> tuple[Chat, ClientPeer, IntakeStep | ConversationOpened]:
+    """Red flags, identification as ``person``, then (if let on) the rest, the review and
+    the queue: the chat opened, or the step that ended the intake instead."""
     desk = Chat(server, codec)
     client = await desk.raw_client()
     await client.send(IntakeStart("other", "fi"))
@@ -114,8 +144,17 @@ async def identified_intake(
     assert step.step == "identify"
     code = await identify_as(server, step, person)
     await client.send(IntakeIdentify(code))
-    nxt = await client.expect(
-        (IntakeStep, ConversationOpened),  # type: ignore[arg-type]
-        lambda m: not (isinstance(m, IntakeStep) and m.step == "identify"),
-    )
-    return desk, client, nxt
+    return desk, client, await after_identifying(client, station)
+
+
+async def after_identifying(
+    client: ClientPeer, station: str = "kallio"
+) -> IntakeStep | ConversationOpened:
+    """After ``intake.identify``: the step that follows, and (when the person may go on) the
+    rest of the questions, the station and the review up to the chat that opens."""
+    nxt = await client.expect(IntakeStep, lambda m: m.step != "identify")
+    # The identify step came again with a fresh link when the link was opened: superseded.
+    client.drop_unread(lambda m: isinstance(m, IntakeStep) and m.step == "identify")
+    if nxt.step not in ("question", "station", "review"):
+        return nxt
+    return await queue_through_intake(client, nxt, station)

@@ -346,6 +346,11 @@ class Peer:
         assert err.code == code, f"expected error {code}, got {err}"
         return err
 
+    def drop_unread(self, where: Callable[[Message], bool]) -> None:
+        """Forget the unread messages that ``where`` picks (superseded ones, such as the
+        identify steps sent again with a fresh link while the person identified)."""
+        self._unread = [msg for msg in self._unread if not where(msg)]
+
     async def nothing_more(self, wait: float = 0.2, cls: type[Message] = Message) -> None:
         """Assert that no new message of ``cls`` arrives within ``wait`` seconds."""
         loop = asyncio.get_running_loop()

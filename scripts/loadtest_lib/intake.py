@@ -1,8 +1,9 @@
 """How a simulated citizen goes through Kanava's intake before the chat opens.
 
 A real citizen does not send ``conversation.open``: they choose a topic, answer the
-questionnaire one ``intake.step`` at a time, and choose their health station; the server then
-queues the chat itself (docs/protocol.md, "The intake"). The load tool does the same, so the
+questionnaire one ``intake.step`` at a time (who may chat among the questions, when nobody is
+identified), choose their health station and confirm the review; the server then queues the
+chat itself (docs/protocol.md, "The intake"). The load tool does the same, so the
 intake's cost is part of what it measures.
 
 - Answers are plausible and never a red flag: a simulated citizen must reach the queue, not the
@@ -39,12 +40,15 @@ LANGUAGES = ("fi", "sv", "en")
 # gets a value from the lower part of the question's range.
 _NUMBERS: dict[str, tuple[float, float]] = {
     "age": (18, 85),
+    "own_age": (18, 85),  # who may chat, asked when nobody is identified: an adult
     "duration_days": (0, 10),
     "temperature": (36.5, 38.6),
     "fever_days": (0, 4),
     "severity": (1, 7),
     "infections_past_year": (0, 3),
 }
+# Questions a simulated citizen answers "yes": a resident of the municipality.
+_YES = frozenset({"home_municipality"})
 _TEXT = "Load test: a short description of how I feel and what I would like to ask."
 
 
@@ -125,7 +129,7 @@ def answer(detail: dict[str, Any], rng: random.Random) -> Any:
     if kind == "single":
         return detail["options"][0]["id"]
     if kind == "yes_no":
-        return False
+        return detail.get("id") in _YES
     if kind == "number":
         return _number(detail, rng)
     if kind == "text":

@@ -44,6 +44,7 @@ from protocol.messages import (
     ConversationStateChanged,
     Error,
     IntakeAnswer,
+    IntakeConfirm,
     IntakeStart,
     IntakeStation,
     IntakeStep,
@@ -714,7 +715,8 @@ class Worker:
     # --- the intake -------------------------------------------------------------------------
 
     def _intake_step(self, client: SimClient, msg: IntakeStep, now: int) -> None:
-        """Answer the question, choose the station; an end instead of a chat is a failure."""
+        """Answer the question, choose the station, confirm the review; an end instead of a
+        chat is a failure."""
         stats = self.stats
         if client.intake_last is None or client.opened is None or client.opened.done():
             stats.totals["invalid_frames"] += 1
@@ -737,6 +739,8 @@ class Worker:
                 return
             stats.totals["intake_stations"] += 1
             reply = IntakeStation(station=client.station)
+        elif msg.step == "review":
+            reply = IntakeConfirm()
         else:
             stats.totals["intake_ends"] += 1
             self._intake_failed(

@@ -4,23 +4,42 @@ An intake walks a resident through, in this order:
 
 1. **Service hours.** Outside them (or after the last intake time) nothing else is asked: the
    client is told when the chat opens next and offered the bot and the 24/7 numbers.
-2. **The questionnaire** of the chosen topic (:mod:`server.intake.questionnaire`). Its red-flag
-   screening comes first, and the first answer that makes the triage ``emergency`` ends the
-   intake with an instruction to call 112: nothing is queued, and the hub stores the intake.
-3. **Identification**, for adults who bring their own health matter: the client opens the
-   identification URL (:mod:`server.intake.oidc`). Choosing to stay anonymous leads to the bot.
-   An identified under-18 may not open an identified chat and is sent to the bot too; when the
-   provider tells the municipality, a non-resident is guided to their own services.
-4. **The health station**: from the identity's postal code, else the client chooses.
-5. Then the hub queues the conversation in the station's team's queue, ``urgent`` ones first.
+2. **The red flags**, the questionnaire's screening section
+   (:mod:`server.intake.questionnaire`). The first answer that makes the triage ``emergency``
+   ends the intake with an instruction to call 112: nothing is queued, and the hub stores the
+   intake. That stays true of any answer given or changed later.
+3. **Who may chat** (:mod:`server.intake.eligibility`), settled before anything else is asked
+   so that nobody answers the whole questionnaire to be turned away. With identification
+   configured, the client identifies (:mod:`server.intake.oidc`); choosing not to keeps the
+   answers and says what it means (only the advice bot), and identifying after all is one step
+   back. Without identification, two questions ask the person's own age and whether they live
+   in the municipality. An under-18 is sent to the bot, a non-resident to their own services,
+   with advice chosen by the triage of the answers so far.
+4. **The rest of the questionnaire.**
+5. **The health station**: from the identity's postal code (no step, changeable at the
+   review), else chosen in a step that preselects the station of the page the chat began on
+   (the widget's ``data-team-or-station``).
+6. **The review**: every answer, each editable, and the station; the client confirms.
+7. Then the hub queues the conversation in the station's team's queue, ``urgent`` ones first.
+
+**Going back.** Each step but the first question can go one step back (``back``): to the
+previous question, from the anonymous choice to identification, from the review to the
+station or the last question. A question seen again shows its answer; answering it goes on to
+the next question, answered ones included, as a paper form would. From the review, any answer
+can be opened directly (``back`` with its question); changing it leads back to the review,
+through any question that the change makes apply. Answers that no longer apply are dropped by
+the questionnaire itself.
 
 :class:`IntakeFlow` holds the configuration and makes every decision from an
 :class:`IntakeSession` and the time it is given; the hub keeps the sessions, stores outcomes and
-sends the steps. Times come in as aware datetimes, so tests use a fixed clock.
+sends the steps. Times come in as aware datetimes, so tests use a fixed clock. A refused
+request raises :class:`~server.intake.questionnaire.AnswerError` (a protocol error code and a
+reason in the intake's language) and changes nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -29,8 +48,29 @@ from typing import Any
 
 from server.core.documents import IdentityDocument, IntakeSummary
 from server.intake.areas import Areas
+from server.intake.eligibility import (
+    ADULT_AGE,
+    HOME_MUNICIPALITY,
+    OWN_AGE,
+    Refusal,
+    declared_refusal,
+    eligibility_topic,
+    identity_refusal,
+    numbers,
+    section_title,
+    turned_away,
+)
 from server.intake.hours import ServiceHours, closed_message
-from server.intake.questionnaire import LANGUAGES, Intake, Topics, TriageLevel
+from server.intake.questionnaire import (
+    LANGUAGES,
+    AnswerCode,
+    AnswerError,
+    Intake,
+    Question,
+    Topics,
+    TriageLevel,
+    say,
+)
 
 __all__ = [
     "ADULT_AGE",
@@ -38,18 +78,20 @@ __all__ = [
     "IntakeFlow",
     "IntakeSession",
     "Outcome",
+    "StationSource",
     "Step",
     "StepKind",
     "client_language",
+    "refusal",
 ]
-
-ADULT_AGE = 18
 
 
 class StepKind(StrEnum):
     QUESTION = "question"
     IDENTIFY = "identify"
+    ANONYMOUS = "anonymous"  # chose not to identify: the bot, or identify after all
     STATION = "station"
+    REVIEW = "review"
     READY = "ready"  # the hub queues the conversation; the client gets conversation.opened
     # Ends: nothing is queued.
     EMERGENCY = "emergency"
@@ -66,12 +108,20 @@ class Outcome(StrEnum):
     CLOSED = "closed"
 
 
+class StationSource(StrEnum):
+    """Where the station of an intake came from (the review says so)."""
+
+    POSTAL_CODE = "postal_code"  # the identity's address
+    CHOSEN = "chosen"  # the station step
+
+
 _ENDS = {
     StepKind.EMERGENCY: Outcome.EMERGENCY,
     StepKind.BOT: Outcome.BOT,
     StepKind.GUIDANCE: Outcome.GUIDANCE,
     StepKind.CLOSED: Outcome.CLOSED,
 }
+_REFUSED = {Refusal.UNDER_AGE: StepKind.BOT, Refusal.NOT_RESIDENT: StepKind.GUIDANCE}
 
 
 @dataclass(frozen=True)
@@ -128,12 +178,39 @@ class IntakeSession:
     ticket: str | None = None  # names this intake in its identify link
     pending_identification: str | None = None  # an identification begun at the provider
     last_step: Step | None = field(default=None, repr=False)
+    # Who may chat, asked as questions when nobody is identified (None: identification).
+    eligibility: Intake | None = None
+    page_station: str | None = None  # the station of the page the chat began on
+    station_source: StationSource | None = None
+    revisit: str | None = None  # an answered question shown again (back, or an edit)
+    walking: bool = False  # gone back step by step: each answer shows the next question
+    to_review: bool = False  # gone back from the review: an answer leads back to it
+    choosing_station: bool = False  # the station shown again, from the review
+    confirmed: bool = False  # the review was confirmed: queue it
 
     def triage(self) -> TriageLevel:
         return self.form.triage().level
 
+    def answers(self) -> dict[str, object]:
+        """Every answer in the order they were asked: the red flags, who may chat, the rest."""
+        answers = self.form.answers()
+        if self.eligibility is None:
+            return answers
+        screening = {q.id for q in self.form.topic.questions if q.screening}
+        first = {k: v for k, v in answers.items() if k in screening}
+        rest = {k: v for k, v in answers.items() if k not in screening}
+        return {**first, **self.eligibility.answers(), **rest}
+
     def summary(self, lang: str) -> IntakeSummary:
-        return self.form.summary(lang)
+        summary = self.form.summary(lang)
+        if self.eligibility is not None and self.eligibility.answers():
+            # The person's own age and municipality, as they said them, after the red flags.
+            screening = {q.label[lang] for q in self.form.topic.questions if q.screening}
+            at = sum(1 for label, _ in summary.lines if label in screening)
+            own = self.eligibility.summary(lang).lines
+            lines = (*summary.lines[:at], *own, *summary.lines[at:])
+            summary = dataclasses.replace(summary, lines=lines)
+        return summary
 
 
 @dataclass(frozen=True)
@@ -144,13 +221,25 @@ class Step:
     detail: dict[str, Any] | None = None
     triage: str | None = None
     progress: dict[str, Any] | None = None
+    back: bool = False  # intake.back is possible now
 
     @property
     def final(self) -> bool:
         return self.kind in _ENDS
 
 
-# The texts of the ends, per language. The numbers are also given as data so the client can
+@dataclass(frozen=True)
+class _Position:
+    """Where an intake stands, before it is put into words."""
+
+    kind: StepKind
+    form: Intake | None = None
+    question: Question | None = None
+    refusal: Refusal | None = None
+    closed: Step | None = None
+
+
+# The texts of the steps, per language. The numbers are also given as data so the client can
 # render them as links.
 _EMERGENCY = {
     "fi": "Oireesi voivat olla hengenvaarallisia. Soita heti hätänumeroon 112. "
@@ -159,50 +248,59 @@ _EMERGENCY = {
     "en": "Your symptoms may be life-threatening. Call the emergency number 112 now. "
     "Do not wait for the chat.",
 }
-_ANONYMOUS_BOT = {
-    "fi": "Voit kysyä neuvontabotilta yleisiä terveyskysymyksiä nimettömänä. "
-    "Jos tarvitset hoitajan apua omassa asiassasi, tunnistaudu.",
-    "sv": "Du kan ställa allmänna hälsofrågor till rådgivningsboten anonymt. "
-    "Om du behöver en skötares hjälp i ditt eget ärende, identifiera dig.",
-    "en": "You can ask the advice bot general health questions anonymously. "
-    "If you need a nurse's help with your own matter, please identify yourself.",
-}
-_UNDER_AGE = {
-    "fi": "Alle 18-vuotias ei voi aloittaa tunnistautunutta chattia itse. Neuvontabotti "
-    "vastaa yleisiin kysymyksiin. Koululaisena voit kääntyä oman kouluterveydenhoitajasi "
-    "puoleen. Voit myös pyytää huoltajaa ottamaan yhteyttä, tai soittaa päivystysapuun "
-    "116117. Hätätilanteessa soita 112.",
-    "sv": "Den som är under 18 år kan inte själv starta en identifierad chatt. "
-    "Rådgivningsboten svarar på allmänna frågor. Som elev kan du vända dig till din "
-    "skolhälsovårdare. Du kan också be en vårdnadshavare kontakta oss, eller ringa "
-    "jourhjälpen 116117. I nödsituationer ring 112.",
-    "en": "Under-18s cannot start an identified chat themselves. The advice bot answers "
-    "general questions. Pupils can turn to their school health nurse. You can also ask a "
-    "guardian to contact us, or call the medical helpline 116117. In an emergency call 112.",
-}
-_NOT_RESIDENT = {
-    "fi": "Tämä chat palvelee {municipality} asukkaita. Ota yhteyttä oman kuntasi tai "
-    "hyvinvointialueesi terveysasemaan. Päivystysapu 116117 palvelee ympäri vuorokauden; "
-    "hätätilanteessa soita 112.",
-    "sv": "Den här chatten betjänar invånare i {municipality}. Kontakta hälsostationen i din "
-    "egen kommun eller ditt välfärdsområde. Jourhjälpen 116117 betjänar dygnet runt; i "
-    "nödsituationer ring 112.",
-    "en": "This chat serves residents of {municipality}. Please contact the health station "
-    "of your own municipality or wellbeing services county. The medical helpline 116117 is "
-    "open around the clock; in an emergency call 112.",
+_ANONYMOUS = {
+    "fi": "Ilman tunnistautumista voit käyttää vain neuvontabottia: se vastaa yleisiin "
+    "terveyskysymyksiin, mutta ei hoida omaa asiaasi eikä näe vastauksiasi. Vastauksesi ovat "
+    "tallessa: jos tunnistaudut sittenkin, jatkat siitä mihin jäit.",
+    "sv": "Utan identifiering kan du bara använda rådgivningsboten: den svarar på allmänna "
+    "hälsofrågor, men sköter inte ditt eget ärende och ser inte dina svar. Dina svar finns "
+    "kvar: identifierar du dig ändå fortsätter du där du slutade.",
+    "en": "Without identifying you can use only the advice bot: it answers general health "
+    "questions, but it cannot handle your own matter and does not see your answers. Your "
+    "answers are kept: if you identify after all, you continue where you left off.",
 }
 _IDENTIFY = {
     "fi": "Tunnistaudu pankkitunnuksilla tai mobiilivarmenteella, niin hoitaja näkee "
-    "kenen asiasta on kyse ja voi kirjata keskustelun potilastietoihisi.",
+    "kenen asiasta on kyse ja voi kirjata keskustelun potilastietoihisi. Ilman "
+    "tunnistautumista voit käyttää vain neuvontabottia.",
     "sv": "Identifiera dig med nätbankskoder eller mobilcertifikat, så vet skötaren vem "
-    "ärendet gäller och kan föra in samtalet i din journal.",
+    "ärendet gäller och kan föra in samtalet i din journal. Utan identifiering kan du bara "
+    "använda rådgivningsboten.",
     "en": "Identify yourself with online banking codes or a mobile certificate, so the nurse "
-    "knows whose matter it is and can record the chat in your patient record.",
+    "knows whose matter it is and can record the chat in your patient record. Without "
+    "identifying you can use only the advice bot.",
 }
 _STATION = {
-    "fi": "Valitse oma terveysasemasi.",
-    "sv": "Välj din egen hälsostation.",
-    "en": "Choose your own health station.",
+    None: {
+        "fi": "Valitse oma terveysasemasi.",
+        "sv": "Välj din egen hälsostation.",
+        "en": "Choose your own health station.",
+    },
+    "page": {
+        "fi": "Valittuna on terveysasema, jonka sivulta aloitit. Voit valita toisen.",
+        "sv": "Förvald är hälsostationen vars sida du började på. Du kan välja en annan.",
+        "en": "The health station whose page you started from is chosen. You can choose another.",
+    },
+    StationSource.POSTAL_CODE: {
+        "fi": "Valittuna on osoitteesi mukainen terveysasema. Voit valita toisen.",
+        "sv": "Förvald är hälsostationen för din adress. Du kan välja en annan.",
+        "en": "The health station for your address is chosen. You can choose another.",
+    },
+    StationSource.CHOSEN: {
+        "fi": "Valittuna on terveysasema, jonka valitsit. Voit valita toisen.",
+        "sv": "Förvald är hälsostationen du valde. Du kan välja en annan.",
+        "en": "The health station you chose is chosen. You can choose another.",
+    },
+}
+_REVIEW = {
+    "fi": "Tarkista vastauksesi ennen lähettämistä. Voit muokata mitä tahansa vastausta.",
+    "sv": "Kontrollera dina svar innan du skickar dem. Du kan ändra vilket svar som helst.",
+    "en": "Check your answers before you send them. You can change any answer.",
+}
+_FINAL_SECTION = {
+    "fi": "Tarkistus ja lähetys",
+    "sv": "Kontroll och sändning",
+    "en": "Check and send",
 }
 # Why an intake message was refused (``error.reason``), in the intake's language.
 _REFUSALS = {
@@ -226,28 +324,57 @@ _REFUSALS = {
         "sv": "Välj en hälsostation i listan.",
         "en": "Choose a health station from the list.",
     },
+    "not_question": {
+        "fi": "Kysymykseen ei voi vielä vastata: jatka viimeisimmän vaiheen mukaan.",
+        "sv": "Frågan kan inte besvaras ännu: fortsätt enligt det senaste steget.",
+        "en": "This question cannot be answered yet: continue with the last step.",
+    },
+    "not_review": {
+        "fi": "Lähetä vasta, kun kaikkiin kysymyksiin on vastattu ja vastaukset on tarkistettu.",
+        "sv": "Skicka först när alla frågor är besvarade och svaren är kontrollerade.",
+        "en": "Send only once every question is answered and the answers are checked.",
+    },
+    "first": {
+        "fi": "Tämä on ensimmäinen kysymys: ennen sitä ei ole mitään.",
+        "sv": "Det här är den första frågan: det finns inget före den.",
+        "en": "This is the first question: there is nothing before it.",
+    },
+    "not_reached": {
+        "fi": "Kysymykseen ”{label}” ei ole vielä vastattu, joten sitä ei voi muokata.",
+        "sv": "Frågan ”{label}” är inte besvarad ännu och kan därför inte ändras.",
+        "en": "“{label}” has not been answered yet, so it cannot be changed.",
+    },
+    "back_step": {
+        "fi": 'Takaisin voi palata vain terveysaseman valintaan (step: "station").',
+        "sv": 'Tillbaka går bara till valet av hälsostation (step: "station").',
+        "en": 'Going back to a step works only for the station (step: "station").',
+    },
+    "back_both": {
+        "fi": "Anna joko kysymys tai vaihe, ei molempia.",
+        "sv": "Ange antingen en fråga eller ett steg, inte båda.",
+        "en": "Give either a question or a step, not both.",
+    },
 }
 
 
-def refusal(key: str, lang: str) -> str:
+def refusal(key: str, lang: str, **values: object) -> str:
     """The ``reason`` of a refused intake message, in the intake's language."""
-    return _REFUSALS[key][client_language(lang)]
+    return _REFUSALS[key][client_language(lang)].format(**values)
 
 
-_NUMBERS = {
-    "112": {"fi": "Hätänumero", "sv": "Nödnummer", "en": "Emergency number"},
-    "116117": {"fi": "Päivystysapu", "sv": "Jourhjälpen", "en": "Medical helpline"},
-}
-
-
-def _numbers(lang: str, only: tuple[str, ...] = ("112", "116117")) -> list[dict[str, str]]:
-    return [{"number": n, "tel": f"tel:{n}", "name": _NUMBERS[n][lang]} for n in only]
+def _refused(code: str, key: str, lang: str, **values: object) -> AnswerError:
+    return AnswerError(code, refusal(key, lang, **values))
 
 
 def client_language(lang: str | None) -> str:
     """The intake language for a client's tag ("sv-FI" -> "sv"); Finnish when unknown."""
     base = (lang or "fi").split("-")[0].lower()
     return base if base in LANGUAGES else "fi"
+
+
+# The progress's own sections (questionnaire sections are named by their files; "#" is in no id).
+_WHO = "#who"
+_SEND = "#send"
 
 
 class IntakeFlow:
@@ -269,6 +396,11 @@ class IntakeFlow:
         self.identification = identification
         self.identify_url = identify_url
         self.check_hours = check_hours
+        self.eligibility = eligibility_topic(areas)
+        for topic in topics.values():
+            for own in (OWN_AGE, HOME_MUNICIPALITY):
+                if topic.question(own) is not None:
+                    raise ValueError(f"topic {topic.id!r} has a question {own!r}: rename it")
 
     def closed_step(self, lang: str, now: datetime) -> Step | None:
         """The ``closed`` step when new chats are not taken now, else None."""
@@ -279,6 +411,18 @@ class IntakeFlow:
             return None
         return Step(StepKind.CLOSED, closed_message(status, lang))
 
+    def prepare(self, s: IntakeSession, page_station: str | None = None) -> None:
+        """A new session: the questions of who may chat (without identification), and the
+        station of the page it began on (a station's id, or a team's: its first station)."""
+        if not self.identification:
+            s.eligibility = Intake(self.eligibility, s.lang)
+        if page_station and self.areas.station(page_station) is not None:
+            s.page_station = page_station
+        elif page_station:
+            s.page_station = next(
+                (st.id for st in self.areas.stations if st.team == page_station), None
+            )
+
     def next_step(self, s: IntakeSession, now: datetime) -> Step:
         """What the client must do now; records the outcome of an end."""
         step = self._decide(s, now)
@@ -287,75 +431,367 @@ class IntakeFlow:
         s.last_step = step
         return step
 
+    def team_for(self, s: IntakeSession) -> str:
+        assert s.station_id is not None
+        return self.areas.team_for(s.station_id)
+
+    # --- what the client asks -----------------------------------------------------------
+
+    def answer(self, s: IntakeSession, question_id: str, value: object, now: datetime) -> None:
+        """An answer to the question asked now, or a changed earlier answer."""
+        self._not_ended(s)
+        form, question = self._find(s, question_id)
+        if not form.is_answered(question.id):
+            at = self._position(s, now)
+            if at.kind is not StepKind.QUESTION or at.question is None:
+                raise _refused(AnswerCode.OUT_OF_ORDER, "not_question", s.lang)
+            if at.question.id != question.id:
+                key = "answer_first" if self._on_path(s, question) else "not_applicable"
+                label = (at.question if key == "answer_first" else question).label[s.lang]
+                raise AnswerError(AnswerCode.OUT_OF_ORDER, say(key, s.lang, label=label))
+        form.answer(question.id, value)
+        # Gone back step by step: on to the next question, its answer shown. From the review:
+        # back to it, through any question the change made apply. Otherwise the first
+        # question still unanswered.
+        walk = s.walking and not s.to_review
+        s.revisit = self._next_answered(s, question.id) if walk else None
+        path = self._path(s)
+        last = bool(path) and path[-1][1].id == question.id
+        # Past the last question, a walk goes on to the station chosen in its own step.
+        s.choosing_station = walk and last and s.station_source is StationSource.CHOSEN
+        s.confirmed = False
+
+    def back(
+        self,
+        s: IntakeSession,
+        now: datetime,
+        question_id: str | None = None,
+        step: str | None = None,
+    ) -> None:
+        """One step back; or to an answered question; or (``step="station"``) the station."""
+        self._not_ended(s)
+        if question_id is not None and step is not None:
+            raise _refused("invalid_field", "back_both", s.lang)
+        at = self._position(s, now)
+        if step is not None:
+            if step != "station":
+                raise _refused("invalid_field", "back_step", s.lang)
+            if at.kind not in (StepKind.REVIEW, StepKind.STATION):
+                raise _refused(AnswerCode.OUT_OF_ORDER, "not_station", s.lang)
+            self._go(s, station=True, to_review=True)
+        elif question_id is not None:
+            form, question = self._find(s, question_id)
+            if not form.is_answered(question.id):
+                label = question.label[s.lang]
+                raise _refused(AnswerCode.OUT_OF_ORDER, "not_reached", s.lang, label=label)
+            self._go(s, question.id, to_review=at.kind in (StepKind.REVIEW, StepKind.STATION))
+        else:
+            self._step_back(s, at)
+
+    def stay_anonymous(self, s: IntakeSession, now: datetime) -> None:
+        """Not to identify: only the bot, the answers kept (``back`` identifies after all)."""
+        self._expect(s, now, StepKind.IDENTIFY, "not_identify")
+        s.anonymous = True
+
+    def identify(self, s: IntakeSession, identity: ClientIdentity, now: datetime) -> None:
+        """The provider vouched for the client: the identity, and its address's station."""
+        self._expect(s, now, StepKind.IDENTIFY, "not_identify")
+        s.identity = identity
+        station = (
+            self.areas.station_for_postal_code(identity.postal_code)
+            if identity.postal_code
+            else None
+        )
+        if station is not None and s.station_id is None:
+            s.station_id, s.station_source = station.id, StationSource.POSTAL_CODE
+
+    def choose_station(self, s: IntakeSession, station_id: str, now: datetime) -> None:
+        self._expect(s, now, StepKind.STATION, "not_station")
+        if self.areas.station(station_id) is None:
+            raise _refused("unknown_station", "unknown_station", s.lang)
+        s.station_id, s.station_source = station_id, StationSource.CHOSEN
+        self._go(s)
+
+    def confirm(self, s: IntakeSession, now: datetime) -> None:
+        """The review's "Send": the next step is the queue."""
+        self._expect(s, now, StepKind.REVIEW, "not_review")
+        s.confirmed = True
+
+    def _not_ended(self, s: IntakeSession) -> None:
+        if s.outcome is not None:
+            raise _refused(AnswerCode.FINISHED, "finished", s.lang)
+
+    def _expect(self, s: IntakeSession, now: datetime, kind: StepKind, key: str) -> None:
+        self._not_ended(s)
+        if self._position(s, now).kind is not kind:
+            raise _refused(AnswerCode.OUT_OF_ORDER, key, s.lang)
+
+    def _go(
+        self,
+        s: IntakeSession,
+        revisit: str | None = None,
+        *,
+        to_review: bool = False,
+        station: bool = False,
+        walking: bool = False,
+    ) -> None:
+        s.revisit, s.to_review, s.choosing_station = revisit, to_review, station
+        s.walking, s.confirmed = walking, False
+
+    def _step_back(self, s: IntakeSession, at: _Position) -> None:
+        path = self._path(s)
+        last = path[-1][1].id if path else None
+        if at.kind is StepKind.QUESTION and at.question is not None:
+            previous = self._previous(s, at.question.id)
+            if previous is None:
+                raise _refused(AnswerCode.OUT_OF_ORDER, "first", s.lang)
+            self._go(s, previous, walking=True)
+        elif at.kind is StepKind.IDENTIFY:
+            screening = [q for form, q in path if q.screening and form is s.form]
+            if not screening:
+                raise _refused(AnswerCode.OUT_OF_ORDER, "first", s.lang)
+            self._go(s, screening[-1].id, walking=True)
+        elif at.kind is StepKind.ANONYMOUS:
+            s.anonymous = False  # identify after all
+        elif at.kind is StepKind.REVIEW and s.station_source is not StationSource.POSTAL_CODE:
+            self._go(s, station=True)
+        elif at.kind is StepKind.STATION and s.to_review and s.station_id is not None:
+            self._go(s)  # "change station" not wanted after all: the review again
+        elif at.kind in (StepKind.REVIEW, StepKind.STATION) and last is not None:
+            self._go(s, last, walking=True)
+        else:
+            raise _refused(AnswerCode.OUT_OF_ORDER, "first", s.lang)
+
+    # --- where the intake stands ------------------------------------------------------------
+
+    def _position(self, s: IntakeSession, now: datetime) -> _Position:
+        form = s.form
+        if form.emergency:
+            return _Position(StepKind.EMERGENCY)
+        # Who may not chat is told at once, also after changing an answer (a 17-year-old is
+        # not asked where they live first).
+        found = self._refusal(s, now)
+        if found is not None:
+            return _Position(_REFUSED[found], refusal=found)
+        if s.revisit is not None:
+            seen = self._answered(s, s.revisit)
+            if seen is not None:
+                return _Position(StepKind.QUESTION, *seen)
+        question = form.next_question()
+        if question is not None and question.screening:
+            return _Position(StepKind.QUESTION, form, question)
+        gate = self._who_may_chat(s)
+        if gate is not None:
+            return gate
+        if question is not None:
+            return _Position(StepKind.QUESTION, form, question)
+        closed = self.closed_step(s.lang, now)
+        if closed is not None:
+            return _Position(StepKind.CLOSED, closed=closed)
+        if s.choosing_station or s.station_id is None:
+            return _Position(StepKind.STATION)
+        return _Position(StepKind.READY if s.confirmed else StepKind.REVIEW)
+
+    def _refusal(self, s: IntakeSession, now: datetime) -> Refusal | None:
+        if s.identity is not None:
+            age = s.identity.age_on(now.date())
+            return identity_refusal(age, self.areas.is_resident(s.identity.municipality))
+        return None if s.eligibility is None else declared_refusal(s.eligibility)
+
+    def _who_may_chat(self, s: IntakeSession) -> _Position | None:
+        """What settles who may chat while it is not settled (no refusal found): None when
+        the client may go on to the rest."""
+        if s.identity is not None:
+            return None
+        if s.eligibility is not None:
+            question = s.eligibility.next_question()
+            return (
+                None if question is None else _Position(StepKind.QUESTION, s.eligibility, question)
+            )
+        if self.identification:
+            return _Position(StepKind.ANONYMOUS if s.anonymous else StepKind.IDENTIFY)
+        return None
+
+    def _forms(self, s: IntakeSession) -> list[Intake]:
+        return [s.form] if s.eligibility is None else [s.form, s.eligibility]
+
+    def _path(self, s: IntakeSession) -> list[tuple[Intake, Question]]:
+        """The questions that apply, in the order they are asked."""
+        applicable = s.form.applicable()
+        first = [(s.form, q) for q in applicable if q.screening]
+        who = (
+            []
+            if s.eligibility is None
+            else [(s.eligibility, q) for q in s.eligibility.applicable()]
+        )
+        return first + who + [(s.form, q) for q in applicable if not q.screening]
+
+    def _find(self, s: IntakeSession, question_id: str) -> tuple[Intake, Question]:
+        for form in self._forms(s):
+            question = form.topic.question(question_id)
+            if question is not None:
+                return form, question
+        shown = str(question_id)[:64]
+        raise AnswerError(
+            AnswerCode.UNKNOWN_QUESTION, say("unknown_question", s.lang, question=shown)
+        )
+
+    def _on_path(self, s: IntakeSession, question: Question) -> bool:
+        return any(q.id == question.id for _, q in self._path(s))
+
+    def _answered(self, s: IntakeSession, question_id: str) -> tuple[Intake, Question] | None:
+        return next(
+            ((f, q) for f, q in self._path(s) if q.id == question_id and f.is_answered(q.id)),
+            None,
+        )
+
+    def _previous(self, s: IntakeSession, question_id: str) -> str | None:
+        ids = [q.id for _, q in self._path(s)]
+        at = ids.index(question_id) if question_id in ids else 0
+        return ids[at - 1] if at > 0 else None
+
+    def _next_answered(self, s: IntakeSession, question_id: str) -> str | None:
+        path = self._path(s)
+        ids = [q.id for _, q in path]
+        if question_id not in ids:
+            return None
+        later = path[ids.index(question_id) + 1 :]
+        if not later or not later[0][0].is_answered(later[0][1].id):
+            return None  # the first unanswered one comes next anyway
+        return later[0][1].id
+
+    # --- the steps in words ----------------------------------------------------------------
+
     def _decide(self, s: IntakeSession, now: datetime) -> Step:
-        lang = s.lang
         if s.outcome is not None and s.last_step is not None:
             return s.last_step
-        form = s.form
-        triage = form.triage(lang)
-        if form.emergency:
+        lang = s.lang
+        at = self._position(s, now)
+        triage = s.form.triage(lang)
+        level = triage.level.value
+        if at.kind is StepKind.EMERGENCY:
             return Step(
                 StepKind.EMERGENCY,
                 {
                     "text": _EMERGENCY[lang],
                     "reasons": list(triage.reasons),
-                    "numbers": _numbers(lang, ("112",)),
+                    "numbers": numbers(lang, ("112",)),
                 },
                 triage=TriageLevel.EMERGENCY.value,
             )
-        question = form.next_question()
-        if question is not None:
-            view = form.question_view(question)
-            progress = view.pop("progress", None)
+        if at.kind is StepKind.QUESTION:
+            assert at.form is not None and at.question is not None
+            view = at.form.question_view(at.question)
+            view.pop("progress", None)
             return Step(
-                StepKind.QUESTION, view, progress=progress if isinstance(progress, dict) else None
+                StepKind.QUESTION,
+                view,
+                progress=self._progress(s, at.question),
+                back=self._previous(s, at.question.id) is not None,
             )
-        level = triage.level.value
-        if (closed := self.closed_step(lang, now)) is not None:
-            return Step(closed.kind, closed.detail, triage=level)
-        if s.anonymous:
-            return Step(
-                StepKind.BOT,
-                {"text": _ANONYMOUS_BOT[lang], "numbers": _numbers(lang)},
-                triage=level,
-            )
-        if self.identification and s.identity is None:
+        if at.refusal is not None:
+            detail = turned_away(at.refusal, triage.level, self.areas, lang)
+            return Step(at.kind, detail, triage=level)
+        if at.closed is not None:
+            return Step(at.closed.kind, at.closed.detail, triage=level)
+        progress = self._progress(
+            s, None, final=at.kind not in (StepKind.IDENTIFY, StepKind.ANONYMOUS)
+        )
+        if at.kind is StepKind.IDENTIFY:
             url = self.identify_url(s) if self.identify_url is not None else None
+            detail = {"text": _IDENTIFY[lang], "url": url, "anonymous_allowed": True}
+            back = any(q.screening for q in s.form.applicable())
+            return Step(StepKind.IDENTIFY, detail, triage=level, progress=progress, back=back)
+        if at.kind is StepKind.ANONYMOUS:
+            detail = {"text": _ANONYMOUS[lang], "numbers": numbers(lang, ("116117", "112"))}
+            return Step(StepKind.ANONYMOUS, detail, triage=level, progress=progress, back=True)
+        if at.kind is StepKind.STATION:
+            selected = s.station_id or s.page_station
+            source = s.station_source if s.station_id else ("page" if selected else None)
+            detail = {
+                "text": _STATION[source][lang],
+                "stations": self.areas.choices(lang),
+                "selected": selected,
+            }
+            return Step(StepKind.STATION, detail, triage=level, progress=progress, back=True)
+        if at.kind is StepKind.REVIEW:
             return Step(
-                StepKind.IDENTIFY,
-                {"text": _IDENTIFY[lang], "url": url, "anonymous_allowed": True},
-                triage=level,
-            )
-        if s.identity is not None:
-            if s.identity.age_on(now.date()) < ADULT_AGE:
-                return Step(
-                    StepKind.BOT,
-                    {"text": _UNDER_AGE[lang], "reason": "under_age", "numbers": _numbers(lang)},
-                    triage=level,
-                )
-            if self.areas.is_resident(s.identity.municipality) is False:
-                name = self.areas.municipality_names.get(lang, self.areas.municipality)
-                return Step(
-                    StepKind.GUIDANCE,
-                    {
-                        "text": _NOT_RESIDENT[lang].format(municipality=name),
-                        "reason": "not_resident",
-                        "numbers": _numbers(lang),
-                    },
-                    triage=level,
-                )
-            if s.station_id is None and s.identity.postal_code:
-                station = self.areas.station_for_postal_code(s.identity.postal_code)
-                if station is not None:
-                    s.station_id = station.id
-        if s.station_id is None:
-            return Step(
-                StepKind.STATION,
-                {"text": _STATION[lang], "stations": self.areas.choices(lang)},
-                triage=level,
+                StepKind.REVIEW, self._review(s), triage=level, progress=progress, back=True
             )
         return Step(StepKind.READY, {"station": s.station_id}, triage=level)
 
-    def team_for(self, s: IntakeSession) -> str:
-        assert s.station_id is not None
-        return self.areas.team_for(s.station_id)
+    def _sections(self, s: IntakeSession) -> list[tuple[str, str]]:
+        """The sections of the progress, (key, title), in order."""
+        lang, topic = s.lang, s.form.topic
+        applicable = s.form.applicable()
+        keys = list(dict.fromkeys(q.section for q in applicable if q.screening))
+        if self.identification or s.eligibility is not None:
+            keys.append(_WHO)
+        keys += [
+            k
+            for k in dict.fromkeys(q.section for q in applicable if not q.screening)
+            if k not in keys
+        ]
+        titles = [
+            section_title(self.identification, lang) if k == _WHO else topic.section_title(k, lang)
+            for k in keys
+        ]
+        return [*zip(keys, titles, strict=True), (_SEND, _FINAL_SECTION[lang])]
+
+    def _progress(
+        self, s: IntakeSession, question: Question | None, *, final: bool = False
+    ) -> dict[str, Any]:
+        """ "Section 2 of 5: Symptoms"; for a question also its place among all of them."""
+        sections = self._sections(s)
+        keys = [k for k, _ in sections]
+        if question is None:
+            key = _SEND if final else _WHO
+        else:
+            key = (
+                _WHO
+                if s.eligibility is not None and question.id in (OWN_AGE, HOME_MUNICIPALITY)
+                else question.section
+            )
+        index = keys.index(key) if key in keys else len(keys) - 1
+        progress: dict[str, Any] = {
+            "section": index + 1,
+            "sections": len(sections),
+            "title": sections[index][1],
+        }
+        if question is not None:
+            ids = [q.id for _, q in self._path(s)]
+            place = ids.index(question.id) + 1 if question.id in ids else len(ids)
+            progress.update(index=place, total=max(len(ids), place))
+        return progress
+
+    def _review(self, s: IntakeSession) -> dict[str, Any]:
+        """Every answer by section, each with the id to change it by, and the station."""
+        lang = s.lang
+        sections: list[dict[str, Any]] = []
+        by_key: dict[str, dict[str, Any]] = {}
+        titles = dict(self._sections(s))
+        for form, question in self._path(s):
+            key = _WHO if form is s.eligibility else question.section
+            if key not in by_key:
+                by_key[key] = {"title": titles.get(key, ""), "answers": []}
+                sections.append(by_key[key])
+            by_key[key]["answers"].append(
+                {
+                    "id": question.id,
+                    "label": question.label[lang],
+                    "answer": form.answer_text(question, lang),
+                }
+            )
+        station = self.areas.station(s.station_id or "")
+        return {
+            "text": _REVIEW[lang],
+            "sections": sections,
+            "identity": None if s.identity is None else {"name": s.identity.name},
+            "station": None
+            if station is None
+            else {
+                "id": station.id,
+                "name": station.name(lang, self.areas.languages[0]),
+                "source": s.station_source.value if s.station_source else None,
+            },
+        }

@@ -19,10 +19,18 @@ intake from stored answers at any time. Three decisions shape it:
   emergency afterwards (the hub may start a new one if it wants to).
 * A refused answer changes nothing, so a client shows the reason and asks again.
 
+The questions fall into *sections* a person sees progress through ("Section 2 of 4:
+Symptoms"): each included section file is one, and the topic's own questions are one (titled
+by ``section_title``). An own question that follows an included section (say "anything
+else?" after the background questions) belongs to that section, so the progress never goes
+back. A section file marked ``screening`` (the red flags) is asked before anything else; the
+intake settles who may chat (identification) right after it.
+
 The format, in brief (every text is a table with ``fi``, ``sv`` and ``en``)::
 
     order = 10                                  # place in the topic menu
     title = {...}  description = {...}
+    section_title = {...}                       # the topic's own questions' section (optional)
     [[questions]]  include = "red_flags"        # splice in _red_flags.toml here
     [[questions]]  id, kind = single|multi|yes_no|number|text, text, label (short, for the
                    summary), help?, required? (true), when?
@@ -30,6 +38,8 @@ The format, in brief (every text is a table with ``fi``, ``sv`` and ``en``)::
                    number: min, max, step?, integer?, unit?     text: max_length, multiline?
     [[triage]]     id, level = routine|urgent|emergency, when, reason
     when = { question = "q", <test> = value }   # or { all = [...] } / { any = [...] }
+    A section file: title = {...} (its name in the progress), screening = true (asked before
+    anything else, eligibility included), [[questions]], [[triage]].
         single: equals, in, not_in   multi: includes_any, includes_all, excludes
         yes_no: equals   number: at_least, at_most, above, below   any kind: answered
 
@@ -48,7 +58,7 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -76,6 +86,7 @@ __all__ = [
     "QuestionKind",
     "QuestionnaireError",
     "Topic",
+    "say",
     "Topics",
     "Triage",
     "TriageLevel",
@@ -86,6 +97,8 @@ __all__ = [
 DEFAULT_FOLDER = SHIPPED / "questionnaires"
 
 _ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
+#: An integer question with at most this many values is a scale (a row of buttons).
+_SCALE_VALUES = 11
 
 
 # -- Errors ------------------------------------------------------------------------------------
@@ -163,11 +176,6 @@ _WORDS: dict[str, Localized] = {
         "Frågan ”{label}” gäller inte dig enligt dina tidigare svar.",
         "The question “{label}” does not apply given your earlier answers.",
     ),
-    "finished": Localized(
-        "Kysely on jo päättynyt.",
-        "Frågeformuläret är redan avslutat.",
-        "The questionnaire is already finished.",
-    ),
     "finished_emergency": Localized(
         "Kysely päättyi, koska oireesi vaativat kiireellistä apua. Soita hätänumeroon 112.",
         "Frågeformuläret avslutades eftersom dina symtom kräver akut hjälp. Ring nödnumret 112.",
@@ -226,11 +234,20 @@ _WORDS: dict[str, Localized] = {
     "routine": Localized("Kiireetön", "Icke brådskande", "Routine"),
     "urgent": Localized("Kiireellinen", "Brådskande", "Urgent"),
     "emergency": Localized("Hätätilanne", "Nödsituation", "Emergency"),
+    "skipped": Localized("Ei vastausta", "Inget svar", "No answer"),
+    # The titles of the sections that a file does not name.
+    "own_section": Localized("Oireet", "Symtom", "Symptoms"),
+    "questions": Localized("Kysymykset", "Frågor", "Questions"),
 }
 
 
 def _say(key: str, lang: str, **values: object) -> str:
     return _WORDS[key][lang].format(**values)
+
+
+def say(key: str, lang: str, **values: object) -> str:
+    """One of the engine's own words (``answer_first``, ``not_applicable``…) in ``lang``."""
+    return _say(key, lang, **values)
 
 
 # -- The model ---------------------------------------------------------------------------------
@@ -352,9 +369,19 @@ class Question:
     max_length: int | None = None
     multiline: bool = False
     source: str = ""  # the file it was read from, for error messages
+    section: str = ""  # the section of the progress: a section file's name, "" the topic's own
+    screening: bool = False  # asked before anything else (the red flags)
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
+
+    @property
+    def is_scale(self) -> bool:
+        """A whole number from a short range (0–10): shown as a row of buttons, one a value."""
+        if self.kind is not QuestionKind.NUMBER or not self.integer:
+            return False
+        assert self.min is not None and self.max is not None
+        return self.max - self.min <= _SCALE_VALUES - 1 and self.step in (None, 1)
 
     @property
     def decimals(self) -> int | None:
@@ -383,6 +410,8 @@ class Topic:
     questions: tuple[Question, ...]
     rules: tuple[TriageRule, ...]
     order: int = 100
+    # The title of each section of the progress, by the questions' ``section``.
+    section_titles: Mapping[str, Localized] = field(default_factory=dict)
     _by_id: Mapping[str, Question] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -390,6 +419,10 @@ class Topic:
 
     def question(self, question_id: str) -> Question | None:
         return self._by_id.get(question_id)
+
+    def section_title(self, section: str, lang: str) -> str:
+        title = self.section_titles.get(section)
+        return title[lang] if title is not None else _say("questions", lang)
 
 
 @dataclass(frozen=True)
@@ -546,6 +579,22 @@ class Intake:
             return None
         return next((q for q in self._applicable() if q.id not in self._answers), None)
 
+    def applicable(self) -> list[Question]:
+        """The questions that apply given the answers so far, in order."""
+        return self._applicable()
+
+    def is_answered(self, question_id: str) -> bool:
+        """Whether ``question_id`` holds an answer (a skipped optional question does)."""
+        return question_id in self._answers
+
+    def answer_text(self, question: Question, lang: str | None = None) -> str:
+        """The answer to ``question`` as a person reads it; "No answer" when skipped."""
+        lang = self.lang if lang is None else _check_language(lang)
+        value = self._answers.get(question.id)
+        if value is None:
+            return _say("skipped", lang)
+        return self._answer_text(question, value, lang)
+
     def triage(self, lang: str | None = None) -> Triage:
         lang = self.lang if lang is None else _check_language(lang)
         fired = _fired(self.topic, self._answers)
@@ -557,21 +606,23 @@ class Intake:
         )
 
     def answer(self, question_id: str, value: object) -> None:
-        """Answer the current question, or change an earlier answer.
+        """Answer the current question, or change an earlier answer (also once every
+        question is answered: the person checks the answers before sending them). Only an
+        emergency is final.
 
         Raises :class:`AnswerError`, and changes nothing, if the answer is refused.
         """
         question = self.topic.question(question_id) if isinstance(question_id, str) else None
         if question is None:
             raise self._unknown_question(question_id)
-        if self.finished:
-            key = "finished_emergency" if self.emergency else "finished"
-            raise AnswerError(AnswerCode.FINISHED, _say(key, self.lang), question.id)
+        if self.emergency:
+            raise AnswerError(
+                AnswerCode.FINISHED, _say("finished_emergency", self.lang), question.id
+            )
         if question.id not in self._answers:
             current = self.next_question()
-            assert current is not None, "not finished, so something is left to answer"
-            if current.id != question.id:
-                if question in self._applicable():
+            if current is None or current.id != question.id:
+                if current is not None and question in self._applicable():
                     reason = _say("answer_first", self.lang, label=current.label[self.lang])
                 else:
                     reason = _say("not_applicable", self.lang, label=question.label[self.lang])
@@ -610,6 +661,7 @@ class Intake:
                 max=question.max,
                 step=question.step,
                 integer=question.integer,
+                scale=question.is_scale,
             )
         else:
             view.update(max_length=question.max_length, multiline=question.multiline)
@@ -1026,19 +1078,28 @@ def _compose(
     table = _table(
         raw,
         top,
-        frozenset({"title", "description", "order", "questions", "triage"}),
+        frozenset({"title", "description", "order", "questions", "triage", "section_title"}),
         frozenset({"title", "description", "questions"}),
     )
     questions: dict[str, Question] = {}
     rule_sources: list[tuple[_Where, object]] = []
     included: set[str] = set()
+    own_title = (
+        _localized(table["section_title"], top.at("section_title"))
+        if "section_title" in table
+        else _WORDS["own_section"]
+    )
+    titles: dict[str, Localized] = {"": own_title}
+    # The section the topic's own questions belong to: its own, until an included section
+    # that is not a screening one (an own question after it goes on in that section).
+    group = ""
 
-    def add(raw_question: object, where: _Where) -> None:
+    def add(raw_question: object, where: _Where, section: str, screening: bool = False) -> None:
         question = _parse_question(raw_question, where, questions)
         if question.id in questions:
             other = questions[question.id].source
             raise where.at("id").error(f"duplicate question id {question.id!r} (also in {other})")
-        questions[question.id] = question
+        questions[question.id] = replace(question, section=section, screening=screening)
 
     for i, entry in enumerate(_list(table["questions"], top.at("questions"))):
         where = top.at("questions").at(i)
@@ -1053,19 +1114,38 @@ def _compose(
             file, body = sections[section]
             section_top = _Where(file)
             body = _table(
-                body, section_top, frozenset({"questions", "triage"}), frozenset({"questions"})
+                body,
+                section_top,
+                frozenset({"questions", "triage", "title", "screening"}),
+                frozenset({"questions"}),
+            )
+            screening = (
+                _bool(body["screening"], section_top.at("screening"))
+                if "screening" in body
+                else False
+            )
+            if screening and any(not q.screening for q in questions.values()):
+                raise where.at("include").error(
+                    f"the screening section {section!r} must come before every other question"
+                )
+            titles[section] = (
+                _localized(body["title"], section_top.at("title"))
+                if "title" in body
+                else _WORDS["questions"]
             )
             for j, raw_question in enumerate(_list(body["questions"], section_top.at("questions"))):
                 at = section_top.at("questions").at(j)
                 if isinstance(raw_question, dict) and "include" in raw_question:
                     raise at.error("a section cannot include another section")
-                add(raw_question, at)
+                add(raw_question, at, section, screening)
+            if not screening:
+                group = section
             for j, rule in enumerate(
                 _list(body.get("triage", []), section_top.at("triage"), empty_ok=True)
             ):
                 rule_sources.append((section_top.at("triage").at(j), rule))
         else:
-            add(entry, where)
+            add(entry, where, group)
     triage = _list(table.get("triage", []), top.at("triage"), empty_ok=True)
     rule_sources += [(top.at("triage").at(i), rule) for i, rule in enumerate(triage)]
     rules: list[TriageRule] = []
@@ -1084,6 +1164,7 @@ def _compose(
         questions=tuple(questions.values()),
         rules=tuple(rules),
         order=order,
+        section_titles=titles,
     )
 
 

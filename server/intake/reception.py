@@ -2,8 +2,8 @@
 
 The decisions are :class:`~server.intake.flow.IntakeFlow`'s; this module keeps the sessions in
 memory, answers each client message with the next ``intake.step``, stores every finished
-intake (an emergency sent to 112 included) and, when the intake is complete, asks the hub to
-queue the conversation with its triage, station, summary and identity.
+intake (an emergency sent to 112 included) and, when the citizen confirms the review of their
+answers, asks the hub to queue the conversation with its triage, station, summary and identity.
 
 A session is named by a token the client keeps (``intake.resume`` after a reconnect).
 
@@ -189,6 +189,7 @@ class Reception:
             form=form,
             open_id=cmd.open_id,
         )
+        self.flow.prepare(session, cmd.station)
         live = _Live(session, subscriber, self.clock.now_ms(), address, hold)
         self._by_token[session.token_hash] = live
         self._tokens[session.id] = token
@@ -209,27 +210,43 @@ class Reception:
     async def answer(
         self, session: IntakeSession, question_id: str, value: Any
     ) -> Conversation | None:
-        live = self._live(session)
-        if session.outcome is not None:
-            raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
-        try:
-            session.form.answer(question_id, value)
-        except AnswerError as exc:
-            raise HubError(ErrorCode(exc.code), exc.reason) from None
-        return await self._advance(live)
+        return await self._change(
+            session, lambda now: self.flow.answer(session, question_id, value, now)
+        )
+
+    async def back(
+        self, session: IntakeSession, question_id: str | None, step: str | None
+    ) -> Conversation | None:
+        """One step back, or to an answered question or the station (the review's links)."""
+        return await self._change(
+            session, lambda now: self.flow.back(session, now, question_id, step)
+        )
+
+    async def confirm(self, session: IntakeSession) -> Conversation | None:
+        """The review's "Send": the chat is queued (a repeat finds the intake gone)."""
+        return await self._change(session, lambda now: self.flow.confirm(session, now))
 
     async def stay_anonymous(self, session: IntakeSession) -> Conversation | None:
-        live = self._live(session)
-        self._waiting_for(session, StepKind.IDENTIFY)
-        session.anonymous = True
-        return await self._advance(live)
+        conv = await self._change(session, lambda now: self.flow.stay_anonymous(session, now))
+        # No identification is on its way any more: its place is free (the answers stay, and
+        # identifying after all begins a new one).
+        self._drop_pending(session)
+        return conv
 
     async def choose_station(self, session: IntakeSession, station_id: str) -> Conversation | None:
+        return await self._change(
+            session, lambda now: self.flow.choose_station(session, station_id, now)
+        )
+
+    async def _change(
+        self, session: IntakeSession, change: Callable[[datetime], None]
+    ) -> Conversation | None:
+        """Apply one of the flow's changes (a refusal changes nothing), then the next step."""
         live = self._live(session)
-        self._waiting_for(session, StepKind.STATION)
-        if self.flow.areas.station(station_id) is None:
-            raise HubError(ErrorCode.UNKNOWN_STATION, refusal("unknown_station", session.lang))
-        session.station_id = station_id
+        try:
+            change(self.local_now())
+        except AnswerError as exc:
+            raise HubError(ErrorCode(exc.code), exc.reason) from None
         return await self._advance(live)
 
     async def resume(
@@ -246,13 +263,16 @@ class Reception:
             conv = self.hub.conversation(session.conversation_id)
             if conv is not None:
                 return session, await self.hub.reopen(conv, subscriber)
-        if session.outcome is None and session.last_step is not None:
-            if session.last_step.kind is StepKind.READY:
-                return session, await self._queue(live, session.last_step)
+        if session.outcome is None:
+            # Where the intake stands now (the link of an identify step may be used up or
+            # expired: a fresh one; the hours may have closed it meanwhile).
+            step = self.flow.next_step(session, self.local_now())
+            if step.kind is StepKind.READY:
+                return session, await self._queue(live, step)
+            if step.final:
+                self._finished(live)
+                await self._record(session, step, None)
         if session.last_step is not None:
-            if session.outcome is None and session.last_step.kind is StepKind.IDENTIFY:
-                # The link in the old step may be used up or expired: a fresh one.
-                session.last_step = self.flow.next_step(session, self.local_now())
             self._send(live, session.last_step)
         return session, None
 
@@ -364,10 +384,9 @@ class Reception:
             log.warning("an identification code was offered by another intake")
             raise HubError(ErrorCode.FORBIDDEN, "this identification belongs to another chat")
         self._remove_pending(pending)
-        self._waiting_for(session, StepKind.IDENTIFY)
-        assert pending.identity is not None
-        session.identity = pending.identity
-        return await self._advance(live)
+        identity = pending.identity
+        assert identity is not None
+        return await self._change(session, lambda now: self.flow.identify(session, identity, now))
 
     # --- the steps ------------------------------------------------------------------------
 
@@ -409,7 +428,7 @@ class Reception:
             session.lang,
             step.triage or "routine",
             Outcome.QUEUED.value,
-            session.form.answers(),
+            session.answers(),
             conversation_id,
         )
         subscriber = live.subscriber
@@ -421,7 +440,7 @@ class Reception:
             topic=summary.title or session.topic_id,
             triage=step.triage,
             station_id=session.station_id,
-            intake=IntakeDocument(session.topic_id, session.form.answers(), summary),
+            intake=IntakeDocument(session.topic_id, session.answers(), summary),
             identity=identity.document(self.local_now().date()) if identity is not None else None,
         )
         if bot_chat is not None:
@@ -458,7 +477,7 @@ class Reception:
         self, session: IntakeSession, step: Step, conversation_id: str | None
     ) -> None:
         """Store how an intake ended (an emergency above all) with an audit row."""
-        if session.outcome is Outcome.CLOSED and not session.form.answers():
+        if session.outcome is Outcome.CLOSED and not session.answers():
             return  # nothing was asked: there is nothing to keep
         now = self.clock.now_ms()
         outcome = session.outcome.value if session.outcome else step.kind.value
@@ -470,7 +489,7 @@ class Reception:
             session.lang,
             step.triage or session.triage().value,
             outcome,
-            session.form.answers(),
+            session.answers(),
             conversation_id,
         )
         audit = AuditEvent(
@@ -493,6 +512,7 @@ class Reception:
             detail=step.detail,
             triage=step.triage,
             progress=step.progress,
+            back=step.back,
         )
         live.subscriber.deliver(Envelope(msg))
 
@@ -508,14 +528,6 @@ class Reception:
     def _touch(self, live: _Live) -> None:
         live.touched_ms = self.clock.now_ms()
         self._by_token.move_to_end(live.session.token_hash)
-
-    @staticmethod
-    def _waiting_for(session: IntakeSession, kind: StepKind) -> None:
-        if session.outcome is not None:
-            raise HubError(ErrorCode.INTAKE_FINISHED, refusal("finished", session.lang))
-        if session.last_step is None or session.last_step.kind is not kind:
-            key = "not_identify" if kind is StepKind.IDENTIFY else "not_station"
-            raise HubError(ErrorCode.INTAKE_OUT_OF_ORDER, refusal(key, session.lang))
 
     def _finished(self, live: _Live) -> None:
         """An end was reached: the session stays (to tell a returning client again) but no

@@ -1,7 +1,8 @@
 """The intake's HTTP side: service status, and the identification round trip.
 
 - ``GET /api/service?lang=fi``: is the chat taking new chats now, the topics to choose from,
-  and when closed, why and when it opens (with the bot and the 24/7 numbers).
+  who the nurse chat is for, and when closed, why and when it opens (with the bot and the
+  24/7 numbers).
 - ``GET /identity/start?ticket=…&lang=fi``: redirects the browser to the identity provider.
   The ticket comes from the client's ``intake.step`` (``identify``), works once and for
   minutes, and binds the login to this browser with a cookie.
@@ -34,6 +35,7 @@ from server.guard.client_address import address_key, client_address
 from server.guard.limits import LIMITS, LimitError
 from server.hub.hub import HUB
 from server.intake.areas import load_areas
+from server.intake.eligibility import audience
 from server.intake.flow import ClientIdentity, IntakeFlow, IntakeSession, client_language
 from server.intake.hours import load_hours
 from server.intake.oidc import (
@@ -171,6 +173,13 @@ async def service_status(request: web.Request) -> web.Response:
             "closed": closed.detail if closed is not None else None,
             "topics": flow.topics.menu(lang),
             "identification": flow.identification,
+            # Who the nurse chat is for, and where the others turn (from the configuration).
+            "audience": audience(
+                flow.areas,
+                lang,
+                identification=flow.identification,
+                bot=request.app[SETTINGS].bot,
+            ),
             # Off only for trying the chat without the intake (and for its older tests).
             "intake_required": request.app[SETTINGS].intake_required,
             # The advice bot answers at any hour (bot.start): offer it beside the topics.

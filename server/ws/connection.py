@@ -51,6 +51,8 @@ from protocol.messages import (
     FeedbackSend,
     IntakeAnonymous,
     IntakeAnswer,
+    IntakeBack,
+    IntakeConfirm,
     IntakeIdentify,
     IntakeResume,
     IntakeStart,
@@ -150,6 +152,8 @@ class Connection:
             BotStart: self._on_bot_start,
             IntakeStart: self._on_intake_start,
             IntakeAnswer: self._on_intake_answer,
+            IntakeBack: self._on_intake_back,
+            IntakeConfirm: self._on_intake_confirm,
             IntakeAnonymous: self._on_intake_anonymous,
             IntakeStation: self._on_intake_station,
             IntakeResume: self._on_intake_resume,
@@ -348,6 +352,15 @@ class Connection:
         self._not_bound()
         conv = await self._reception().answer(self._session(), msg.question_id, msg.value)
         self._bind_client(conv)
+
+    async def _on_intake_back(self, msg: IntakeBack) -> None:
+        self._not_bound()
+        conv = await self._reception().back(self._session(), msg.question_id, msg.step)
+        self._bind_client(conv)
+
+    async def _on_intake_confirm(self, msg: IntakeConfirm) -> None:
+        self._not_bound()
+        self._bind_client(await self._reception().confirm(self._session()))
 
     async def _on_intake_anonymous(self, msg: IntakeAnonymous) -> None:
         self._not_bound()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kanava_testing import PASSWORD, KanavaServer
-from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.async_api import Browser, BrowserContext, Frame, Locator, Page, expect
 
 from protocol import Role
 from protocol.errors import CloseCode
@@ -161,3 +161,54 @@ async def take(page: Page, client_name: str) -> Locator:
     chat_pane = pane(page, client_name)
     await expect(chat_pane).to_have_count(1)
     return chat_pane
+
+
+# --- the citizen's intake -------------------------------------------------------------------
+
+
+def question(page: Page | Frame, question_id: str) -> Locator:
+    """The form of the question ``question_id`` on the intake's screen."""
+    return page.locator(f'#intake form.question[data-question="{question_id}"]')
+
+
+async def answer(
+    page: Page | Frame,
+    question_id: str,
+    *,
+    choose: tuple[str, ...] = (),
+    fill: str | None = None,
+    next_: str = "Seuraava",
+) -> None:
+    """Answer the question shown now (labels to check, a text to fill; none: its earlier
+    answer as it stands) and wait until the page has moved on from it."""
+    form = question(page, question_id)
+    await expect(form).to_be_visible()
+    for label in choose:
+        await form.get_by_label(label, exact=True).check()
+    if fill is not None:
+        await form.get_by_role("textbox").fill(fill)
+    await form.get_by_role("button", name=next_, exact=True).click()
+    await expect(form).to_have_count(0)
+
+
+async def answer_something_else(
+    page: Page | Frame,
+    description: str,
+    *,
+    duration: str = "1–6 päivää",
+    age: str = "41",
+    sex: str = "Nainen",
+    pregnant: str = "En ole",
+) -> None:
+    """The questions of "Jokin muu vaiva" after who may chat is settled, in Finnish, none
+    alarming (the severity 2 on the 0–10 row of buttons)."""
+    await answer(page, "description", fill=description)
+    await answer(page, "duration", choose=(duration,))
+    await answer(page, "severity", choose=("2",))
+    await answer(page, "worsening", choose=("Ei",))
+    await answer(page, "age", fill=age)
+    await answer(page, "sex", choose=(sex,))
+    if pregnant and sex != "Mies":
+        await answer(page, "pregnant", choose=(pregnant,))
+    for yes_no in ("chronic", "medication", "allergies"):
+        await answer(page, yes_no, choose=("Ei",))

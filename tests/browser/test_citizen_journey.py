@@ -18,7 +18,15 @@ from typing import Any
 
 import pytest
 from axe import check as axe_check
-from browser_testing import Pages, PageServer, drop_sockets, start_page_server
+from browser_testing import (
+    Pages,
+    PageServer,
+    answer,
+    answer_something_else,
+    drop_sockets,
+    question,
+    start_page_server,
+)
 from idp import provider_for_kanava
 from kanava_testing import Chat, ProPeer
 from playwright.async_api import Browser, Page, Route, expect
@@ -132,23 +140,6 @@ async def states_seen(page: Page) -> list[str]:
 # --- what a resident does -----------------------------------------------------------------
 
 
-def question(page: Page, question_id: str) -> Any:
-    return page.locator(f'#intake form.question[data-question="{question_id}"]')
-
-
-async def answer(
-    page: Page, question_id: str, *, choose: tuple[str, ...] = (), fill: str | None = None
-) -> None:
-    form = question(page, question_id)
-    await expect(form).to_be_visible()
-    for label in choose:
-        await form.get_by_label(label, exact=True).check()
-    if fill is not None:
-        await form.get_by_role("textbox").fill(fill)
-    await form.get_by_role("button", name="Seuraava").click()
-    await expect(form).to_have_count(0)
-
-
 async def citizen_says(page: Page, text: str) -> None:
     await page.get_by_label("Viesti", exact=True).fill(text)
     await page.get_by_role("button", name="Lähetä").click()
@@ -202,8 +193,9 @@ def test_the_three_languages_have_the_same_words() -> None:
 async def test_the_whole_journey_with_identification_a_nurse_feedback_and_transcript(
     browser: Browser, identifying_server: PageServer, tmp_path: Path
 ) -> None:
-    """Start → questions → the provider's pop-up → queue → chat → ended by the nurse →
-    feedback stored → transcript downloaded; axe finds nothing serious on any step."""
+    """Start → red flags → the provider's pop-up → the other questions → review → queue →
+    chat → ended by the nurse → feedback stored → transcript downloaded; axe finds nothing
+    serious on any step."""
     server = identifying_server
     pages = Pages(browser, server, tmp_path)
     chat = Chat(server)
@@ -230,24 +222,8 @@ async def test_the_whole_journey_with_identification_a_nurse_feedback_and_transc
         await pages.screenshot(page, "widget-question-phone.png")
         await answer(page, "red_flags")
 
-        # A required answer left empty: the server's reason, next to the question.
-        description = question(page, "description")
-        await description.get_by_role("button", name="Seuraava").click()
-        error = description.locator(".question-error")
-        await expect(error).not_to_be_empty()
-        await expect(description.get_by_role("textbox")).to_have_attribute("aria-invalid", "true")
-        await axe_check(page, "a validation error")
-        await answer(page, "description", fill="Ihottuma kyynärvarressa viikon ajan.")
-        await answer(page, "duration", choose=("1–6 päivää",))
-        await answer(page, "severity", fill="2")
-        await answer(page, "worsening", choose=("Ei",))
-        await answer(page, "age", fill="41")
-        await answer(page, "sex", choose=("Nainen",))
-        await answer(page, "pregnant", choose=("En ole",))
-        for yes_no in ("chronic", "medication", "allergies"):
-            await answer(page, yes_no, choose=("Ei",))
-
-        # Identification in a pop-up at the development provider; back in the same page.
+        # Identification right after the red flags, in a pop-up at the development provider;
+        # back in the same page.
         pro = await chat.open_pro("hoitaja1")  # online: the wait can be estimated
         await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
         async with page.context.expect_page() as popup_info:
@@ -255,6 +231,19 @@ async def test_the_whole_journey_with_identification_a_nurse_feedback_and_transc
         popup = await popup_info.value
         async with popup.expect_event("close"):
             await popup.get_by_role("button", name=re.compile("^Aino")).click()
+
+        # A required answer left empty: the server's reason, next to the question.
+        description = question(page, "description")
+        await description.get_by_role("button", name="Seuraava").click()
+        error = description.locator(".question-error")
+        await expect(error).not_to_be_empty()
+        await expect(description.get_by_role("textbox")).to_have_attribute("aria-invalid", "true")
+        await axe_check(page, "a validation error")
+        await answer_something_else(page, "Ihottuma kyynärvarressa viikon ajan.")
+
+        # The review: every answer, her station from her address; sent.
+        await expect(page.get_by_role("heading", name="Tarkista vastauksesi")).to_be_visible()
+        await page.get_by_role("button", name="Lähetä ja siirry jonoon").click()
 
         # The queue: the position and the estimated wait.
         await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
@@ -728,7 +717,8 @@ async def test_from_the_demo_pages_launcher_through_identification_to_a_nurse_an
     browser: Browser, identifying_server: PageServer, tmp_path: Path
 ) -> None:
     """The resident's way in: the city's page, its chat button, the chat in the widget's
-    frame; the questions, the provider's pop-up, the queue, the nurse, the feedback."""
+    frame; the red flags, the provider's pop-up, the other questions and the review, the
+    queue, the nurse, the feedback."""
     server = identifying_server
     pages = Pages(browser, server, tmp_path)
     chat = Chat(server)
@@ -744,22 +734,15 @@ async def test_from_the_demo_pages_launcher_through_identification_to_a_nurse_an
         assert frame is not None, [f.url for f in page.frames]
         await expect(frame.locator("#service")).to_contain_text("Avoinna nyt.")
         await frame.get_by_role("button", name=re.compile("^Jokin muu vaiva")).click()
-        await answer(frame, "red_flags", choose=("Ei mitään näistä",))  # type: ignore[arg-type]
-        await answer(frame, "description", fill="Ihottuma kyynärvarressa.")  # type: ignore[arg-type]
-        await answer(frame, "duration", choose=("1–6 päivää",))  # type: ignore[arg-type]
-        await answer(frame, "severity", fill="2")  # type: ignore[arg-type]
-        await answer(frame, "worsening", choose=("Ei",))  # type: ignore[arg-type]
-        await answer(frame, "age", fill="41")  # type: ignore[arg-type]
-        await answer(frame, "sex", choose=("Nainen",))  # type: ignore[arg-type]
-        await answer(frame, "pregnant", choose=("En ole",))  # type: ignore[arg-type]
-        for yes_no in ("chronic", "medication", "allergies"):
-            await answer(frame, yes_no, choose=("Ei",))  # type: ignore[arg-type]
+        await answer(frame, "red_flags", choose=("Ei mitään näistä",))
         pro = await chat.open_pro("hoitaja1")
         async with page.context.expect_page() as popup_info:
             await frame.get_by_role("button", name="Tunnistaudu").click()
         popup = await popup_info.value
         async with popup.expect_event("close"):
             await popup.get_by_role("button", name=re.compile("^Aino")).click()
+        await answer_something_else(frame, "Ihottuma kyynärvarressa.")
+        await frame.get_by_role("button", name="Lähetä ja siirry jonoon").click()
         await expect(frame.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
 
         await pro.send(QueueTake())

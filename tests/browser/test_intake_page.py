@@ -1,8 +1,10 @@
 """The citizen page's pre-chat intake in a real Chromium, against a server that requires it.
 
-No identity provider is configured, so the intake goes topic → questions → health station →
-queue. What is checked is what the resident sees: the red-flag question comes first, a refused
-answer is explained and can be fixed, and an emergency ends in a call to 112 with nothing queued.
+Without an identity provider the intake goes topic → red flags → own age and home municipality
+→ the other questions → health station → review → queue. What is checked is what the resident
+sees: the red-flag question comes first, a refused answer is explained and can be fixed, and an
+emergency ends in a call to 112 with nothing queued. With the real development provider,
+identification comes right after the red flags.
 """
 
 from __future__ import annotations
@@ -15,10 +17,20 @@ from typing import Any
 
 import pytest
 from axe import check as axe_check
-from browser_testing import Pages, PageServer, composer, sign_in, start_page_server, take
+from browser_testing import (
+    Pages,
+    PageServer,
+    answer,
+    answer_something_else,
+    composer,
+    question,
+    sign_in,
+    start_page_server,
+    take,
+)
 from idp import provider_for_kanava
 from kanava_testing import Chat
-from playwright.async_api import Browser, Locator, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from protocol.messages import ConversationStateChanged, QueueTake
 
@@ -39,48 +51,26 @@ def web_server(tmp_path: Path) -> Iterator[PageServer]:
 # --- what a resident does -------------------------------------------------------------------
 
 
-def question(page: Page, question_id: str) -> Locator:
-    return page.locator(f'#intake form.question[data-question="{question_id}"]')
-
-
-async def answer(
-    page: Page,
-    question_id: str,
-    *,
-    choose: tuple[str, ...] = (),
-    fill: str | None = None,
-) -> None:
-    """Answer the question shown now and wait until the page has moved on from it."""
-    form = question(page, question_id)
-    await expect(form).to_be_visible()
-    for label in choose:
-        await form.get_by_label(label, exact=True).check()
-    if fill is not None:
-        await form.get_by_role("textbox").fill(fill)
-    await form.get_by_role("button", name="Seuraava").click()
-    await expect(form).to_have_count(0)
-
-
 async def choose_topic(page: Page, title: str) -> None:
     await page.get_by_role("button", name=re.compile(f"^{title}")).click()
 
 
-async def answer_something_else(
-    page: Page, description: str, *, duration: str, age: str, sex: str, pregnant: str = ""
-) -> None:
-    """Go through the questions of "Jokin muu vaiva" without a danger sign."""
-    await choose_topic(page, "Jokin muu vaiva")
+async def no_red_flags(page: Page, topic: str = "Jokin muu vaiva") -> None:
+    """Choose the topic and answer its red-flag question: none of them."""
+    await choose_topic(page, topic)
     await answer(page, "red_flags", choose=("Ei mitään näistä",))
-    await answer(page, "description", fill=description)
-    await answer(page, "duration", choose=(duration,))
-    await answer(page, "severity", fill="2")
-    await answer(page, "worsening", choose=("Ei",))
-    await answer(page, "age", fill=age)
-    await answer(page, "sex", choose=(sex,))
-    if pregnant:
-        await answer(page, "pregnant", choose=(pregnant,))
-    for yes_no in ("chronic", "medication", "allergies"):
-        await answer(page, yes_no, choose=("Ei",))
+
+
+async def who_i_am(page: Page, age: str = "40", lives_here: str = "Kyllä") -> None:
+    """Without identification: the own age and the home municipality, after the red flags."""
+    await answer(page, "own_age", fill=age)
+    await answer(page, "home_municipality", choose=(lives_here,))
+
+
+async def send_review(page: Page) -> None:
+    """The review: every answer shown; send them."""
+    await expect(page.get_by_role("heading", name="Tarkista vastauksesi")).to_be_visible()
+    await page.get_by_role("button", name="Lähetä ja siirry jonoon").click()
 
 
 # --- the tests ------------------------------------------------------------------------------
@@ -100,7 +90,9 @@ async def test_questions_then_station_then_the_queue(pages: Pages, web_server: P
         await choose_topic(page, "Hengitystieinfektio")
         red_flags = question(page, "red_flags")
         await expect(red_flags.locator("legend")).to_have_text(RED_FLAGS)
-        await expect(page.locator(".progress-text")).to_have_text(re.compile(r"^Kysymys 1/\d+$"))
+        # The progress counts sections, not a total of questions that keeps growing.
+        await expect(page.locator(".progress-text")).to_have_text("Osio 1/5: Hätäoireet")
+        await expect(red_flags.get_by_role("button", name="Takaisin")).to_have_count(0)
         # "None of these" and a symptom exclude each other.
         chest_pain = red_flags.get_by_label("Rintakipu tai puristava tunne rinnassa")
         await chest_pain.check()
@@ -109,6 +101,10 @@ async def test_questions_then_station_then_the_queue(pages: Pages, web_server: P
         await pages.screenshot(page, "intake-question.png")
         await answer(page, "red_flags")
 
+        # Who may chat, before the symptoms (no identification on this server).
+        await expect(page.locator(".progress-text")).to_have_text("Osio 2/5: Tietoja sinusta")
+        await who_i_am(page)
+        await expect(page.locator(".progress-text")).to_have_text("Osio 3/5: Oireet")
         await answer(page, "symptoms", choose=("Yskä", "Kuume tai kuumeinen olo"))
         # A reload in the middle goes on where the resident was.
         await page.reload()
@@ -146,6 +142,7 @@ async def test_questions_then_station_then_the_queue(pages: Pages, web_server: P
             label="Kallion terveysasema"
         )
         await page.get_by_role("button", name="Jatka").click()
+        await send_review(page)
 
         await expect(page.locator("#chat")).to_be_visible()
         await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
@@ -235,26 +232,30 @@ IDENTIFY = {
         "anonymous_allowed": True,
     },
     "triage": "routine",
+    "back": True,
 }
 
 
 async def test_identification_opens_a_pop_up_or_continues_anonymously(
     pages: Pages, web_server: PageServer
 ) -> None:
-    """The identify step: the provider opens in a pop-up; anonymous leads to the bot."""
+    """The identify step: the provider opens in a pop-up; not identifying offers only the
+    bot, and identifying after all goes back to the identify step."""
     played = PlayedServer(
         {
             "intake.start": IDENTIFY,
             "intake.anonymous": {
-                "step": "bot",
+                "step": "anonymous",
                 "detail": {
-                    "text": "Voit kysyä neuvontabotilta yleisiä terveyskysymyksiä nimettömänä.",
+                    "text": "Ilman tunnistautumista voit käyttää vain neuvontabottia.",
                     "numbers": [
                         {"number": "116117", "tel": "tel:116117", "name": "Päivystysapu"},
                         {"number": "112", "tel": "tel:112", "name": "Hätänumero"},
                     ],
                 },
+                "back": True,
             },
+            "intake.back": IDENTIFY,
         }
     )
     page = await pages.new("/client")
@@ -273,16 +274,48 @@ async def test_identification_opens_a_pop_up_or_continues_anonymously(
     )
     await popup.close()
 
-    await page.get_by_role("button", name="Jatka nimettömänä").click()
-    await expect(page.get_by_role("heading", name="Neuvontabotti")).to_be_visible()
+    await page.get_by_role("button", name="Jatka tunnistautumatta (vain neuvontabotti)").click()
+    await expect(page.get_by_role("heading", name="Vain neuvontabotti")).to_be_visible()
     await expect(page.get_by_role("button", name="Keskustele neuvontabotin kanssa")).to_be_visible()
     numbers = page.locator("#intake .numbers a")
     await expect(numbers).to_have_text(["Päivystysapu 116117", "Hätänumero 112"])
     await expect(numbers.first).to_have_attribute("href", "tel:116117")
     await expect(numbers.last).to_have_attribute("href", "tel:112")
-    assert played.types() == ["intake.start", "intake.anonymous"]
-    await page.get_by_role("button", name="Aloita alusta").click()
-    await expect(page.get_by_role("heading", name="Mitä asiasi koskee?")).to_be_visible()
+    await page.get_by_role("button", name="Tunnistaudu sittenkin").click()
+    await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+    assert played.types() == ["intake.start", "intake.anonymous", "intake.back"]
+
+
+async def test_an_urgent_matter_turned_away_is_shown_the_helpline_first(
+    pages: Pages, web_server: PageServer
+) -> None:
+    """Not a resident, but the answers so far look urgent: "call 116117 now" comes first, as
+    big as the call to 112 on the emergency screen."""
+    played = PlayedServer(
+        {
+            "intake.start": {
+                "step": "guidance",
+                "detail": {
+                    "text": "Hoitajan chat palvelee asukkaita, joiden kotikunta on Helsinki, "
+                    "mutta asiasi on kiireellinen: soita nyt Päivystysapuun 116117.",
+                    "reason": "not_resident",
+                    "numbers": [
+                        {"number": "116117", "tel": "tel:116117", "name": "Päivystysapu"},
+                        {"number": "112", "tel": "tel:112", "name": "Hätänumero"},
+                    ],
+                },
+                "triage": "urgent",
+            }
+        }
+    )
+    page = await pages.new("/client", width=390, height=844)
+    await played.attach(page)
+    await choose_topic(page, "Jokin muu vaiva")
+    await expect(page.get_by_role("heading", name="Oman kuntasi palvelut")).to_be_visible()
+    call = page.locator("#intake a.call-now")
+    await expect(call).to_have_text("Soita 116117")
+    await expect(call).to_have_attribute("href", "tel:116117")
+    await expect(call).to_be_in_viewport()
 
 
 async def test_the_advice_bot_answers_with_buttons_links_and_112_first(
@@ -327,6 +360,8 @@ async def test_from_the_bot_to_a_nurse_in_the_same_chat(
     await page.get_by_role("button", name="Lähetä").click()
     await page.get_by_role("button", name="Siirry hoitajan chattiin").click()
     await expect(page.get_by_role("alert")).to_contain_text("Hoitaja näkee myös")
+    await no_red_flags(page)
+    await who_i_am(page, "35")
     await answer_something_else(
         page, "Haluan kysyä rokotuksista.", duration="Alkoi tänään", age="35", sex="Mies"
     )
@@ -334,6 +369,7 @@ async def test_from_the_bot_to_a_nurse_in_the_same_chat(
         label="Kallion terveysasema"
     )
     await page.get_by_role("button", name="Jatka").click()
+    await send_review(page)
 
     # The same chat, now waiting for a nurse: the talk with the bot is still on the screen.
     await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
@@ -377,7 +413,9 @@ async def test_without_a_provider_only_anonymous_is_offered(
         "Tunnistautuminen ei ole nyt käytettävissä. Voit jatkaa nimettömänä."
     )
     await expect(page.get_by_role("button", name="Tunnistaudu")).to_have_count(0)
-    await expect(page.get_by_role("button", name="Jatka nimettömänä")).to_be_visible()
+    await expect(
+        page.get_by_role("button", name="Jatka tunnistautumatta (vain neuvontabotti)")
+    ).to_be_visible()
 
 
 async def test_a_swedish_browser_gets_the_intake_in_swedish(
@@ -416,16 +454,11 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
     chat = Chat(identifying_server)
     try:
         page = await pages.new("/client")
-        await answer_something_else(
-            page,
-            "Ihottuma kyynärvarressa viikon ajan.",
-            duration="1–6 päivää",
-            age="41",
-            sex="Nainen",
-            pregnant="En ole",
-        )
+        await no_red_flags(page)
 
+        # Right after the red flags: who she is, before the rest of the questions.
         await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
+        await expect(page.locator(".progress-text")).to_have_text("Osio 2/5: Tunnistautuminen")
         console = await sign_in(pages, "hoitaja1")  # a nurse of team kallio
         async with page.context.expect_page() as popup_info:
             await page.get_by_role("button", name="Tunnistaudu").click()
@@ -439,7 +472,18 @@ async def test_a_resident_identifies_in_a_pop_up_and_reaches_their_own_station(
         async with popup.expect_event("close"):
             await popup.get_by_role("button", name=re.compile("^Aino")).click()
 
-        # Back in the chat page, without reloading: queued at her own station.
+        # Back in the chat page, without reloading: the rest of the questions, then the
+        # review with her own station (from her address), and the queue there.
+        await answer_something_else(
+            page,
+            "Ihottuma kyynärvarressa viikon ajan.",
+            duration="1–6 päivää",
+            age="41",
+            sex="Nainen",
+            pregnant="En ole",
+        )
+        await expect(page.locator(".review-station")).to_contain_text("Kallion terveysasema")
+        await send_review(page)
         await expect(page.locator("#chat")).to_be_visible()
         await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
         await expect(page.locator("#intake")).to_be_hidden()
@@ -477,13 +521,7 @@ async def test_a_link_completed_in_another_browser_identifies_nobody(
     pages = Pages(browser, identifying_server, tmp_path)
     try:
         attacker = await pages.new("/client")
-        await answer_something_else(
-            attacker,
-            "Haluan nähdä toisen tiedot.",
-            duration="Alkoi tänään",
-            age="30",
-            sex="Mies",
-        )
+        await no_red_flags(attacker)
         await expect(attacker.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
         link = await attacker.locator("#intake").get_attribute("data-identify-url")
         assert link and "/identity/start?ticket=" in link
@@ -551,15 +589,17 @@ async def test_a_pop_up_cut_off_from_its_opener_still_reaches_its_own_chat(
     pages = Pages(browser, identifying_server, tmp_path)
     try:
         page = await pages.new("/client")
-        await answer_something_else(
-            page, "Ihottuma.", duration="1–6 päivää", age="41", sex="Nainen", pregnant="En ole"
-        )
+        await no_red_flags(page)
         await expect(page.get_by_role("heading", name="Tunnistautuminen")).to_be_visible()
         link = await page.locator("#intake").get_attribute("data-identify-url")
         assert link
         alone = await page.context.new_page()  # no window.opener
         await alone.goto(link)
         await alone.get_by_role("button", name=re.compile("^Aino")).click()
+        await answer_something_else(
+            page, "Ihottuma.", duration="1–6 päivää", age="41", sex="Nainen", pregnant="En ole"
+        )
+        await send_review(page)
         await expect(page.locator("#chat")).to_be_visible()
         # The result page says it worked (a tab the person opened is theirs to close).
         await alone.wait_for_timeout(2000)

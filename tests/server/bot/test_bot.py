@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from intake_testing import answer_all
+from intake_testing import answer_all, send_reviewed
 from kanava_testing import Chat, ClientPeer, KanavaServer, assigned_to, closed_hours_file
 
 from protocol import Codec
@@ -20,7 +20,6 @@ from protocol.messages import (
     ConversationStateChanged,
     ConversationTransfer,
     IntakeStart,
-    IntakeStation,
     IntakeStep,
     MessageAck,
     MessageHistory,
@@ -182,8 +181,8 @@ async def test_asking_for_a_nurse_hands_the_same_chat_over_with_its_transcript(
     await intake.send(IntakeStart("other", "fi", bot_token=client.token))
     step = await answer_all(intake, await intake.expect(IntakeStep))
     assert step.step == "station"
-    await intake.send(IntakeStation("kallio"))
-    opened = await intake.expect(ConversationOpened)
+    opened = await send_reviewed(intake, step)
+    assert isinstance(opened, ConversationOpened)
     view = opened.conversation
     assert view.conversation_id == client.conversation_id  # the same chat, not a new one
     assert (view.state, view.team, view.reason) == ("queued", "kallio", "handed_over")
@@ -230,8 +229,8 @@ async def test_a_wrong_bot_token_is_refused_and_nothing_is_queued(open_desk: Cha
     person = await open_desk.raw_client()
     await person.send(IntakeStart("other", "fi"))
     step = await answer_all(person, await person.expect(IntakeStep))
-    await person.send(IntakeStation("kallio"))
-    opened = await person.expect(ConversationOpened)
+    opened = await send_reviewed(person, step)
+    assert isinstance(opened, ConversationOpened)
     third = await open_desk.raw_client()
     await third.send(IntakeStart("other", "fi", bot_token=opened.token))
     await third.expect_error("invalid_state")

@@ -23,6 +23,7 @@ from protocol.messages import (
     ConversationResume,
     ConversationStateChanged,
     Error,
+    IntakeConfirm,
     IntakeStart,
     IntakeStation,
     IntakeStep,
@@ -166,11 +167,15 @@ async def test_bot_chats_per_address_are_limited_with_a_retry_time(server_factor
 
 
 async def queue_through_intake(desk: Chat, **connect: Any) -> ClientPeer:
+    """A client that has answered everything and sent its review (the answer to come)."""
     client = await desk.raw_client(**connect)
     await client.send(IntakeStart("other", "fi"))
     step = await answer_all(client, await client.expect(IntakeStep), red_flags=["none"])
     assert step.step == "station"
     await client.send(IntakeStation("kallio"))
+    review = await client.expect(IntakeStep)
+    assert review.step == "review"
+    await client.send(IntakeConfirm())
     return client
 
 
@@ -187,7 +192,7 @@ async def test_waiting_chats_per_address_are_limited_and_the_intake_waits_for_la
             await waiting.expect(ConversationOpened)
         flood = await queue_through_intake(desk)
         error = await flood.expect_error("address_limit")
-        assert error.retry_after_ms and error.ref == "intake.station"
+        assert error.retry_after_ms and error.ref == "intake.confirm"
         patient = await queue_through_intake(desk, **OTHER)
         opened = await patient.expect(ConversationOpened)
         assert opened.conversation.queue_position == 3

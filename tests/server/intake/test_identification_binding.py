@@ -18,7 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 from idp import login, provider_for_kanava
-from intake_testing import answer_all, browser_identifies, identification_result
+from intake_testing import (
+    after_identifying,
+    answer_all,
+    browser_identifies,
+    identification_result,
+)
 from kanava_testing import Chat, ClientPeer, KanavaServer
 
 from protocol import JSON
@@ -99,7 +104,7 @@ async def test_a_link_completed_in_someone_elses_browser_identifies_nobody(
         # The attacker can only go on anonymously: to the bot, never to a nurse as Aino.
         await attacker.send(IntakeAnonymous())
         end = await attacker.expect(IntakeStep)
-        assert end.step == "bot"
+        assert end.step == "anonymous"
         assert identified_rows(desk_server) == 0
     finally:
         await desk.close_all()
@@ -135,7 +140,8 @@ async def test_the_rightful_browser_redeems_its_code_and_is_queued_identified(
         async with browser() as own:
             code = await browser_identifies(own, desk_server, link(step), "aino")
         await client.send(IntakeIdentify(code))
-        opened = await client.expect(ConversationOpened)
+        opened = await after_identifying(client)
+        assert isinstance(opened, ConversationOpened)
         identified = opened.conversation.identified
         assert identified is not None and identified.name == "Aino Testinen"
         # Redeemed once: a replay of the same code by another intake finds nothing.
@@ -167,7 +173,7 @@ async def test_a_link_works_once_and_the_chat_gets_a_fresh_one(
             assert fresh.step == "identify"
             code = await browser_identifies(own, desk_server, link(fresh), "aino")
         await client.send(IntakeIdentify(code))
-        await client.expect(ConversationOpened)
+        assert isinstance(await after_identifying(client), ConversationOpened)
     finally:
         await desk.close_all()
 
@@ -260,8 +266,8 @@ async def test_identifications_in_progress_are_limited_per_address(
                 assert "Yritä hetken kuluttua" in await resp.text()
             # Refused, the link was not used up: once a place is free, the same link works.
             assert first is not None
-            await first[0].send(IntakeAnonymous())  # the first intake ends: its place frees
-            await first[0].expect(IntakeStep, lambda m: m.step == "bot")
+            await first[0].send(IntakeAnonymous())  # the first one will not identify: free
+            await first[0].expect(IntakeStep, lambda m: m.step == "anonymous")
             async with flood.get(server.base + link(step), allow_redirects=False) as resp:
                 assert resp.status == 302
         resident = await desk.raw_client(local_addr=("127.0.0.2", 0))
@@ -270,7 +276,7 @@ async def test_identifications_in_progress_are_limited_per_address(
         async with browser() as own:
             code = await browser_identifies(own, server, link(step), "aino")
         await resident.send(IntakeIdentify(code))
-        await resident.expect(ConversationOpened)
+        assert isinstance(await after_identifying(resident), ConversationOpened)
     finally:
         await desk.close_all()
 

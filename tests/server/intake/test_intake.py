@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 from idp import provider_for_kanava
-from intake_testing import answer_all, benign, identified_intake
+from intake_testing import (
+    answer_all,
+    benign,
+    identified_intake,
+    identify_as,
+    queue_through_intake,
+    send_reviewed,
+)
 from kanava_testing import Chat, KanavaServer, closed_hours_file
 
 from protocol import Codec
@@ -21,6 +28,9 @@ from protocol.messages import (
     Identified,
     IntakeAnonymous,
     IntakeAnswer,
+    IntakeBack,
+    IntakeConfirm,
+    IntakeIdentify,
     IntakeResume,
     IntakeStart,
     IntakeStation,
@@ -28,21 +38,6 @@ from protocol.messages import (
     QueueSnapshot,
     QueueTake,
 )
-
-
-@pytest.fixture
-def intake_server(server_factory: Any) -> KanavaServer:
-    server: KanavaServer = server_factory(
-        intake_required=True, always_open=True, client_rate_burst=1000, pro_rate_burst=1000
-    )
-    return server
-
-
-@pytest.fixture
-async def desk(intake_server: KanavaServer, codec: Codec) -> Any:
-    helper = Chat(intake_server, codec)
-    yield helper
-    await helper.close_all()
 
 
 async def test_a_chat_cannot_be_opened_past_the_intake(desk: Chat) -> None:
@@ -93,6 +88,11 @@ async def test_an_invalid_answer_is_refused_and_can_be_corrected(desk: Chat) -> 
     await client.send(IntakeStart("respiratory", "sv"))
     step = await client.expect(IntakeStep)
     await client.send(IntakeAnswer("red_flags", ["none"]))
+    # Who may chat (no identification on this server) comes right after the red flags.
+    for question_id, value in (("own_age", 40), ("home_municipality", True)):
+        step = await client.expect(IntakeStep)
+        assert isinstance(step.detail, dict) and step.detail["id"] == question_id
+        await client.send(IntakeAnswer(question_id, value))
     step = await client.expect(IntakeStep)
     assert isinstance(step.detail, dict) and step.detail["id"] == "symptoms"
     # Out of order: a question not yet asked.
@@ -125,8 +125,8 @@ async def test_a_finished_intake_queues_the_chat_with_its_summary_for_the_nurse(
     assert {"kallio", "vuosaari"} <= {s["id"] for s in step.detail["stations"]}
     await client.send(IntakeStation("no-such-station"))
     await client.expect_error("unknown_station")
-    await client.send(IntakeStation("kallio"))
-    opened = await client.expect(ConversationOpened)
+    opened = await send_reviewed(client, step)
+    assert isinstance(opened, ConversationOpened)
     view = opened.conversation
     assert view.team == "kallio" and view.station == "kallio" and view.triage == "routine"
     assert view.queue_position == 1
@@ -139,6 +139,12 @@ async def test_a_finished_intake_queues_the_chat_with_its_summary_for_the_nurse(
     assert isinstance(intake, dict)
     assert intake["level"] == "routine"
     assert intake["lines"], "the nurse sees the answers"
+    # Who the person said they are, right after the red flags (no identification here).
+    assert [line["label"] for line in intake["lines"][:3]] == [
+        "Hätäoireet nyt",
+        "Oma ikä",
+        "Kotikunta Helsinki",
+    ]
     assert taken.conversation.identity is None  # identification is off on this server
 
 
@@ -148,10 +154,9 @@ async def test_an_urgent_chat_goes_before_routine_ones(desk: Chat) -> None:
     for overrides in ({}, {}, {"symptoms": ["breathlessness"], "breathing": "walking"}):
         client = await desk.raw_client()
         await client.send(IntakeStart("respiratory", "en"))
-        step = await answer_all(client, await client.expect(IntakeStep), **overrides)
-        assert step.step == "station"
-        await client.send(IntakeStation("kallio"))
-        views.append((await client.expect(ConversationOpened)).conversation)
+        opened = await queue_through_intake(client, await client.expect(IntakeStep), **overrides)
+        assert isinstance(opened, ConversationOpened)
+        views.append(opened.conversation)
     assert [v.triage for v in views] == ["routine", "routine", "urgent"]
     pro = await desk.open_pro("hoitaja1")
     snapshot = await pro.expect(QueueSnapshot, lambda s: s.team == "kallio" and s.length == 3)
@@ -169,10 +174,10 @@ async def test_the_client_sees_its_place_and_an_estimated_wait_as_the_queue_move
     for _ in range(2):
         client = await desk.raw_client()
         await client.send(IntakeStart("other", "fi"))
-        await answer_all(client, await client.expect(IntakeStep))
-        await client.send(IntakeStation("kallio"))
+        opened = await queue_through_intake(client, await client.expect(IntakeStep))
+        assert isinstance(opened, ConversationOpened)
         clients.append(client)
-        views.append((await client.expect(ConversationOpened)).conversation)
+        views.append(opened.conversation)
     second = views[1]
     assert second.queue_position == 2
     assert second.wait_min_minutes is not None and second.wait_max_minutes is not None
@@ -250,22 +255,51 @@ async def test_an_identified_non_resident_is_guided_to_their_own_services(
         await desk.close_all()
 
 
-async def test_choosing_anonymity_leads_to_the_bot_without_queueing(
+async def test_choosing_anonymity_offers_only_the_bot_and_identifying_after_all_keeps_answers(
     identified_desk: KanavaServer, codec: Codec
 ) -> None:
-    """With identification on, staying anonymous ends at the bot; out-of-order steps refused."""
+    """Identification right after the red flags; staying anonymous says "only the bot" and
+    queues nothing; one step back identifies after all, the answers kept, and the chat is
+    queued with them."""
     desk = Chat(identified_desk, codec)
     try:
         client = await desk.raw_client()
         await client.send(IntakeStart("other", "en"))
-        step = await answer_all(client, await client.expect(IntakeStep))
-        assert step.step == "identify"
+        first = await client.expect(IntakeStep)
+        await client.send(IntakeAnswer("red_flags", ["none"]))
+        step = await client.expect(IntakeStep)
+        assert step.step == "identify" and step.back
         assert isinstance(step.detail, dict) and step.detail["url"].startswith("/identity/start")
+        assert step.progress == {"section": 2, "sections": 5, "title": "Identification"}
         await client.send(IntakeStation("kallio"))
         await client.expect_error("intake_out_of_order")
+        await client.send(IntakeAnswer("description", "a rash"))  # not before identifying
+        await client.expect_error("intake_out_of_order")
         await client.send(IntakeAnonymous())
-        end = await client.expect(IntakeStep)
-        assert end.step == "bot"
+        anonymous = await client.expect(IntakeStep)
+        assert anonymous.step == "anonymous" and anonymous.back
+        assert isinstance(anonymous.detail, dict)
+        assert "only the advice bot" in anonymous.detail["text"]
+        assert "answers are kept" in anonymous.detail["text"]
+        await client.send(IntakeAnonymous())  # not asked any more
+        await client.expect_error("intake_out_of_order")
+        assert not identified_desk.hub.open_conversations()
+
+        await client.send(IntakeBack())  # identify after all
+        again = await client.expect(IntakeStep)
+        assert again.step == "identify" and isinstance(again.detail, dict)
+        assert again.detail["url"] != step.detail["url"]  # a fresh link
+        code = await identify_as(identified_desk, again, "aino")
+        await client.send(IntakeIdentify(code))
+        nxt = await client.expect(IntakeStep, lambda m: m.step != "identify")
+        assert isinstance(nxt.detail, dict) and nxt.detail["id"] == "description"
+        client.drop_unread(lambda m: isinstance(m, IntakeStep) and m.step == "identify")
+        opened = await queue_through_intake(client, nxt)
+        assert isinstance(opened, ConversationOpened)
+        stored = identified_desk.hub.conversation(opened.conversation.conversation_id)
+        assert stored is not None and stored.intake is not None
+        assert stored.intake.summary.lines[0] == ("Danger signs now", "None of these")
+        assert first.step == "question"
     finally:
         await desk.close_all()
 
@@ -300,11 +334,14 @@ async def test_a_wrong_step_is_refused_in_the_language_of_the_intake(desk: Chat)
     assert err.reason.startswith("Identifiering efterfrågas inte nu")
     step = await answer_all(client, first)
     assert step.step == "station"
+    await client.send(IntakeConfirm())  # nothing to confirm yet
+    err = await client.expect_error("intake_out_of_order")
+    assert err.reason.startswith("Skicka först när alla frågor är besvarade")
     await client.send(IntakeStation("hogwarts"))
     err = await client.expect_error("unknown_station")
     assert err.reason == "Välj en hälsostation i listan."
-    await client.send(IntakeStation("kallio"))
-    opened = await client.expect(ConversationOpened)
+    opened = await send_reviewed(client, step)
+    assert isinstance(opened, ConversationOpened)
     assert opened.conversation.station == "kallio" and opened.conversation.language == "sv"
 
 

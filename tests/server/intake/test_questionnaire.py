@@ -601,12 +601,19 @@ def test_re_answering_can_open_a_question_before_later_answers(topics: Topics) -
     assert next_id(intake) == "condition"
 
 
-def test_a_finished_intake_refuses_changes(topics: Topics) -> None:
-    """Once complete, the answers are final (the hub has queued the conversation)."""
+def test_a_complete_questionnaire_still_takes_changes_until_an_emergency(
+    topics: Topics,
+) -> None:
+    """Complete, the answers can still change (the person checks them before sending, and
+    the triage follows); only an emergency is final."""
     intake = start(topics, "other")
     answer_all(intake, OTHER_ROUTINE)
-    error = refused(intake, "severity", 9)
-    assert (error.code, error.reason) == ("intake_finished", "Kysely on jo päättynyt.")
+    assert intake.finished and intake.triage().level is TriageLevel.ROUTINE
+    intake.answer("severity", 9)
+    assert intake.finished and intake.triage().level is TriageLevel.URGENT
+    intake.answer("red_flags", ["heavy_bleeding"])
+    error = refused(intake, "severity", 2)
+    assert error.code == "intake_finished" and "112" in error.reason
 
 
 @pytest.mark.parametrize(
@@ -739,6 +746,7 @@ def test_question_view_describes_each_kind_for_the_client(topics: Topics) -> Non
         "max": 43,
         "step": 0.1,
         "integer": False,
+        "scale": False,
     }
     intake.answer("temperature", 38.0)
     assert view_of(intake, "fever_days")["progress"] == {"index": 5, "total": 12}
@@ -903,6 +911,52 @@ def test_the_engine_is_pure() -> None:
         if isinstance(node, ast.ImportFrom) and node.level == 0
     }
     assert imported.isdisjoint({"asyncio", "aiohttp", "aiosqlite", "socket", "time", "datetime"})
+
+
+# -- Sections and scales ------------------------------------------------------------------------
+
+
+def test_the_red_flags_are_a_screening_section_and_the_rest_fall_into_titled_sections(
+    topics: Topics,
+) -> None:
+    """The progress's sections: the red flags (screened first), the topic's own questions,
+    the background; "anything else?" after the background stays in it, so the progress
+    never goes back."""
+    topic = topics["respiratory"]
+    sections = [(q.id, q.section, q.screening) for q in topic.questions]
+    assert sections[0] == ("red_flags", "red_flags", True)
+    assert ("symptoms", "", False) in sections and ("age", "background", False) in sections
+    assert sections[-1] == ("notes", "background", False)
+    assert [q.id for q in topic.questions if q.screening] == ["red_flags"]
+    titles = {key: topic.section_title(key, "en") for key in ("red_flags", "", "background")}
+    assert titles == {"red_flags": "Danger signs", "": "Symptoms", "background": "Background"}
+    assert topics["other"].section_title("", "sv") == "Ditt ärende"
+    assert topics["urinary"].section_title("background", "fi") == "Taustatiedot"
+
+
+def test_a_whole_number_from_zero_to_ten_is_a_scale(topics: Topics) -> None:
+    """The severity 0–10 shows as a row of buttons; an age or a temperature does not."""
+    topic = topics["other"]
+    scales = {q.id for q in topic.questions if q.is_scale}
+    assert scales == {"severity"}
+    intake = at(
+        topics, "other", {"red_flags": NO_RED_FLAGS, "description": "x", "duration": "days"}
+    )
+    view = intake.question_view(topic.question("severity"))  # type: ignore[arg-type]
+    assert (view["scale"], view["min"], view["max"]) == (True, 0, 10)
+    age = intake.question_view(topic.question("age"))  # type: ignore[arg-type]
+    assert age["scale"] is False
+
+
+def test_a_screening_section_must_come_first(tmp_path: Path) -> None:
+    """A screening section after another question would not screen first: refused."""
+    flags = "screening = true\n" + question("flag")
+    with pytest.raises(QuestionnaireError, match="must come before every other question"):
+        load_one(tmp_path, question("q1") + '[[questions]]\ninclude = "flags"\n', flags=flags)
+    topic = load_one(tmp_path, '[[questions]]\ninclude = "flags"\n' + question("q1"), flags=flags)[
+        "t"
+    ]
+    assert [(q.id, q.screening) for q in topic.questions] == [("flag", True), ("q1", False)]
 
 
 # -- Broken config files ------------------------------------------------------------------------

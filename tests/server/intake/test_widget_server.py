@@ -117,6 +117,28 @@ async def test_the_service_state_when_closed(server_factory: Any, tmp_path: Path
     assert body["closed"]
 
 
+async def test_the_start_says_who_the_nurse_chat_is_for_in_three_languages(
+    server_factory: Any,
+) -> None:
+    """From the configuration: adults living in the areas' municipality; without an identity
+    provider, asked right after the red flags; and where everyone else turns."""
+    server: KanavaServer = server_factory(intake_required=True, always_open=True)
+    expected = {
+        "fi": ("18 vuotta täyttäneille, joiden kotikunta on Helsinki", "kouluterveydenhoitaja"),
+        "sv": ("fyllt 18 år och bor i Helsingfors", "skolhälsovårdaren"),
+        "en": ("aged 18 or over who live in Helsinki", "school nurse"),
+    }
+    for lang, (who, young) in expected.items():
+        _, _, body = await get(server, f"/api/service?lang={lang}")
+        audience = body["audience"]
+        assert body["identification"] is False and audience["adult_age"] == 18
+        assert who in audience["text"], audience
+        assert any(young in line for line in audience["others"]), audience
+    assert (
+        "ikäsi ja kotikuntasi" in (await get(server, "/api/service?lang=fi"))[2]["audience"]["text"]
+    )
+
+
 # --- feedback -----------------------------------------------------------------------------
 
 
