@@ -120,7 +120,8 @@ export class RecordPanel {
         const body = await get(`/api/conversations/${encodeURIComponent(this.cid)}/record`);
         // A saved entry is what the professional wrote last: edit that, not a fresh draft.
         const source = body.saved || body.draft || {};
-        this.fillOutcomes(source.outcome || "");
+        // What the professional already chose while the draft was on its way stays chosen.
+        this.fillOutcomes(this.outcome.value || source.outcome || "");
         for (const [name] of FIELDS) {
           if (!this.inputs[name].value) this.inputs[name].value = source[name] || "";
         }

@@ -111,7 +111,7 @@ async def no_sideways_scrolling(page: Page) -> None:
 async def send_and_queue(page: Page) -> None:
     """The review's Send: the chat is queued."""
     await page.get_by_role("button", name="Lähetä ja siirry jonoon").click()
-    await expect(page.locator("#chat-status")).to_contain_text("Olet jonossa sijalla 1/1")
+    await expect(page.locator("#chat-status")).to_have_text("Olet jonossa sijalla 1.")
 
 
 # --- who may chat: said first, settled early ------------------------------------------------------

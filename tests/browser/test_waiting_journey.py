@@ -126,8 +126,13 @@ async def identify_as_aino(page: Page) -> None:
 async def into_the_queue(pages: Pages, lang: str, viewport: dict[str, int], urgent: bool) -> Page:
     page = await citizen(pages, lang, viewport)
     await page.locator('#topic-list button[data-topic="respiratory"]').click()
-    await answer_the_questions(page, URGENT if urgent else ROUTINE)
+    answers = URGENT if urgent else ROUTINE
+    await answer_the_questions(page, answers)  # the red flags
     await identify_as_aino(page)
+    await answer_the_questions(page, answers)  # the rest
+    # The review: her station from her address; sent.
+    await expect(page.locator("#intake")).to_have_attribute("data-step", "review")
+    await page.locator("#intake form.review button[type=submit]").click()
     await expect(page.locator("#chat")).to_be_visible()
     return page
 
