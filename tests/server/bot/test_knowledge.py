@@ -85,6 +85,31 @@ def test_a_message_is_understood(kb, text: str, label: str, lang: str) -> None: 
     assert match.lang == lang
 
 
+# Kinds of message that are not an emergency now, each in words of its own (not the sets'),
+# beside real emergencies told in the same style: the markers must not cost one of them.
+NOT_NOW = [
+    # "Again" about the help wanted, after an attempt long ago.
+    "jag vill gå i terapi igen efter ett självmordsförsök för tio år sedan",
+    "yritin tappaa itseni viisi vuotta sitten, haluaisin taas päästä terapiaan",
+    "I attempted suicide when I was a teenager and would like to see a therapist again",
+]
+STILL_AN_EMERGENCY = [
+    ("yritin tappaa itseni vuosia sitten ja nyt viiltelin taas", "emergency:crisis"),
+    ("för tio år sedan försökte jag ta livet av mig och nu vill jag dö igen", "emergency:crisis"),
+    ("years ago I tried to kill myself and tonight I cut myself again", "emergency:crisis"),
+]
+
+
+@pytest.mark.parametrize("text", NOT_NOW)
+def test_a_message_of_these_kinds_is_not_taken_for_an_emergency(kb, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert kb.understand(text).kind != "emergency", text
+
+
+@pytest.mark.parametrize(("text", "label"), STILL_AN_EMERGENCY)
+def test_an_emergency_in_the_same_words_is_still_caught(kb, text: str, label: str) -> None:  # type: ignore[no-untyped-def]
+    assert kb.understand(text).label == label
+
+
 def test_every_answer_has_somewhere_to_act_in_every_language(kb) -> None:  # type: ignore[no-untyped-def]
     for topic in kb.topics.values():
         assert topic.actions, topic.id
