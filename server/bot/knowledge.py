@@ -81,7 +81,7 @@ _STOPWORDS = frozenset(
     eller att om det den de en ett i på till för med av som har hade ska skulle måste får
     finns inte e
     me my mine you your is are was were be do does did could should would what when where
-    which who the a an and or to for of in on at with it this that there have has get
+    which who the a an and or to for of in on at with it this that there have has get just
     """.split()
 ) | frozenset(
     # Who it is about says nothing of what about: "my toddler" must not make a fever closer

@@ -92,11 +92,20 @@ NOT_NOW = [
     "jag vill gå i terapi igen efter ett självmordsförsök för tio år sedan",
     "yritin tappaa itseni viisi vuotta sitten, haluaisin taas päästä terapiaan",
     "I attempted suicide when I was a teenager and would like to see a therapist again",
+    # A question of general knowledge about the signs of an emergency.
+    "how do I recognise a heart attack, asking for a school project",
+    "mistä tunnistaa sydänkohtauksen? ihan uteliaisuudesta",
+    "hur känner man igen en hjärtinfarkt",
+    "mitkä on myrkytyksen oireet",
 ]
 STILL_AN_EMERGENCY = [
     ("yritin tappaa itseni vuosia sitten ja nyt viiltelin taas", "emergency:crisis"),
     ("för tio år sedan försökte jag ta livet av mig och nu vill jag dö igen", "emergency:crisis"),
     ("years ago I tried to kill myself and tonight I cut myself again", "emergency:crisis"),
+    ("my dad has the signs of a stroke right now, his face droops", "emergency:112"),
+    ("mistä tunnistaa sydänkohtauksen, isällä puristaa rintaa", "emergency:112"),
+    ("hur känner man igen en stroke, ansiktet hänger på ena sidan nu", "emergency:112"),
+    ("mistä tunnistaa myrkytyksen, lapsi söi tabletteja", "emergency:poison"),
 ]
 
 
