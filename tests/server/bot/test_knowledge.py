@@ -97,6 +97,10 @@ NOT_NOW = [
     "mistä tunnistaa sydänkohtauksen? ihan uteliaisuudesta",
     "hur känner man igen en hjärtinfarkt",
     "mitkä on myrkytyksen oireet",
+    # Love of a team: a figure of speech, not the heart.
+    "mun sydän sykkii HJK:lle",
+    "mitt hjärta klappar för Jokerit",
+    "my heart beats for Liverpool",
 ]
 STILL_AN_EMERGENCY = [
     ("yritin tappaa itseni vuosia sitten ja nyt viiltelin taas", "emergency:crisis"),
@@ -106,6 +110,9 @@ STILL_AN_EMERGENCY = [
     ("mistä tunnistaa sydänkohtauksen, isällä puristaa rintaa", "emergency:112"),
     ("hur känner man igen en stroke, ansiktet hänger på ena sidan nu", "emergency:112"),
     ("mistä tunnistaa myrkytyksen, lapsi söi tabletteja", "emergency:poison"),
+    ("mitt hjärta slår för fort och jag har ont i bröstet", "emergency:112"),
+    ("sydän lyö kovaa mulle ja rintaa puristaa", "emergency:112"),
+    ("my heart beats for minutes too fast and my chest hurts", "emergency:112"),
 ]
 
 
