@@ -18,7 +18,8 @@ Finding the answer (all pure, no I/O after loading):
    without a stemmer. Function words ("miten", "hur", "how") and words naming who it is
    about ("taapero", "min fru") are left out of the comparison. A message whose content
    words the knowledge base has mostly never seen (gibberish, another language) is not
-   guessed at, nor taken for an emergency by its examples. Every example question, and each
+   guessed at, nor taken for an emergency by its examples; nor is one of nothing but filler
+   ("umm, don't know what to write"). Every example question, and each
    topic's title with its keywords, is a document; a topic scores 0.7 × its best document +
    0.3 × all its examples together (one lucky example does not win alone). ``_offtopic.toml``
    is a topic of its own for questions that are not about the service (the weather, sports,
@@ -96,6 +97,19 @@ _STOPWORDS = frozenset(
     mother father
     """.split()
 )
+
+# Filler: hesitation sounds, greetings, and the words of "I don't know what to write". A message
+# of nothing but these and function words says nothing, and is never taken for an emergency by
+# its closeness to the emergencies' examples (the patterns are still tried).
+_FILLER = frozenset(
+    """
+    hei moi moro terve no noh tota siis niinku okei ok joo tiedä tiiä tiijä tieä keksi keksiny
+    kirjoittaa kirjottaa kirjoitan kirjotan sanoa sanois kysyä kysyis kysyttävää testi
+    hej hallå nå tja typ alltså liksom okej vet vete vetat skriva säga fråga test
+    hi hello hey well like so okay know dunno idk don t dont write say ask
+    """.split()
+)
+_HESITATION = re.compile(r"(ö+h*|ä+h*|e+h+|e+r+m*|a+h+|o+h+|u+h+|u+m+|h+m+|m+)")
 
 
 class KnowledgeError(ConfigError):
@@ -229,6 +243,14 @@ def _features(normalized: str, *, content_only: bool = False) -> Counter[str]:
                 counts[padded[i : i + n]] += 1
         counts["w:" + word] += 1
     return counts
+
+
+def _says_something(normalized: str) -> bool:
+    """Whether the message has a word that is neither a function word nor filler."""
+    return any(
+        w not in _STOPWORDS and w not in _FILLER and not _HESITATION.fullmatch(w)
+        for w in normalized.split()
+    )
 
 
 class _Index:
@@ -379,7 +401,8 @@ class KnowledgeBase:
             for t in best_doc.keys() | whole.keys()
         }
         ranked = sorted(by_topic.items(), key=lambda item: -item[1])
-        if safety and ranked and ranked[0][0].startswith(_EMERGENCY_CLASS):
+        said = _says_something(normalized)
+        if safety and said and ranked and ranked[0][0].startswith(_EMERGENCY_CLASS):
             # Closest to the examples of an emergency: safety first, as with the patterns.
             kind, score = ranked[0][0][len(_EMERGENCY_CLASS) :], ranked[0][1]
             emergency = next(e for e in self.emergencies if e.kind == kind)
