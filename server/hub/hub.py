@@ -518,6 +518,10 @@ class Hub:
         # Read before anything changes: from here to the welcome nothing may wait, or a
         # transfer committing meanwhile would be missed by the list of chats below.
         drafts = await self.storage.drafts(pro.id) if not pro.bot else {}
+        if pro.supervises and not self._grace.present(pro, self.clock.now_ms()):
+            # A supervisor or an admin signs in to supervise, not to be given chats: they
+            # make themselves available when they want some (a reload keeps their choice).
+            pro.available = False
         pro.connections += 1
         pro.offline_since_ms = None
         self.bus.subscribe(professional_topic(pro.id), subscriber)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from kanava_testing import Chat, assigned_to, texts
 
 from protocol.messages import (
+    AvailabilitySet,
     ConversationClose,
     ConversationOpen,
     ConversationOpened,
@@ -352,3 +353,19 @@ async def test_a_burst_of_queue_changes_sends_each_waiting_client_few_updates(ch
         await client.nothing_more(wait=0.5, cls=ConversationStateChanged)
         updates = [m for m in client.received if isinstance(m, ConversationStateChanged)]
         assert len(updates) <= 4, [u.conversation.queue_position for u in updates]
+
+
+async def test_a_supervisor_signs_in_unavailable_and_gets_chats_only_when_they_choose(
+    chat: Chat,
+) -> None:
+    """Vuosaari auto-assigns. Its head nurse signs in to supervise: the waiting chat goes to
+    no one until she makes herself available; a reload keeps her choice."""
+    await chat.server.add_professional("osastonhoitaja", ("vuosaari",), role="supervisor")
+    head = await chat.open_pro("osastonhoitaja")
+    assert head.welcome.available is False
+    client = await chat.open_client("Odottaja", team="vuosaari")
+    await head.expect(QueueSnapshot, lambda m: m.team == "vuosaari" and len(m.entries) == 1)
+    await head.send(AvailabilitySet(available=True))
+    await client.expect(ConversationStateChanged, lambda m: m.conversation.state == "assigned")
+    again = await chat.open_pro("osastonhoitaja")  # a second window: still available
+    assert again.welcome.available is True
