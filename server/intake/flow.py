@@ -39,9 +39,8 @@ reason in the intake's language) and changes nothing.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -209,7 +208,7 @@ class IntakeSession:
             at = sum(1 for label, _ in summary.lines if label in screening)
             own = self.eligibility.summary(lang).lines
             lines = (*summary.lines[:at], *own, *summary.lines[at:])
-            summary = dataclasses.replace(summary, lines=lines)
+            summary = replace(summary, lines=lines)
         return summary
 
 

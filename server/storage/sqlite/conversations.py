@@ -7,7 +7,7 @@ hands in with those changes, so that each is stored in the same transaction as i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from protocol import ConversationState
@@ -47,7 +47,16 @@ _MUTABLE_CONVERSATION_FIELDS = (
     "handover",
     "escalated",
 )
-_HANDOVER_INDEX = _MUTABLE_CONVERSATION_FIELDS.index("handover")
+_UPDATE_CONVERSATION = (
+    "UPDATE conversations SET "
+    + ", ".join(f"{name} = ?" for name in _MUTABLE_CONVERSATION_FIELDS)
+    + " WHERE id = ?"
+)
+# The fields not stored as they are, and how each is stored.
+_ENCODED: dict[str, Callable[[Conversation], Any]] = {
+    "state": lambda conv: conv.state.value,
+    "handover": lambda conv: handover_to_json(conv.handover),
+}
 
 
 class ConversationsStore(WriterStore):
@@ -96,16 +105,12 @@ class ConversationsStore(WriterStore):
                     ),
                 )
             )
-        update_sql = (
-            "UPDATE conversations SET "
-            + ", ".join(f"{name} = ?" for name in _MUTABLE_CONVERSATION_FIELDS)
-            + " WHERE id = ?"
-        )
         for conv in updated:
-            values = [getattr(conv, name) for name in _MUTABLE_CONVERSATION_FIELDS]
-            values[0] = conv.state.value
-            values[_HANDOVER_INDEX] = handover_to_json(conv.handover)
-            statements.append((update_sql, (*values, conv.id)))
+            values = [
+                _ENCODED[name](conv) if name in _ENCODED else getattr(conv, name)
+                for name in _MUTABLE_CONVERSATION_FIELDS
+            ]
+            statements.append((_UPDATE_CONVERSATION, (*values, conv.id)))
         statements.extend(map(_statement, audit))
         if statements:
             await self._execute(statements)
